@@ -1,0 +1,66 @@
+//! Tracepoint field offsets, read by userspace from
+//! `/sys/kernel/tracing/events/<category>/<name>/format` and handed to the eBPF
+//! programs as load-time globals, because layouts differ between kernels.
+
+/// Marks a field the running kernel's tracepoint does not have.
+pub const ABSENT: u16 = u16::MAX;
+
+/// `addr_mode`: `saddr`/`daddr` are 4-byte IPv4 arrays next to `saddr_v6`/`daddr_v6`.
+pub const ADDR_SPLIT: u16 = 0;
+/// `addr_mode`: `saddr`/`daddr` are `sockaddr_in6`-sized buffers holding a
+/// `sockaddr_in` or `sockaddr_in6` (e.g. `tcp:tcp_send_reset` since 6.x).
+pub const ADDR_SOCKADDR: u16 = 1;
+
+/// Byte offsets of the fields the programs read, relative to the tracepoint
+/// record start; [`ABSENT`] where the kernel lacks the field.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FieldOffsets {
+    pub skaddr: u16,
+    pub oldstate: u16,
+    pub newstate: u16,
+    pub state: u16,
+    pub sport: u16,
+    pub dport: u16,
+    pub family: u16,
+    pub protocol: u16,
+    pub saddr: u16,
+    pub daddr: u16,
+    pub saddr_v6: u16,
+    pub daddr_v6: u16,
+    pub error: u16,
+    pub reason: u16,
+    pub ret: u16,
+    pub addr_mode: u16,
+}
+
+impl FieldOffsets {
+    pub const NONE: Self = Self {
+        skaddr: ABSENT,
+        oldstate: ABSENT,
+        newstate: ABSENT,
+        state: ABSENT,
+        sport: ABSENT,
+        dport: ABSENT,
+        family: ABSENT,
+        protocol: ABSENT,
+        saddr: ABSENT,
+        daddr: ABSENT,
+        saddr_v6: ABSENT,
+        daddr_v6: ABSENT,
+        error: ABSENT,
+        reason: ABSENT,
+        ret: ABSENT,
+        addr_mode: ADDR_SPLIT,
+    };
+}
+
+impl Default for FieldOffsets {
+    fn default() -> Self {
+        Self::NONE
+    }
+}
+
+#[cfg(feature = "user")]
+// SAFETY: repr(C), only u16 fields, no padding.
+unsafe impl aya::Pod for FieldOffsets {}

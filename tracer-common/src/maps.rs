@@ -1,0 +1,67 @@
+//! Names and value types of the maps and globals both sides refer to.
+
+/// Ring buffer of [`crate::Event`] records.
+pub const EVENTS: &str = "EVENTS";
+/// LRU hash: `struct sock` address (u64) → [`Owner`].
+pub const OWNERS: &str = "OWNERS";
+/// LRU hash: local port of a listening socket (u32) → its [`Owner`]. Accepted
+/// sockets inherit the owner of the listener on their local port.
+pub const LISTENERS: &str = "LISTENERS";
+/// Hash: tgid (u32) → 1, the processes traced when the pid filter is on.
+pub const TRACED_PIDS: &str = "TRACED_PIDS";
+/// Per-CPU array of u64, indexed by [`Counter`].
+pub const COUNTERS: &str = "COUNTERS";
+
+/// Global (u32): 1 when only [`TRACED_PIDS`] are traced.
+pub const GLOBAL_FILTER_PIDS: &str = "FILTER_PIDS";
+
+/// Default capacity of [`OWNERS`]: room for well over 100k live sockets.
+pub const OWNERS_CAPACITY: u32 = 262_144;
+/// Capacity of [`LISTENERS`].
+pub const LISTENERS_CAPACITY: u32 = 16_384;
+/// Capacity of [`TRACED_PIDS`].
+pub const TRACED_PIDS_CAPACITY: u32 = 4_096;
+/// Default ring-buffer size in bytes (a power of two, multiple of the page size).
+pub const DEFAULT_RING_BYTES: u32 = 4 * 1024 * 1024;
+
+/// Per-CPU counters kept by the programs. Values index [`COUNTERS`].
+#[repr(u32)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Counter {
+    /// Records written to the ring buffer.
+    Submitted = 0,
+    /// Records lost because the ring buffer was full.
+    Dropped = 1,
+    /// Events skipped by the in-kernel pid filter.
+    Filtered = 2,
+    /// Events on sockets whose owner is unknown (sent with pid 0).
+    Unattributed = 3,
+}
+
+impl Counter {
+    pub const COUNT: u32 = 4;
+    pub const ALL: [Self; Self::COUNT as usize] = [
+        Self::Submitted,
+        Self::Dropped,
+        Self::Filtered,
+        Self::Unattributed,
+    ];
+}
+
+/// Who owns a socket: recorded when the socket is first seen in process context.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct Owner {
+    /// tgid of the owning process.
+    pub pid: u32,
+    /// Reserved; keeps `start_ns` aligned without hidden padding.
+    pub _pad: u32,
+    /// `bpf_ktime_get_ns()` when the owner was recorded (connect start for clients).
+    pub start_ns: u64,
+    /// Command name of the owner.
+    pub comm: [u8; 16],
+}
+
+#[cfg(feature = "user")]
+// SAFETY: repr(C), Copy, no padding (explicit `_pad` fields).
+unsafe impl aya::Pod for Owner {}

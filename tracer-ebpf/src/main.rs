@@ -1,0 +1,21 @@
+//! tracer's eBPF programs: one file per kernel hook under `probes/`, shared
+//! maps in `maps`, attribution in `owner`, record output in `emit`.
+#![no_std]
+#![no_main]
+
+mod emit;
+mod maps;
+mod owner;
+mod probes;
+mod read;
+
+#[cfg(not(test))]
+#[panic_handler]
+fn panic(_info: &core::panic::PanicInfo<'_>) -> ! {
+    loop {}
+}
+
+// bpf_probe_read_kernel and the ring-buffer helpers are GPL-only.
+#[unsafe(link_section = "license")]
+#[unsafe(no_mangle)]
+static LICENSE: [u8; 13] = *b"Dual MIT/GPL\0";

@@ -1,0 +1,84 @@
+//! Attribution: who owns a socket. The owner is recorded while the owning
+//! process is on the CPU (connect, listen) and looked up for every later event,
+//! which may fire in softirq context under an unrelated task.
+
+use aya_ebpf::helpers::{bpf_get_current_comm, bpf_get_current_pid_tgid, bpf_ktime_get_ns};
+use tracer_common::{Counter, Event, Owner, event::FLAG_UNATTRIBUTED};
+
+use crate::maps::{FILTER_PIDS, LISTENERS, OWNERS, TRACED_PIDS, bump};
+
+/// Whether events of `pid` pass the in-kernel pid filter.
+#[inline(always)]
+pub fn traced(pid: u32) -> bool {
+    FILTER_PIDS.load() == 0 || unsafe { TRACED_PIDS.get(&pid) }.is_some()
+}
+
+/// The current process as an owner, or `None` when the pid filter excludes it.
+#[inline(always)]
+pub fn current() -> Option<Owner> {
+    let pid = (bpf_get_current_pid_tgid() >> 32) as u32;
+    if !traced(pid) {
+        return None;
+    }
+    Some(Owner {
+        pid,
+        _pad: 0,
+        start_ns: unsafe { bpf_ktime_get_ns() },
+        comm: bpf_get_current_comm().unwrap_or([0; 16]),
+    })
+}
+
+#[inline(always)]
+pub fn record(sk: u64, owner: &Owner) {
+    let _ = OWNERS.insert(&sk, owner, 0);
+}
+
+#[inline(always)]
+pub fn lookup(sk: u64) -> Option<Owner> {
+    // SAFETY: the value is copied out immediately.
+    unsafe { OWNERS.get(&sk) }.copied()
+}
+
+#[inline(always)]
+pub fn forget(sk: u64) {
+    let _ = OWNERS.remove(&sk);
+}
+
+#[inline(always)]
+pub fn record_listener(port: u16, owner: &Owner) {
+    let _ = LISTENERS.insert(&u32::from(port), owner, 0);
+}
+
+#[inline(always)]
+pub fn listener(port: u16) -> Option<Owner> {
+    // SAFETY: the value is copied out immediately.
+    unsafe { LISTENERS.get(&u32::from(port)) }.copied()
+}
+
+#[inline(always)]
+pub fn forget_listener(port: u16) {
+    let _ = LISTENERS.remove(&u32::from(port));
+}
+
+/// Stamps `ev` with its owner. Without one the event is either filtered (pid
+/// filter on: the socket belongs to an untraced process, `false` = drop it) or
+/// sent as unattributed, with pid 0 and a flag.
+#[inline(always)]
+pub fn attribute(ev: &mut Event, owner: Option<Owner>) -> bool {
+    match owner {
+        Some(o) => {
+            ev.pid = o.pid;
+            ev.comm = o.comm;
+            true
+        }
+        None if FILTER_PIDS.load() != 0 => {
+            bump(Counter::Filtered);
+            false
+        }
+        None => {
+            bump(Counter::Unattributed);
+            ev.flags |= FLAG_UNATTRIBUTED;
+            true
+        }
+    }
+}

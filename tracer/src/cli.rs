@@ -1,0 +1,119 @@
+//! Command-line interface.
+
+use std::{path::PathBuf, time::Duration};
+
+use clap::{Args, Parser, Subcommand};
+use tracer_common::maps::DEFAULT_RING_BYTES;
+
+/// Per-process TCP connection tracer.
+///
+/// Attaches eBPF programs to the kernel's TCP paths and reports, per process,
+/// connection state changes, connects and their outcomes, handshake latency,
+/// retransmits and resets — naming the process even for events the kernel
+/// handles in softirq context. Needs root (or CAP_BPF + CAP_PERFMON) and
+/// Linux 5.8 or newer.
+#[derive(Debug, Parser)]
+#[command(name = "tracer", version, after_help = EXAMPLES)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    #[command(flatten)]
+    pub trace: TraceArgs,
+}
+
+const EXAMPLES: &str = "\
+Examples:
+  sudo tracer --pid 1234                          live view of one process
+  sudo tracer --headless --events -               every event as JSON lines on stdout
+  sudo tracer --pid 1234 --headless --duration 30s --events out.jsonl
+  sudo tracer doctor                              what this kernel supports
+
+Exit status: 0 on a clean stop (Ctrl-C, --duration elapsed), 2 on bad usage,
+1 on any other failure.";
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Check kernel support (root, tracefs, BTF, lockdown, which program kinds
+    /// load) and print the hook plan tracer would use.
+    Doctor,
+}
+
+#[derive(Debug, Args)]
+pub struct TraceArgs {
+    /// Trace only this process (all its threads). Repeat for several. A pid that
+    /// does not exist is an error. Without --pid every process is traced.
+    #[arg(long = "pid", value_name = "PID")]
+    pub pids: Vec<u32>,
+
+    /// Run without the live view; stop on Ctrl-C, SIGTERM or after --duration.
+    #[arg(long)]
+    pub headless: bool,
+
+    /// Stop after this long, e.g. 30s, 5m, 1h (default: until Ctrl-C).
+    #[arg(long, value_parser = parse_duration, value_name = "DURATION")]
+    pub duration: Option<Duration>,
+
+    /// Write every event as one JSON object per line to PATH (`-` for stdout),
+    /// plus a `stats` object every --interval.
+    #[arg(long, value_name = "PATH|-")]
+    pub events: Option<PathBuf>,
+
+    /// How often periodic output (stats lines) is written.
+    #[arg(long, default_value = "5s", value_parser = parse_duration, value_name = "DURATION")]
+    pub interval: Duration,
+
+    /// Ring-buffer size in bytes shared by all programs (a power of two).
+    /// Events that do not fit are counted as dropped.
+    #[arg(long, default_value_t = DEFAULT_RING_BYTES, value_name = "BYTES")]
+    pub ring_buffer_size: u32,
+}
+
+/// Parses `500ms`, `30s`, `5m`, `1h` or a bare number of seconds.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !c.is_ascii_digit() && c != '.')
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let value: f64 = number
+        .parse()
+        .map_err(|_| format!("`{text}` is not a duration (try 30s, 5m, 1h)"))?;
+    let seconds = match unit {
+        "" | "s" => value,
+        "ms" => value / 1000.0,
+        "m" => value * 60.0,
+        "h" => value * 3600.0,
+        _ => {
+            return Err(format!(
+                "`{text}`: unknown unit `{unit}` (use ms, s, m or h)"
+            ));
+        }
+    };
+    if !(seconds > 0.0 && seconds.is_finite()) {
+        return Err(format!("`{text}`: a duration must be greater than zero"));
+    }
+    Ok(Duration::from_secs_f64(seconds))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("30s"), Ok(Duration::from_secs(30)));
+        assert_eq!(parse_duration("5m"), Ok(Duration::from_secs(300)));
+        assert_eq!(parse_duration("1h"), Ok(Duration::from_secs(3600)));
+        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
+        assert_eq!(parse_duration("2"), Ok(Duration::from_secs(2)));
+        assert!(parse_duration("0s").is_err());
+        assert!(parse_duration("10x").is_err());
+        assert!(parse_duration("s").is_err());
+    }
+
+    #[test]
+    fn cli_is_consistent() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+    }
+}

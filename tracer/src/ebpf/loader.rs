@@ -1,0 +1,211 @@
+//! Loading the eBPF object with the running kernel's field offsets and the
+//! user's filters, then attaching the programs.
+
+use aya::{
+    Ebpf, EbpfLoader,
+    maps::{HashMap, MapData, PerCpuArray, RingBuf},
+    programs::TracePoint,
+};
+use tracer_common::{FieldOffsets, Owner, maps, tcp};
+
+use crate::proc::sockets;
+
+use super::{
+    OBJECT,
+    format::{Format, FormatError},
+    hooks::{TRACEPOINTS, TracepointHook},
+};
+
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    #[error(transparent)]
+    Format(#[from] FormatError),
+    #[error("cannot load tracer's eBPF object: {0}")]
+    Object(#[source] aya::EbpfError),
+    #[error("the eBPF object has no program `{0}` (the build is inconsistent: rebuild tracer)")]
+    NoProgram(&'static str),
+    #[error("the eBPF object has no map `{0}` (the build is inconsistent: rebuild tracer)")]
+    NoMap(&'static str),
+    #[error("the kernel refused program `{program}` for {hook}: {source}{hint}")]
+    Program {
+        program: &'static str,
+        hook: String,
+        source: Box<aya::programs::ProgramError>,
+        hint: &'static str,
+    },
+    #[error("map {map}: {source}")]
+    Map {
+        map: &'static str,
+        source: aya::maps::MapError,
+    },
+    #[error("--ring-buffer-size {0}: must be a power of two and at least 4096 bytes")]
+    RingSize(u32),
+}
+
+/// What the user asked to trace.
+#[derive(Debug, Clone, Default)]
+pub struct Filters {
+    /// Processes to trace; empty traces every process.
+    pub pids: Vec<u32>,
+}
+
+/// Loader settings.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub filters: Filters,
+    pub ring_bytes: u32,
+}
+
+/// The loaded and attached programs plus the maps userspace reads.
+pub struct Loaded {
+    /// Keeps programs and links alive.
+    pub ebpf: Ebpf,
+    pub events: RingBuf<MapData>,
+    pub counters: PerCpuArray<MapData, u64>,
+    /// One line per attached hook, e.g. `tracepoint sock:inet_sock_set_state`.
+    pub plan: Vec<String>,
+}
+
+/// Reads the field offsets every tracepoint program needs from the running kernel.
+pub fn layouts() -> Result<Vec<(TracepointHook, FieldOffsets)>, FormatError> {
+    TRACEPOINTS
+        .iter()
+        .map(|hook| {
+            let format = Format::read(hook.category, hook.name)?;
+            Ok((*hook, format.offsets(hook.required, hook.optional)?))
+        })
+        .collect()
+}
+
+/// Loads the object, applies the filters and attaches every program.
+pub fn load(settings: &Settings) -> Result<Loaded, LoadError> {
+    if !settings.ring_bytes.is_power_of_two() || settings.ring_bytes < 4096 {
+        return Err(LoadError::RingSize(settings.ring_bytes));
+    }
+    let layouts = layouts()?;
+    let filter_pids: u32 = u32::from(!settings.filters.pids.is_empty());
+
+    let mut loader = EbpfLoader::new();
+    loader
+        .map_max_entries(maps::EVENTS, settings.ring_bytes)
+        .override_global(maps::GLOBAL_FILTER_PIDS, &filter_pids, true);
+    for (hook, offsets) in &layouts {
+        loader.override_global(hook.global, offsets, true);
+    }
+    let mut ebpf = loader.load(OBJECT).map_err(LoadError::Object)?;
+
+    // The filter must be complete before the first program runs.
+    {
+        let map = ebpf
+            .map_mut(maps::TRACED_PIDS)
+            .ok_or(LoadError::NoMap(maps::TRACED_PIDS))?;
+        let mut traced = HashMap::<_, u32, u8>::try_from(map).map_err(|source| LoadError::Map {
+            map: maps::TRACED_PIDS,
+            source,
+        })?;
+        for &pid in &settings.filters.pids {
+            traced.insert(pid, 1, 0).map_err(|source| LoadError::Map {
+                map: maps::TRACED_PIDS,
+                source,
+            })?;
+        }
+    }
+
+    seed_listeners(&mut ebpf, &settings.filters.pids)?;
+
+    let mut plan = Vec::new();
+    for (hook, _) in &layouts {
+        attach_tracepoint(&mut ebpf, hook)?;
+        plan.push(format!("tracepoint {}:{}", hook.category, hook.name));
+    }
+
+    let events = take_map(&mut ebpf, maps::EVENTS)?;
+    let events = RingBuf::try_from(events).map_err(|source| LoadError::Map {
+        map: maps::EVENTS,
+        source,
+    })?;
+    let counters = take_map(&mut ebpf, maps::COUNTERS)?;
+    let counters = PerCpuArray::try_from(counters).map_err(|source| LoadError::Map {
+        map: maps::COUNTERS,
+        source,
+    })?;
+    Ok(Loaded {
+        ebpf,
+        events,
+        counters,
+        plan,
+    })
+}
+
+/// Records the owners of sockets that were already listening before tracer
+/// started, so connections they accept are attributed from the first event.
+fn seed_listeners(ebpf: &mut Ebpf, pids: &[u32]) -> Result<(), LoadError> {
+    let owners = sockets::socket_owners(pids);
+    let map = ebpf
+        .map_mut(maps::LISTENERS)
+        .ok_or(LoadError::NoMap(maps::LISTENERS))?;
+    let mut listeners =
+        HashMap::<_, u32, Owner>::try_from(map).map_err(|source| LoadError::Map {
+            map: maps::LISTENERS,
+            source,
+        })?;
+    for row in sockets::read_tables() {
+        if row.state != tcp::LISTEN {
+            continue;
+        }
+        let Some(&pid) = owners.get(&row.inode) else {
+            continue;
+        };
+        let mut comm = [0u8; 16];
+        let name = sockets::comm(pid);
+        let len = name.len().min(15);
+        comm[..len].copy_from_slice(&name.as_bytes()[..len]);
+        let owner = Owner {
+            pid,
+            _pad: 0,
+            start_ns: 0,
+            comm,
+        };
+        listeners
+            .insert(u32::from(row.local_port), owner, 0)
+            .map_err(|source| LoadError::Map {
+                map: maps::LISTENERS,
+                source,
+            })?;
+    }
+    Ok(())
+}
+
+fn take_map(ebpf: &mut Ebpf, name: &'static str) -> Result<aya::maps::Map, LoadError> {
+    ebpf.take_map(name).ok_or(LoadError::NoMap(name))
+}
+
+fn attach_tracepoint(ebpf: &mut Ebpf, hook: &TracepointHook) -> Result<(), LoadError> {
+    let refused = |source: aya::programs::ProgramError| LoadError::Program {
+        program: hook.program,
+        hook: format!("tracepoint {}:{}", hook.category, hook.name),
+        hint: permission_hint(&source),
+        source: Box::new(source),
+    };
+    let program: &mut TracePoint = ebpf
+        .program_mut(hook.program)
+        .ok_or(LoadError::NoProgram(hook.program))?
+        .try_into()
+        .map_err(refused)?;
+    program.load().map_err(refused)?;
+    program.attach(hook.category, hook.name).map_err(refused)?;
+    Ok(())
+}
+
+/// A hint for the errors users can act on.
+pub fn permission_hint(err: &aya::programs::ProgramError) -> &'static str {
+    let text = format!("{err:?}");
+    let denied = text.contains("PermissionDenied") || text.contains("os error 1)");
+    if !denied {
+        ""
+    } else if crate::system::missing_capabilities().is_empty() {
+        " (the kernel refuses this program kind even with full privileges: lockdown or missing kernel support)"
+    } else {
+        " (permission denied: run tracer as root, e.g. with sudo)"
+    }
+}

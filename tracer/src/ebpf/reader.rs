@@ -1,0 +1,73 @@
+//! Draining the ring buffer into decoded events.
+
+use aya::maps::{MapData, RingBuf};
+use tokio::io::unix::AsyncFd;
+
+use crate::event::{Clock, TraceEvent};
+
+pub struct Reader {
+    ring: AsyncFd<RingBuf<MapData>>,
+    clock: Clock,
+    /// Records this build could not decode (a mismatched object or kind).
+    pub decode_errors: u64,
+    /// Records read so far.
+    pub read: u64,
+}
+
+impl Reader {
+    pub fn new(ring: RingBuf<MapData>, clock: Clock) -> std::io::Result<Self> {
+        // SAFETY: the ring buffer owns its map fd for as long as the AsyncFd
+        // holds it, and `as_raw_fd` always returns that same descriptor.
+        let ring = unsafe { AsyncFd::register_with_interest(ring, tokio::io::Interest::READABLE) }
+            .map_err(std::io::Error::from)?;
+        Ok(Self {
+            ring,
+            clock,
+            decode_errors: 0,
+            read: 0,
+        })
+    }
+
+    /// Waits until records are available, then hands every available record to `sink`.
+    pub async fn drain(&mut self, sink: impl FnMut(TraceEvent)) -> std::io::Result<usize> {
+        let mut guard = self.ring.readable_mut().await?;
+        let n = Self::drain_ring(
+            guard.get_inner_mut(),
+            &self.clock,
+            &mut self.decode_errors,
+            sink,
+        );
+        guard.clear_ready();
+        self.read += n as u64;
+        Ok(n)
+    }
+
+    /// Hands whatever is in the ring right now to `sink` without waiting (used at exit).
+    pub fn drain_now(&mut self, sink: impl FnMut(TraceEvent)) -> usize {
+        let n = Self::drain_ring(
+            self.ring.get_mut(),
+            &self.clock,
+            &mut self.decode_errors,
+            sink,
+        );
+        self.read += n as u64;
+        n
+    }
+
+    fn drain_ring(
+        ring: &mut RingBuf<MapData>,
+        clock: &Clock,
+        decode_errors: &mut u64,
+        mut sink: impl FnMut(TraceEvent),
+    ) -> usize {
+        let mut n = 0;
+        while let Some(item) = ring.next() {
+            n += 1;
+            match TraceEvent::decode(&item, clock) {
+                Ok(ev) => sink(ev),
+                Err(_) => *decode_errors += 1,
+            }
+        }
+        n
+    }
+}

@@ -1,0 +1,173 @@
+//! `--events`: one JSON object per line for every event, plus periodic `stats`
+//! objects. Field names are a contract (see README, "Events").
+
+use std::io::Write;
+
+use serde_json::{Map, Value, json};
+use tracer_common::{EventKind, tcp::state_name};
+
+use crate::{ebpf::counters::Counters, errno, event::TraceEvent};
+
+/// The `event` name of a decoded event.
+pub fn event_name(ev: &TraceEvent) -> &'static str {
+    match ev.kind {
+        EventKind::State => "state",
+        EventKind::Retransmit => "retransmit",
+        EventKind::SynRetransmit => "syn_retransmit",
+        EventKind::SynAckRetransmit => "synack_retransmit",
+        EventKind::RstSent => "rst_sent",
+        EventKind::RstReceived => "rst_received",
+        EventKind::SocketError => "error",
+        EventKind::SyscallError => "syscall_error",
+    }
+}
+
+fn state(n: u8) -> Value {
+    state_name(n).map_or_else(|| Value::from(n), Value::from)
+}
+
+/// Renders one event as a JSON object.
+pub fn render(ev: &TraceEvent) -> Value {
+    let mut o = Map::new();
+    o.insert("ts_ns".into(), ev.ts_ns.into());
+    o.insert("event".into(), event_name(ev).into());
+    o.insert("pid".into(), ev.pid.into());
+    o.insert("comm".into(), ev.comm.clone().into());
+    if ev.unattributed {
+        o.insert("unattributed".into(), true.into());
+    }
+    if ev.family != 0 {
+        o.insert(
+            "family".into(),
+            if ev.family == 10 { "ipv6" } else { "ipv4" }.into(),
+        );
+        o.insert("saddr".into(), ev.saddr.to_string().into());
+        o.insert("sport".into(), ev.sport.into());
+        o.insert("daddr".into(), ev.daddr.to_string().into());
+        o.insert("dport".into(), ev.dport.into());
+    }
+    match ev.kind {
+        EventKind::State => {
+            o.insert("old_state".into(), state(ev.old_state));
+            o.insert("new_state".into(), state(ev.new_state));
+        }
+        EventKind::SyscallError => {
+            if let Some(call) = ev.syscall() {
+                o.insert("syscall".into(), call.name().into());
+            }
+        }
+        _ => {
+            o.insert("state".into(), state(ev.old_state));
+        }
+    }
+    if ev.errno != 0 {
+        o.insert("errno".into(), errno::name(ev.errno).into());
+    }
+    if let Some(us) = ev.handshake_us() {
+        o.insert("handshake_us".into(), us.into());
+    }
+    Value::Object(o)
+}
+
+/// The periodic `stats` object: kernel counters and userspace decode errors.
+pub fn render_stats(ts_ns: u64, c: &Counters, decode_errors: u64) -> Value {
+    json!({
+        "ts_ns": ts_ns,
+        "event": "stats",
+        "pid": 0,
+        "comm": "",
+        "submitted": c.submitted,
+        "dropped": c.dropped,
+        "filtered": c.filtered,
+        "unattributed": c.unattributed,
+        "decode_errors": decode_errors,
+    })
+}
+
+/// Writes JSON lines to a file or stdout.
+pub struct JsonSink {
+    out: Box<dyn Write + Send>,
+}
+
+impl JsonSink {
+    pub fn new(out: Box<dyn Write + Send>) -> Self {
+        Self { out }
+    }
+
+    pub fn write(&mut self, value: &Value) -> std::io::Result<()> {
+        serde_json::to_writer(&mut self.out, value)?;
+        self.out.write_all(b"\n")
+    }
+
+    pub fn flush(&mut self) -> std::io::Result<()> {
+        self.out.flush()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::IpAddr;
+
+    use tracer_common::tcp::{AF_INET, CLOSE, SYN_SENT};
+
+    use super::*;
+
+    fn state_event() -> TraceEvent {
+        TraceEvent {
+            ts_ns: 1_700_000_000_000_000_000,
+            mono_ns: 5,
+            kind: EventKind::State,
+            pid: 77,
+            comm: "curl".into(),
+            unattributed: false,
+            no_socket: false,
+            sk: 1,
+            family: AF_INET,
+            saddr: "127.0.0.1".parse::<IpAddr>().unwrap(),
+            sport: 0,
+            daddr: "127.0.0.1".parse::<IpAddr>().unwrap(),
+            dport: 80,
+            old_state: CLOSE,
+            new_state: SYN_SENT,
+            errno: 0,
+            value: 0,
+        }
+    }
+
+    #[test]
+    fn state_event_has_the_contract_fields() {
+        let v = render(&state_event());
+        assert_eq!(
+            v.to_string(),
+            r#"{"ts_ns":1700000000000000000,"event":"state","pid":77,"comm":"curl","family":"ipv4","saddr":"127.0.0.1","sport":0,"daddr":"127.0.0.1","dport":80,"old_state":"CLOSE","new_state":"SYN_SENT"}"#
+        );
+    }
+
+    #[test]
+    fn errors_are_symbolic_and_unattributed_is_flagged() {
+        let mut ev = state_event();
+        ev.kind = EventKind::RstReceived;
+        ev.errno = 111;
+        ev.unattributed = true;
+        ev.pid = 0;
+        ev.old_state = SYN_SENT;
+        let v = render(&ev);
+        assert_eq!(v["event"], "rst_received");
+        assert_eq!(v["errno"], "ECONNREFUSED");
+        assert_eq!(v["unattributed"], true);
+        assert_eq!(v["state"], "SYN_SENT");
+    }
+
+    #[test]
+    fn stats_line() {
+        let c = Counters {
+            submitted: 10,
+            dropped: 1,
+            filtered: 2,
+            unattributed: 3,
+        };
+        let v = render_stats(9, &c, 0);
+        assert_eq!(v["event"], "stats");
+        assert_eq!(v["dropped"], 1);
+    }
+}

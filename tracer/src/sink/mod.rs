@@ -1,0 +1,3 @@
+//! Outputs fed by the tracer: JSON lines today.
+
+pub mod json;

@@ -1,0 +1,104 @@
+//! Bad input gets one clear line and the documented exit status, before
+//! anything is loaded into the kernel.
+
+mod support;
+
+use std::process::{Command, Output};
+
+use support::TRACER;
+
+fn tracer(args: &[&str]) -> Output {
+    Command::new(TRACER)
+        .args(args)
+        .output()
+        .expect("run tracer")
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+#[test]
+fn missing_pid_is_a_usage_error() {
+    let out = tracer(&["--headless", "--pid", "4000000"]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert_eq!(
+        stderr(&out).trim(),
+        "tracer: error: no process with pid 4000000 (check the pid with `ps -p 4000000`)"
+    );
+}
+
+#[test]
+fn bad_duration_is_a_usage_error() {
+    let out = tracer(&["--headless", "--duration", "soon"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("not a duration"), "{}", stderr(&out));
+}
+
+#[test]
+fn unwritable_events_path_fails_before_loading() {
+    if !support::kernel_tests_enabled() {
+        return;
+    }
+    let out = tracer(&[
+        "--headless",
+        "--events",
+        "/proc/no/such/dir/x.jsonl",
+        "--duration",
+        "1s",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert!(
+        err.contains("cannot open --events file /proc/no/such/dir/x.jsonl"),
+        "{err}"
+    );
+    assert!(
+        !err.contains("tracing"),
+        "must fail before attaching: {err}"
+    );
+    assert_eq!(err.lines().count(), 1, "one line: {err}");
+}
+
+#[test]
+fn without_privileges_it_says_what_is_missing() {
+    if !support::kernel_tests_enabled() {
+        return;
+    }
+    // Drop to an unprivileged user with no capabilities.
+    let out = Command::new("setpriv")
+        .args([
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            "--inh-caps=-all",
+            "--bounding-set=-all",
+        ])
+        .arg(TRACER)
+        .args(["--headless", "--duration", "1s"])
+        .output()
+        .expect("run setpriv (util-linux)");
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert_eq!(
+        stderr(&out).trim(),
+        "tracer: error: tracer needs root or the capabilities CAP_BPF and CAP_PERFMON (missing: CAP_BPF, CAP_PERFMON); run it with sudo"
+    );
+}
+
+#[test]
+fn help_teaches_the_flags() {
+    let out = tracer(&["--help"]);
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    for flag in [
+        "--pid",
+        "--headless",
+        "--duration",
+        "--events",
+        "--interval",
+        "doctor",
+        "Exit status",
+    ] {
+        assert!(text.contains(flag), "--help lacks {flag}");
+    }
+}

@@ -1,0 +1,141 @@
+//! Kernel test: the real programs trace TCP state changes of real loopback
+//! connections, under the right process, with the in-kernel pid filter.
+
+mod support;
+
+use std::time::Duration;
+
+use serde_json::Value;
+use support::{Peer, Tracer, kernel_tests_enabled, pair, transitions};
+
+fn pid_of(e: &Value) -> u64 {
+    e["pid"].as_u64().unwrap_or(0)
+}
+
+fn traced_connection(host: &str) {
+    if !kernel_tests_enabled() {
+        return;
+    }
+    let (server, port) = Peer::listen(host);
+    let mut client = Peer::client(host, port);
+    let mut outsider = Peer::client(host, port);
+    let (s, c, o) = (
+        u64::from(server.pid()),
+        u64::from(client.pid()),
+        u64::from(outsider.pid()),
+    );
+
+    let tracer = Tracer::start(&["--pid", &c.to_string(), "--pid", &s.to_string()]);
+    let client_port = client.connect_once().expect("client connects");
+    let outsider_port = outsider.connect_once().expect("outsider connects");
+
+    let closed = |evs: &[Value], pid: u64| {
+        transitions(evs, |e| pid_of(e) == pid)
+            .last()
+            .is_some_and(|(_, new)| new == "CLOSE")
+    };
+    let done = tracer.wait_for(Duration::from_secs(10), |evs| {
+        closed(evs, c) && transitions(evs, |e| pid_of(e) == s).len() >= 8
+    });
+    let (status, events, stderr) = tracer.stop();
+    assert!(
+        status.success(),
+        "tracer exit {status:?}; stderr:\n{stderr}"
+    );
+    assert!(
+        done,
+        "timed out waiting for the close; events:\n{events:#?}"
+    );
+
+    // The client's connection, exactly, under the client's pid and name.
+    let client_events: Vec<&Value> = events
+        .iter()
+        .filter(|e| e["event"] == "state" && pid_of(e) == c)
+        .collect();
+    assert_eq!(
+        transitions(&events, |e| pid_of(e) == c),
+        vec![
+            pair("CLOSE", "SYN_SENT"),
+            pair("SYN_SENT", "ESTABLISHED"),
+            pair("ESTABLISHED", "FIN_WAIT1"),
+            pair("FIN_WAIT1", "FIN_WAIT2"),
+            pair("FIN_WAIT2", "CLOSE"),
+        ],
+        "client transitions; all events:\n{events:#?}"
+    );
+    let family = if host.contains(':') { "ipv6" } else { "ipv4" };
+    for e in &client_events {
+        assert_eq!(e["comm"], "python3");
+        assert_eq!(e["family"], family);
+        assert_eq!(e["daddr"], host);
+        assert_eq!(e["dport"], port);
+        assert!(
+            e["ts_ns"]
+                .as_u64()
+                .is_some_and(|t| t > 1_600_000_000_000_000_000),
+            "wall-clock ts_ns"
+        );
+    }
+    // The local port is assigned during connect; every later event carries it.
+    assert!(client_events[1..].iter().all(|e| e["sport"] == client_port));
+    let handshake = client_events[1]["handshake_us"]
+        .as_u64()
+        .expect("handshake_us on SYN_SENT→ESTABLISHED");
+    assert!(
+        handshake < 1_000_000,
+        "loopback handshake took {handshake} us"
+    );
+
+    // The accepted side belongs to the listener's process, though it is created in softirq.
+    let server_side = transitions(&events, |e| pid_of(e) == s && e["dport"] == client_port);
+    assert_eq!(
+        server_side.first().map(|t| t.1.as_str()),
+        Some("SYN_RECV"),
+        "{server_side:?}"
+    );
+    assert_eq!(
+        server_side[1..],
+        [
+            pair("SYN_RECV", "ESTABLISHED"),
+            pair("ESTABLISHED", "CLOSE_WAIT"),
+            pair("CLOSE_WAIT", "LAST_ACK"),
+            pair("LAST_ACK", "CLOSE"),
+        ],
+        "server transitions"
+    );
+
+    // The untraced process is filtered out in the kernel: none of its events appear.
+    assert!(
+        !events.iter().any(|e| pid_of(e) == o),
+        "outsider pid leaked"
+    );
+    assert!(
+        !events
+            .iter()
+            .any(|e| e["sport"] == outsider_port && pid_of(e) != s),
+        "outsider's socket leaked"
+    );
+    assert!(
+        !events.iter().any(|e| e["unattributed"] == true),
+        "unattributed event with a pid filter"
+    );
+
+    // The final stats line counts what was filtered.
+    let stats = events
+        .iter()
+        .rev()
+        .find(|e| e["event"] == "stats")
+        .expect("stats line");
+    assert!(stats["filtered"].as_u64().unwrap_or(0) >= 5, "{stats}");
+    assert_eq!(stats["dropped"], 0);
+}
+
+#[test]
+fn ipv4_connection_is_traced_under_the_right_pids() {
+    traced_connection("127.0.0.1");
+}
+
+#[test]
+fn ipv6_connection_is_traced_under_the_right_pids() {
+    traced_connection("::1");
+}

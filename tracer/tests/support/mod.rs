@@ -1,0 +1,225 @@
+//! Shared pieces of the kernel tests: running the real tracer binary, peers in
+//! their own processes, and the rule that a kernel test that cannot run fails
+//! under CI.
+
+#![allow(dead_code, reason = "each test file uses a different subset")]
+
+use std::{
+    io::{BufRead, BufReader, Write},
+    process::{Child, ChildStdin, ChildStdout, Command, ExitStatus, Stdio},
+    sync::{Arc, Mutex, mpsc},
+    thread,
+    time::{Duration, Instant},
+};
+
+use serde_json::Value;
+
+pub const TRACER: &str = env!("CARGO_BIN_EXE_tracer");
+const PEER: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/support/peer.py");
+
+/// Whether kernel tests can run here. Under CI (`CI=true`) they must: a missing
+/// privilege fails the test instead of skipping it.
+pub fn kernel_tests_enabled() -> bool {
+    // SAFETY: geteuid has no preconditions.
+    let root = unsafe { libc::geteuid() } == 0;
+    if root {
+        return true;
+    }
+    let ci = std::env::var("CI").is_ok_and(|v| v == "true" || v == "1");
+    assert!(
+        !ci,
+        "kernel tests need root; under CI they must run, not skip"
+    );
+    eprintln!("skipping kernel test: not root (run the tests with sudo)");
+    false
+}
+
+/// A running `tracer --headless --events -`.
+pub struct Tracer {
+    child: Child,
+    events: Arc<Mutex<Vec<Value>>>,
+    stderr: Arc<Mutex<String>>,
+    reader: Option<thread::JoinHandle<()>>,
+}
+
+impl Tracer {
+    /// Starts tracer with `args` and waits until it reports that it is tracing.
+    pub fn start(args: &[&str]) -> Self {
+        let mut child = Command::new(TRACER)
+            .args(["--headless", "--events", "-", "--interval", "1s"])
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn tracer");
+        let events = Arc::new(Mutex::new(Vec::new()));
+        let stdout = child.stdout.take().expect("stdout");
+        let sink = Arc::clone(&events);
+        let reader = thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                let value: Value = serde_json::from_str(&line)
+                    .unwrap_or_else(|e| panic!("tracer printed a non-JSON line {line:?}: {e}"));
+                sink.lock().expect("lock").push(value);
+            }
+        });
+        let stderr_text = Arc::new(Mutex::new(String::new()));
+        let (ready_tx, ready_rx) = mpsc::channel();
+        let stderr = child.stderr.take().expect("stderr");
+        let text = Arc::clone(&stderr_text);
+        thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if line.starts_with("tracer: tracing ") {
+                    let _ = ready_tx.send(());
+                }
+                let mut t = text.lock().expect("lock");
+                t.push_str(&line);
+                t.push('\n');
+            }
+        });
+        let mut tracer = Self {
+            child,
+            events,
+            stderr: stderr_text,
+            reader: Some(reader),
+        };
+        if ready_rx.recv_timeout(Duration::from_secs(30)).is_err() {
+            let _ = tracer.child.kill();
+            let _ = tracer.child.wait();
+            panic!("tracer did not start tracing; stderr:\n{}", tracer.stderr());
+        }
+        tracer
+    }
+
+    pub fn stderr(&self) -> String {
+        self.stderr.lock().expect("lock").clone()
+    }
+
+    /// Events so far.
+    pub fn events(&self) -> Vec<Value> {
+        self.events.lock().expect("lock").clone()
+    }
+
+    /// Waits until `pred` holds for the events so far, or `timeout` passes.
+    pub fn wait_for(&self, timeout: Duration, pred: impl Fn(&[Value]) -> bool) -> bool {
+        let start = Instant::now();
+        while start.elapsed() < timeout {
+            if pred(&self.events()) {
+                return true;
+            }
+            thread::sleep(Duration::from_millis(50));
+        }
+        pred(&self.events())
+    }
+
+    /// Stops tracer with SIGINT; returns its exit status and every event it wrote.
+    pub fn stop(mut self) -> (ExitStatus, Vec<Value>, String) {
+        // SAFETY: plain kill(2) on our own child.
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGINT) };
+        let status = self.child.wait().expect("wait tracer");
+        if let Some(r) = self.reader.take() {
+            r.join().expect("reader thread");
+        }
+        let stderr = self.stderr();
+        (status, self.events(), stderr)
+    }
+}
+
+impl Drop for Tracer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A peer process from `peer.py`.
+pub struct Peer {
+    child: Child,
+    stdin: Option<ChildStdin>,
+    stdout: BufReader<ChildStdout>,
+}
+
+impl Peer {
+    fn spawn(args: &[&str]) -> Self {
+        let mut child = Command::new("python3")
+            .arg(PEER)
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("spawn python3 peer (is python3 installed?)");
+        let stdin = child.stdin.take();
+        let stdout = BufReader::new(child.stdout.take().expect("stdout"));
+        Self {
+            child,
+            stdin,
+            stdout,
+        }
+    }
+
+    /// A listener on `host`; returns it and its port.
+    pub fn listen(host: &str) -> (Self, u16) {
+        let mut p = Self::spawn(&["listen", host]);
+        let port = p.line().parse().expect("listener port");
+        (p, port)
+    }
+
+    /// A client that connects to `host:port` each time `connect_once` is called.
+    pub fn client(host: &str, port: u16) -> Self {
+        Self::spawn(&["connect", host, &port.to_string()])
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Connects once; returns the local port used, or the errno on failure.
+    pub fn connect_once(&mut self) -> Result<u16, i32> {
+        let stdin = self.stdin.as_mut().expect("stdin open");
+        writeln!(stdin, "go").expect("write to peer");
+        stdin.flush().expect("flush peer");
+        let line = self.line();
+        match line.strip_prefix("error ") {
+            Some(errno) => Err(errno.parse().expect("errno")),
+            None => Ok(line.parse().expect("local port")),
+        }
+    }
+
+    fn line(&mut self) -> String {
+        let mut line = String::new();
+        self.stdout.read_line(&mut line).expect("read from peer");
+        line.trim().to_owned()
+    }
+}
+
+impl Drop for Peer {
+    fn drop(&mut self) {
+        self.stdin.take();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            thread::sleep(Duration::from_millis(20));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The `(old_state, new_state)` pairs of the state events matching `pred`, in order.
+pub fn transitions(events: &[Value], pred: impl Fn(&Value) -> bool) -> Vec<(String, String)> {
+    events
+        .iter()
+        .filter(|e| e["event"] == "state" && pred(e))
+        .map(|e| {
+            (
+                e["old_state"].as_str().unwrap_or("?").to_owned(),
+                e["new_state"].as_str().unwrap_or("?").to_owned(),
+            )
+        })
+        .collect()
+}
+
+pub fn pair(a: &str, b: &str) -> (String, String) {
+    (a.to_owned(), b.to_owned())
+}
