@@ -11,6 +11,7 @@ use tokio::signal::unix::{SignalKind, signal};
 
 use crate::{
     cli::TraceArgs,
+    connections::Connections,
     ebpf::{
         counters::Counters,
         loader::{self, Filters, Settings},
@@ -69,9 +70,10 @@ pub async fn run(args: &TraceArgs) -> anyhow::Result<()> {
     tick.tick().await;
 
     let mut write_error: Option<std::io::Error> = None;
+    let mut connections = Connections::default();
     loop {
         tokio::select! {
-            r = reader.drain(|ev| write_event(&mut events, &mut write_error, &ev)) => {
+            r = reader.drain(|ev| write_event(&mut events, &mut connections, &mut write_error, &ev)) => {
                 r.context("reading the ring buffer")?;
                 if let Some(sink) = events.as_mut() {
                     sink.flush().ok();
@@ -94,7 +96,7 @@ pub async fn run(args: &TraceArgs) -> anyhow::Result<()> {
     }
 
     // Stopped: take what is still in the ring, then report.
-    reader.drain_now(|ev| write_event(&mut events, &mut write_error, &ev));
+    reader.drain_now(|ev| write_event(&mut events, &mut connections, &mut write_error, &ev));
     let c = Counters::read(&counters).context("reading the kernel counters")?;
     if let Some(sink) = events.as_mut() {
         let stats = json::render_stats(clock.wall_ns(monotonic_ns()), &c, reader.decode_errors);
@@ -115,11 +117,16 @@ pub async fn run(args: &TraceArgs) -> anyhow::Result<()> {
 
 fn write_event(
     sink: &mut Option<JsonSink>,
+    connections: &mut Connections,
     error: &mut Option<std::io::Error>,
     ev: &crate::event::TraceEvent,
 ) {
+    let state_at = connections.observe(ev);
     if let Some(sink) = sink.as_mut() {
-        record(sink.write(&json::render(ev)), error);
+        record(sink.write(&json::render(ev, state_at)), error);
+        if let Some(connect) = json::render_connect(ev) {
+            record(sink.write(&connect), error);
+        }
     }
 }
 

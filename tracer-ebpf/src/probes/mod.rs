@@ -2,5 +2,8 @@
 //! `try_*` function; each file names the hook and the fields it reads.
 
 mod destroy;
+mod reset;
+mod retransmit;
 mod state;
 mod support;
+mod syscalls;

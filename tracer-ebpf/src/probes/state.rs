@@ -7,7 +7,10 @@
 //! (→SYN_RECV) takes the owner of the listener on its local port.
 
 use aya_ebpf::{
-    Global, helpers::bpf_ktime_get_ns, macros::tracepoint, programs::TracePointContext,
+    Global,
+    helpers::{bpf_ktime_get_ns, bpf_probe_read_kernel},
+    macros::tracepoint,
+    programs::TracePointContext,
 };
 use tracer_common::{
     Event, EventKind, FieldOffsets,
@@ -18,6 +21,11 @@ use crate::{emit::emit, owner, read};
 
 #[unsafe(no_mangle)]
 static LAYOUT_INET_SOCK_SET_STATE: Global<FieldOffsets> = Global::new(FieldOffsets::NONE);
+
+/// Byte offset of `sk_err` in `struct sock`, from the kernel's BTF; `u32::MAX`
+/// when unknown (connect failures then carry no errno).
+#[unsafe(no_mangle)]
+static SOCK_SK_ERR_OFFSET: Global<u32> = Global::new(u32::MAX);
 
 #[tracepoint]
 pub fn inet_sock_set_state(ctx: TracePointContext) -> u32 {
@@ -68,6 +76,20 @@ fn try_inet_sock_set_state(ctx: &TracePointContext) -> Result<u32, u32> {
     }
     if let (SYN_SENT, ESTABLISHED, Some(o)) = (ev.old_state, ev.new_state, &owner) {
         ev.value = ev.ts_ns.saturating_sub(o.start_ns);
+    }
+    // A connect that ends before ESTABLISHED: the kernel stored why in sk_err
+    // (ECONNREFUSED, ETIMEDOUT, ...) before moving the socket to CLOSE.
+    if ev.old_state == SYN_SENT && ev.new_state == CLOSE {
+        let offset = SOCK_SK_ERR_OFFSET.load();
+        if offset != u32::MAX {
+            // SAFETY: reads kernel memory through bpf_probe_read_kernel.
+            ev.errno = unsafe {
+                bpf_probe_read_kernel(
+                    (ev.sk as *const u8).wrapping_add(offset as usize) as *const i32
+                )
+            }
+            .unwrap_or(0);
+        }
     }
     if ev.old_state == LISTEN && ev.new_state == CLOSE {
         owner::forget_listener(ev.sport);

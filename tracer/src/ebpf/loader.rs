@@ -11,7 +11,7 @@ use tracer_common::{FieldOffsets, Owner, maps, tcp};
 use crate::proc::sockets;
 
 use super::{
-    OBJECT,
+    OBJECT, btf,
     format::{Format, FormatError},
     hooks::{TRACEPOINTS, TracepointHook},
 };
@@ -37,6 +37,14 @@ pub enum LoadError {
     Map {
         map: &'static str,
         source: aya::maps::MapError,
+    },
+    #[error(
+        "tracepoints sharing the global {global} have different layouts on this kernel ({a} vs {b})"
+    )]
+    LayoutConflict {
+        global: &'static str,
+        a: String,
+        b: String,
     },
     #[error("--ring-buffer-size {0}: must be a power of two and at least 4096 bytes")]
     RingSize(u32),
@@ -89,9 +97,27 @@ pub fn load(settings: &Settings) -> Result<Loaded, LoadError> {
     loader
         .map_max_entries(maps::EVENTS, settings.ring_bytes)
         .override_global(maps::GLOBAL_FILTER_PIDS, &filter_pids, true);
+    let mut globals: Vec<(&TracepointHook, &FieldOffsets)> = Vec::new();
     for (hook, offsets) in &layouts {
-        loader.override_global(hook.global, offsets, true);
+        match globals.iter().find(|(h, _)| h.global == hook.global) {
+            Some((h, o)) if *o != offsets => {
+                return Err(LoadError::LayoutConflict {
+                    global: hook.global,
+                    a: format!("{}:{}", h.category, h.name),
+                    b: format!("{}:{}", hook.category, hook.name),
+                });
+            }
+            Some(_) => {}
+            None => {
+                loader.override_global(hook.global, offsets, true);
+                globals.push((hook, offsets));
+            }
+        }
     }
+    // Where the kernel keeps a socket's pending error, for connect outcomes.
+    let sk_err = btf::member_offset("sock", "sk_err");
+    let sk_err_offset = *sk_err.as_ref().unwrap_or(&u32::MAX);
+    loader.override_global("SOCK_SK_ERR_OFFSET", &sk_err_offset, true);
     let mut ebpf = loader.load(OBJECT).map_err(LoadError::Object)?;
 
     // The filter must be complete before the first program runs.
@@ -117,6 +143,12 @@ pub fn load(settings: &Settings) -> Result<Loaded, LoadError> {
     for (hook, _) in &layouts {
         attach_tracepoint(&mut ebpf, hook)?;
         plan.push(format!("tracepoint {}:{}", hook.category, hook.name));
+    }
+    match sk_err {
+        Ok(offset) => plan.push(format!(
+            "connect errors from struct sock.sk_err (BTF offset {offset})"
+        )),
+        Err(e) => plan.push(format!("connect errors unavailable: {e}")),
     }
 
     let events = take_map(&mut ebpf, maps::EVENTS)?;

@@ -1,6 +1,7 @@
 //! Everything that touches the kernel's eBPF side: tracepoint formats, the
 //! hook plan, loading and attaching, the ring-buffer reader and counters.
 
+pub mod btf;
 pub mod counters;
 pub mod format;
 pub mod hooks;

@@ -4,9 +4,12 @@
 use std::io::Write;
 
 use serde_json::{Map, Value, json};
-use tracer_common::{EventKind, tcp::state_name};
+use tracer_common::{
+    EventKind,
+    tcp::{CLOSE, ESTABLISHED, SYN_SENT, state_name},
+};
 
-use crate::{ebpf::counters::Counters, errno, event::TraceEvent};
+use crate::{connections::Phase, ebpf::counters::Counters, errno, event::TraceEvent};
 
 /// The `event` name of a decoded event.
 pub fn event_name(ev: &TraceEvent) -> &'static str {
@@ -26,8 +29,38 @@ fn state(n: u8) -> Value {
     state_name(n).map_or_else(|| Value::from(n), Value::from)
 }
 
-/// Renders one event as a JSON object.
-pub fn render(ev: &TraceEvent) -> Value {
+/// How a connect ended, from its SYN_SENT exit: `None` for other events.
+pub fn connect_result(ev: &TraceEvent) -> Option<&'static str> {
+    if ev.kind != EventKind::State || ev.old_state != SYN_SENT {
+        return None;
+    }
+    Some(match (ev.new_state, ev.errno) {
+        (ESTABLISHED, _) => "ok",
+        (CLOSE, libc::ECONNREFUSED) => "refused",
+        (CLOSE, libc::ETIMEDOUT) => "timeout",
+        (CLOSE, libc::EHOSTUNREACH | libc::ENETUNREACH) => "unreachable",
+        // Closed by the application before the handshake finished.
+        (CLOSE, 0) => "aborted",
+        (CLOSE, _) => "failed",
+        _ => return None,
+    })
+}
+
+/// The `connect` object derived from a state event that ends a handshake.
+pub fn render_connect(ev: &TraceEvent) -> Option<Value> {
+    let result = connect_result(ev)?;
+    let mut v = render(ev, ev.old_state);
+    let o = v.as_object_mut()?;
+    o.insert("event".into(), "connect".into());
+    o.shift_remove("old_state");
+    o.shift_remove("new_state");
+    o.insert("result".into(), result.into());
+    Some(v)
+}
+
+/// Renders one event as a JSON object; `state_at` is the socket's state when
+/// it happened (see `Connections::observe`), which gives RSTs their phase.
+pub fn render(ev: &TraceEvent, state_at: u8) -> Value {
     let mut o = Map::new();
     o.insert("ts_ns".into(), ev.ts_ns.into());
     o.insert("event".into(), event_name(ev).into());
@@ -57,7 +90,15 @@ pub fn render(ev: &TraceEvent) -> Value {
             }
         }
         _ => {
-            o.insert("state".into(), state(ev.old_state));
+            if state_at != 0 {
+                o.insert("state".into(), state(state_at));
+            }
+            if matches!(ev.kind, EventKind::RstSent | EventKind::RstReceived) {
+                o.insert("phase".into(), Phase::of_state(state_at).name().into());
+                if ev.no_socket {
+                    o.insert("no_socket".into(), true.into());
+                }
+            }
         }
     }
     if ev.errno != 0 {
@@ -136,7 +177,7 @@ mod tests {
 
     #[test]
     fn state_event_has_the_contract_fields() {
-        let v = render(&state_event());
+        let v = render(&state_event(), 0);
         assert_eq!(
             v.to_string(),
             r#"{"ts_ns":1700000000000000000,"event":"state","pid":77,"comm":"curl","family":"ipv4","saddr":"127.0.0.1","sport":0,"daddr":"127.0.0.1","dport":80,"old_state":"CLOSE","new_state":"SYN_SENT"}"#
@@ -150,12 +191,47 @@ mod tests {
         ev.errno = 111;
         ev.unattributed = true;
         ev.pid = 0;
-        ev.old_state = SYN_SENT;
-        let v = render(&ev);
+        let v = render(&ev, SYN_SENT);
         assert_eq!(v["event"], "rst_received");
         assert_eq!(v["errno"], "ECONNREFUSED");
         assert_eq!(v["unattributed"], true);
         assert_eq!(v["state"], "SYN_SENT");
+        assert_eq!(v["phase"], "handshake");
+    }
+
+    #[test]
+    fn connect_outcomes() {
+        let mut ev = state_event();
+        assert!(
+            render_connect(&ev).is_none(),
+            "CLOSE→SYN_SENT starts a connect"
+        );
+        ev.old_state = SYN_SENT;
+        ev.new_state = ESTABLISHED;
+        ev.value = 42_000;
+        let ok = render_connect(&ev).unwrap();
+        assert_eq!(
+            (ok["event"].as_str(), ok["result"].as_str()),
+            (Some("connect"), Some("ok"))
+        );
+        assert_eq!(ok["handshake_us"], 42);
+        assert!(ok.get("old_state").is_none());
+        ev.new_state = CLOSE;
+        ev.value = 0;
+        for (errno, result) in [
+            (111, "refused"),
+            (110, "timeout"),
+            (113, "unreachable"),
+            (0, "aborted"),
+            (104, "failed"),
+        ] {
+            ev.errno = errno;
+            assert_eq!(
+                render_connect(&ev).unwrap()["result"],
+                result,
+                "errno {errno}"
+            );
+        }
     }
 
     #[test]

@@ -1,0 +1,74 @@
+//! Hooks: tracepoints `tcp:tcp_retransmit_skb` (data or SYN retransmitted by a
+//! socket) and `tcp:tcp_retransmit_synack` (SYN-ACK retransmitted for a pending
+//! connection on a listener). Read skaddr, state and the address tuple at the
+//! offsets in `LAYOUT_TCP_RETRANSMIT_SKB` / `LAYOUT_TCP_RETRANSMIT_SYNACK`.
+//!
+//! Both fire from timers (softirq): the owner comes from the owner map.
+
+use aya_ebpf::{
+    Global, helpers::bpf_ktime_get_ns, macros::tracepoint, programs::TracePointContext,
+};
+use tracer_common::{
+    Event, EventKind, FieldOffsets,
+    tcp::{SYN_RECV, SYN_SENT},
+};
+
+use crate::{emit::emit, owner, read};
+
+#[unsafe(no_mangle)]
+static LAYOUT_TCP_RETRANSMIT_SKB: Global<FieldOffsets> = Global::new(FieldOffsets::NONE);
+
+#[unsafe(no_mangle)]
+static LAYOUT_TCP_RETRANSMIT_SYNACK: Global<FieldOffsets> = Global::new(FieldOffsets::NONE);
+
+#[tracepoint]
+pub fn tcp_retransmit_skb(ctx: TracePointContext) -> u32 {
+    match try_tcp_retransmit_skb(&ctx) {
+        Ok(r) | Err(r) => r,
+    }
+}
+
+fn try_tcp_retransmit_skb(ctx: &TracePointContext) -> Result<u32, u32> {
+    let o = LAYOUT_TCP_RETRANSMIT_SKB.load();
+    let mut ev = Event::zeroed();
+    ev.ts_ns = unsafe { bpf_ktime_get_ns() };
+    ev.sk = read::field::<u64>(ctx, o.skaddr)?;
+    let state = read::field::<i32>(ctx, o.state)? as u8;
+    ev.old_state = state;
+    ev.new_state = state;
+    ev.kind = if state == SYN_SENT {
+        EventKind::SynRetransmit
+    } else {
+        EventKind::Retransmit
+    } as u32;
+    read::tuple(ctx, &o, &mut ev)?;
+    let owner = owner::lookup(ev.sk);
+    if owner::attribute(&mut ev, owner) {
+        emit(&ev);
+    }
+    Ok(0)
+}
+
+#[tracepoint]
+pub fn tcp_retransmit_synack(ctx: TracePointContext) -> u32 {
+    match try_tcp_retransmit_synack(&ctx) {
+        Ok(r) | Err(r) => r,
+    }
+}
+
+fn try_tcp_retransmit_synack(ctx: &TracePointContext) -> Result<u32, u32> {
+    let o = LAYOUT_TCP_RETRANSMIT_SYNACK.load();
+    let mut ev = Event::zeroed();
+    ev.ts_ns = unsafe { bpf_ktime_get_ns() };
+    ev.kind = EventKind::SynAckRetransmit as u32;
+    // skaddr is the listener; the pending connection has no full socket yet.
+    ev.sk = read::field::<u64>(ctx, o.skaddr)?;
+    ev.old_state = SYN_RECV;
+    ev.new_state = SYN_RECV;
+    read::tuple(ctx, &o, &mut ev)?;
+    let owner = owner::lookup(ev.sk).or_else(|| owner::listener(ev.sport));
+    if owner::attribute(&mut ev, owner) {
+        emit(&ev);
+    }
+    Ok(0)
+}
