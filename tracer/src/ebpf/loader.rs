@@ -172,7 +172,6 @@ pub fn load(settings: &Settings) -> Result<Loaded, LoadError> {
 /// Records the owners of sockets that were already listening before tracer
 /// started, so connections they accept are attributed from the first event.
 fn seed_listeners(ebpf: &mut Ebpf, pids: &[u32]) -> Result<(), LoadError> {
-    let owners = sockets::socket_owners(pids);
     let map = ebpf
         .map_mut(maps::LISTENERS)
         .ok_or(LoadError::NoMap(maps::LISTENERS))?;
@@ -181,13 +180,10 @@ fn seed_listeners(ebpf: &mut Ebpf, pids: &[u32]) -> Result<(), LoadError> {
             map: maps::LISTENERS,
             source,
         })?;
-    for row in sockets::read_tables() {
+    for (pid, row) in sockets::sockets_of(pids) {
         if row.state != tcp::LISTEN {
             continue;
         }
-        let Some(&pid) = owners.get(&row.inode) else {
-            continue;
-        };
         let mut comm = [0u8; 16];
         let name = sockets::comm(pid);
         let len = name.len().min(15);

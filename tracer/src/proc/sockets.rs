@@ -62,13 +62,40 @@ fn parse_endpoint(text: &str) -> Option<(IpAddr, u16)> {
     Some((ip, port))
 }
 
-/// Every TCP socket of this network namespace, IPv4 and IPv6.
-pub fn read_tables() -> Vec<SocketRow> {
-    ["/proc/net/tcp", "/proc/net/tcp6"]
+/// Every TCP socket of the network namespace process `pid` lives in.
+pub fn read_tables_of(pid: u32) -> Vec<SocketRow> {
+    read_tables_at(&format!("/proc/{pid}/net"))
+}
+
+fn read_tables_at(dir: &str) -> Vec<SocketRow> {
+    ["tcp", "tcp6"]
         .iter()
-        .filter_map(|p| std::fs::read_to_string(p).ok())
+        .filter_map(|f| std::fs::read_to_string(format!("{dir}/{f}")).ok())
         .flat_map(|t| parse_table(&t))
         .collect()
+}
+
+/// Sockets of the given processes (every process when `pids` is empty), from
+/// the tables of each network namespace they live in: inode → (pid, row).
+pub fn sockets_of(pids: &[u32]) -> Vec<(u32, SocketRow)> {
+    let owners = socket_owners(pids);
+    let mut seen_netns = std::collections::HashSet::new();
+    let mut out = Vec::new();
+    let mut pids_with_sockets: Vec<u32> = owners.values().copied().collect();
+    pids_with_sockets.sort_unstable();
+    pids_with_sockets.dedup();
+    for pid in pids_with_sockets {
+        let netns = std::fs::read_link(format!("/proc/{pid}/ns/net")).ok();
+        if !seen_netns.insert(netns) {
+            continue;
+        }
+        for row in read_tables_of(pid) {
+            if let Some(&owner) = owners.get(&row.inode) {
+                out.push((owner, row));
+            }
+        }
+    }
+    out
 }
 
 /// Socket inode → owning pid, for the given processes (every process when `pids` is empty).
@@ -168,7 +195,7 @@ garbage line
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let port = listener.local_addr().unwrap().port();
         let owners = socket_owners(&[std::process::id()]);
-        let row = read_tables()
+        let row = read_tables_of(std::process::id())
             .into_iter()
             .find(|r| r.local_port == port && r.state == 0x0A)
             .expect("listener in /proc/net/tcp");

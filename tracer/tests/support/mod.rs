@@ -140,7 +140,21 @@ pub struct Peer {
 
 impl Peer {
     fn spawn(args: &[&str]) -> Self {
-        let mut child = Command::new("python3")
+        Self::spawn_in(None, args)
+    }
+
+    /// A peer inside network namespace `netns` (when given).
+    pub fn spawn_in(netns: Option<&str>, args: &[&str]) -> Self {
+        let mut cmd = match netns {
+            // `ip netns exec` execs in place: the peer keeps this pid.
+            Some(ns) => {
+                let mut c = Command::new("ip");
+                c.args(["netns", "exec", ns, "python3"]);
+                c
+            }
+            None => Command::new("python3"),
+        };
+        let mut child = cmd
             .arg(PEER)
             .args(args)
             .stdin(Stdio::piped())
@@ -166,6 +180,26 @@ impl Peer {
     /// A client that connects to `host:port` each time `connect_once` is called.
     pub fn client(host: &str, port: u16) -> Self {
         Self::spawn(&["connect", host, &port.to_string()])
+    }
+
+    /// A listener inside `netns`.
+    pub fn listen_in(netns: &str, host: &str) -> (Self, u16) {
+        let mut p = Self::spawn_in(Some(netns), &["listen", host]);
+        let port = p.line().parse().expect("listener port");
+        (p, port)
+    }
+
+    /// Sends one line to the peer and reads its one-line answer.
+    pub fn ask(&mut self, line: &str) -> String {
+        let stdin = self.stdin.as_mut().expect("stdin open");
+        writeln!(stdin, "{line}").expect("write to peer");
+        stdin.flush().expect("flush peer");
+        self.line()
+    }
+
+    /// Reads one line the peer prints on its own.
+    pub fn read_line(&mut self) -> String {
+        self.line()
     }
 
     pub fn pid(&self) -> u32 {
@@ -218,6 +252,75 @@ pub fn transitions(events: &[Value], pred: impl Fn(&Value) -> bool) -> Vec<(Stri
             )
         })
         .collect()
+}
+
+/// A private network namespace with loopback up, removed on drop. Faults
+/// injected there (nft rules, sysctls) and its counters (`nstat`) touch
+/// nothing else on the machine.
+pub struct Netns {
+    pub name: String,
+}
+
+impl Netns {
+    pub fn new(tag: &str) -> Self {
+        let name = format!("tracer-{tag}-{}", std::process::id());
+        let _ = Command::new("ip").args(["netns", "del", &name]).status();
+        let ns = Self { name };
+        ns.run(&["ip", "netns", "add", &ns.name], false);
+        ns.exec(&["ip", "link", "set", "lo", "up"]);
+        ns
+    }
+
+    fn run(&self, args: &[&str], _in_ns: bool) -> String {
+        let out = Command::new(args[0])
+            .args(&args[1..])
+            .output()
+            .expect("run command");
+        assert!(
+            out.status.success(),
+            "{args:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// Runs a command inside the namespace; panics if it fails.
+    pub fn exec(&self, args: &[&str]) -> String {
+        let mut full = vec!["ip", "netns", "exec", &self.name];
+        full.extend_from_slice(args);
+        self.run(&full, true)
+    }
+
+    /// The namespace's SNMP/netstat counters (`nstat -asz`), by name.
+    pub fn counters(&self) -> std::collections::HashMap<String, u64> {
+        self.exec(&["nstat", "-asz"])
+            .lines()
+            .filter_map(|l| {
+                let mut cols = l.split_whitespace();
+                let name = cols.next()?;
+                let value = cols.next()?.parse().ok()?;
+                Some((name.to_owned(), value))
+            })
+            .collect()
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        let _ = Command::new("ip")
+            .args(["netns", "del", &self.name])
+            .status();
+    }
+}
+
+/// `after[name] - before[name]`.
+pub fn delta(
+    before: &std::collections::HashMap<String, u64>,
+    after: &std::collections::HashMap<String, u64>,
+    name: &str,
+) -> u64 {
+    let get = |m: &std::collections::HashMap<String, u64>| m.get(name).copied().unwrap_or(0);
+    get(after).saturating_sub(get(before))
 }
 
 pub fn pair(a: &str, b: &str) -> (String, String) {

@@ -2,11 +2,20 @@
 driven line by line over stdin so the test controls when traffic happens.
 
   peer.py listen HOST          print the port, accept and drain until stdin closes
-  peer.py connect HOST PORT    on each stdin line "go": connect, send, print the
-                               local port, close; exit when stdin closes
+  peer.py connect HOST PORT [nb|linger|hold]
+                               on each stdin line "go": connect (non-blocking with
+                               nb), send, print the local port (or "error ERRNO"),
+                               then close (with SO_LINGER {1, 0} for linger; hold
+                               keeps the connection and sends on each later "go")
+  peer.py emfile LIMIT         on "go": lower RLIMIT_NOFILE to LIMIT, open sockets until
+                               that fails, print "error ERRNO COUNT", wait for EOF
 """
+import errno
+import os
+import resource
 import select
 import socket
+import struct
 import sys
 
 
@@ -32,25 +41,66 @@ def listen(host):
             elif r is srv:
                 conns.append(srv.accept()[0])
             else:
-                if not r.recv(4096):
+                try:
+                    data = r.recv(4096)
+                except OSError:
+                    data = b""
+                if not data:
                     r.close()
                     conns.remove(r)
 
 
-def connect(host, port):
+def connect_nonblocking(c, addr):
+    c.setblocking(False)
+    err = c.connect_ex(addr)
+    if err not in (0, errno.EINPROGRESS):
+        raise OSError(err, os.strerror(err))
+    select.select([], [c], [], 30)
+    err = c.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+    if err:
+        raise OSError(err, os.strerror(err))
+    c.setblocking(True)
+
+
+def connect(host, port, how="plain"):
+    held = None
     for line in sys.stdin:
         if line.strip() != "go":
             continue
+        if held is not None:
+            held.sendall(b"x" * 65536)
+            print(held.getsockname()[1], flush=True)
+            continue
         c = socket.socket(family(host), socket.SOCK_STREAM)
         try:
-            c.connect((host, int(port)))
+            if how == "nb":
+                connect_nonblocking(c, (host, int(port)))
+            else:
+                c.connect((host, int(port)))
             c.sendall(b"hello")
             print(c.getsockname()[1], flush=True)
+            if how == "hold":
+                held = c
+                continue
+            if how == "linger":
+                c.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
         except OSError as e:
             print("error", e.errno, flush=True)
-        finally:
+        if held is not c:
             c.close()
 
 
+def emfile(limit):
+    sys.stdin.readline()
+    resource.setrlimit(resource.RLIMIT_NOFILE, (int(limit), int(limit)))
+    socks = []
+    try:
+        while True:
+            socks.append(socket.socket())
+    except OSError as e:
+        print("error", e.errno, len(socks), flush=True)
+    sys.stdin.read()
+
+
 if __name__ == "__main__":
-    {"listen": listen, "connect": connect}[sys.argv[1]](*sys.argv[2:])
+    {"listen": listen, "connect": connect, "emfile": emfile}[sys.argv[1]](*sys.argv[2:])

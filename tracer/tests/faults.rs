@@ -1,0 +1,206 @@
+//! Kernel tests: real faults in a private network namespace, with tracer's
+//! per-process counts compared to the namespace's own kernel counters.
+
+mod support;
+
+use std::{thread, time::Duration};
+
+use serde_json::Value;
+use support::{Netns, Peer, Tracer, delta, kernel_tests_enabled};
+
+const HOST: &str = "127.0.0.1";
+
+fn count(events: &[Value], pid: u32, event: &str) -> usize {
+    events
+        .iter()
+        .filter(|e| e["event"] == event && e["pid"] == pid)
+        .count()
+}
+
+fn connects(events: &[Value], pid: u32, result: &str) -> usize {
+    events
+        .iter()
+        .filter(|e| e["event"] == "connect" && e["pid"] == pid && e["result"] == result)
+        .count()
+}
+
+/// Refused connects, blocking and non-blocking: one refused outcome and one RST
+/// received per attempt, under the client's pid; AttemptFails agrees.
+#[test]
+fn refused_connects() {
+    if !kernel_tests_enabled() {
+        return;
+    }
+    let ns = Netns::new("refused");
+    let mut blocking = Peer::spawn_in(Some(&ns.name), &["connect", HOST, "9"]);
+    let mut nonblocking = Peer::spawn_in(Some(&ns.name), &["connect", HOST, "9", "nb"]);
+    let tracer = Tracer::start(&[
+        "--pid",
+        &blocking.pid().to_string(),
+        "--pid",
+        &nonblocking.pid().to_string(),
+    ]);
+    let before = ns.counters();
+    for _ in 0..3 {
+        assert_eq!(blocking.ask("go"), "error 111");
+        assert_eq!(nonblocking.ask("go"), "error 111");
+    }
+    let after = ns.counters();
+    thread::sleep(Duration::from_millis(300));
+    let (status, events, stderr) = tracer.stop();
+    assert!(status.success(), "{stderr}");
+    let kernel_fails = delta(&before, &after, "TcpAttemptFails");
+    for peer in [&blocking, &nonblocking] {
+        let pid = peer.pid();
+        assert_eq!(
+            connects(&events, pid, "refused"),
+            3,
+            "pid {pid}: {events:#?}"
+        );
+        assert_eq!(count(&events, pid, "rst_received"), 3, "pid {pid}");
+        assert!(
+            events
+                .iter()
+                .filter(|e| e["event"] == "rst_received" && e["pid"] == pid)
+                .all(|e| e["phase"] == "handshake")
+        );
+    }
+    println!("refused: tracer 6 refused connects, kernel TcpAttemptFails +{kernel_fails}");
+    assert_eq!(kernel_fails, 6);
+    // Only the blocking connect returns the error from the syscall itself.
+    let syscall_errors = events
+        .iter()
+        .filter(|e| e["event"] == "syscall_error" && e["errno"] == "ECONNREFUSED")
+        .count();
+    assert_eq!(syscall_errors, 3);
+}
+
+/// SYNs dropped by nftables: every SYN retransmit is reported under the client,
+/// equal to TcpExtTCPSynRetrans, and the connect ends in a timeout.
+#[test]
+fn syn_timeouts() {
+    if !kernel_tests_enabled() {
+        return;
+    }
+    let ns = Netns::new("synto");
+    ns.exec(&["sysctl", "-qw", "net.ipv4.tcp_syn_retries=1"]);
+    ns.exec(&["nft", "add table inet t; add chain inet t out { type filter hook output priority 0; }; add rule inet t out tcp dport 9 tcp flags syn drop"]);
+    let mut client = Peer::spawn_in(Some(&ns.name), &["connect", HOST, "9"]);
+    let tracer = Tracer::start(&["--pid", &client.pid().to_string()]);
+    let before = ns.counters();
+    assert_eq!(client.ask("go"), "error 110", "connect should time out");
+    let after = ns.counters();
+    thread::sleep(Duration::from_millis(300));
+    let (status, events, stderr) = tracer.stop();
+    assert!(status.success(), "{stderr}");
+    let pid = client.pid();
+    let ours = count(&events, pid, "syn_retransmit") as u64;
+    let kernel = delta(&before, &after, "TcpExtTCPSynRetrans");
+    println!("syn timeout: tracer syn_retransmit {ours}, kernel TcpExtTCPSynRetrans +{kernel}");
+    assert!(ours >= 1);
+    assert_eq!(ours, kernel);
+    assert_eq!(connects(&events, pid, "timeout"), 1, "{events:#?}");
+}
+
+/// Data segments dropped for a while: retransmits equal TcpRetransSegs and all
+/// carry the sender's pid, though they fire from timers.
+#[test]
+fn data_retransmits() {
+    if !kernel_tests_enabled() {
+        return;
+    }
+    let ns = Netns::new("retrans");
+    let (_server, port) = Peer::listen_in(&ns.name, HOST);
+    let mut client = Peer::spawn_in(
+        Some(&ns.name),
+        &["connect", HOST, &port.to_string(), "hold"],
+    );
+    let tracer = Tracer::start(&["--pid", &client.pid().to_string()]);
+    client.ask("go");
+    let before = ns.counters();
+    let rule = format!(
+        "add table inet t; add chain inet t in {{ type filter hook input priority 0; }}; add rule inet t in tcp dport {port} drop"
+    );
+    ns.exec(&["nft", &rule]);
+    client.ask("go");
+    thread::sleep(Duration::from_millis(1500));
+    ns.exec(&["nft", "delete table inet t"]);
+    thread::sleep(Duration::from_millis(1500));
+    let after = ns.counters();
+    let (status, events, stderr) = tracer.stop();
+    assert!(status.success(), "{stderr}");
+    let pid = client.pid();
+    let ours = count(&events, pid, "retransmit") as u64;
+    let kernel = delta(&before, &after, "TcpRetransSegs");
+    println!("data loss: tracer retransmit {ours}, kernel TcpRetransSegs +{kernel}");
+    assert!(ours >= 2, "{events:#?}");
+    assert_eq!(ours, kernel);
+    assert!(
+        !events
+            .iter()
+            .any(|e| e["event"] == "retransmit" && e["pid"] != pid)
+    );
+}
+
+/// close() with SO_LINGER {1, 0}: one RST sent per close under the closing
+/// process, equal to TcpOutRsts; the peer's RST received lands on the server.
+#[test]
+fn linger_resets() {
+    if !kernel_tests_enabled() {
+        return;
+    }
+    let ns = Netns::new("linger");
+    let (server, port) = Peer::listen_in(&ns.name, HOST);
+    let mut client = Peer::spawn_in(
+        Some(&ns.name),
+        &["connect", HOST, &port.to_string(), "linger"],
+    );
+    let tracer = Tracer::start(&[
+        "--pid",
+        &client.pid().to_string(),
+        "--pid",
+        &server.pid().to_string(),
+    ]);
+    let before = ns.counters();
+    for _ in 0..4 {
+        client.ask("go");
+    }
+    thread::sleep(Duration::from_millis(300));
+    let after = ns.counters();
+    let (status, events, stderr) = tracer.stop();
+    assert!(status.success(), "{stderr}");
+    let ours = count(&events, client.pid(), "rst_sent") as u64;
+    let kernel = delta(&before, &after, "TcpOutRsts");
+    println!("linger close: tracer rst_sent {ours}, kernel TcpOutRsts +{kernel}");
+    assert_eq!(ours, 4);
+    assert_eq!(ours, kernel);
+    assert_eq!(
+        count(&events, server.pid(), "rst_received"),
+        4,
+        "{events:#?}"
+    );
+}
+
+/// Socket creation under a low RLIMIT_NOFILE fails with EMFILE, reported as a
+/// syscall error of that process.
+#[test]
+fn emfile() {
+    if !kernel_tests_enabled() {
+        return;
+    }
+    let mut peer = Peer::spawn_in(None, &["emfile", "32"]);
+    let tracer = Tracer::start(&["--pid", &peer.pid().to_string()]);
+    let answer = peer.ask("go");
+    assert!(answer.starts_with("error 24 "), "{answer}");
+    thread::sleep(Duration::from_millis(300));
+    let (status, events, stderr) = tracer.stop();
+    assert!(status.success(), "{stderr}");
+    let emfile: Vec<&Value> = events
+        .iter()
+        .filter(|e| e["event"] == "syscall_error" && e["pid"] == peer.pid())
+        .collect();
+    println!("EMFILE: peer opened {answer}; tracer saw {emfile:?}");
+    assert_eq!(emfile.len(), 1, "{events:#?}");
+    assert_eq!(emfile[0]["errno"], "EMFILE");
+    assert_eq!(emfile[0]["syscall"], "socket");
+}
