@@ -35,7 +35,10 @@ fn traced_connection(host: &str) {
             .is_some_and(|(_, new)| new == "CLOSE")
     };
     let done = tracer.wait_for(Duration::from_secs(10), |evs| {
-        closed(evs, c) && transitions(evs, |e| pid_of(e) == s).len() >= 8
+        closed(evs, c)
+            && transitions(evs, |e| pid_of(e) == s && e["dport"] == client_port)
+                .last()
+                .is_some_and(|(_, new)| new == "CLOSE")
     });
     let (status, events, stderr) = tracer.stop();
     assert!(
@@ -88,21 +91,20 @@ fn traced_connection(host: &str) {
 
     // The accepted side belongs to the listener's process, though it is created in softirq.
     let server_side = transitions(&events, |e| pid_of(e) == s && e["dport"] == client_port);
-    assert_eq!(
-        server_side.first().map(|t| t.1.as_str()),
-        Some("SYN_RECV"),
+    let lifecycle = [
+        pair("SYN_RECV", "ESTABLISHED"),
+        pair("ESTABLISHED", "CLOSE_WAIT"),
+        pair("CLOSE_WAIT", "LAST_ACK"),
+        pair("LAST_ACK", "CLOSE"),
+    ];
+    // Kernels that trace the child's creation (6.18) show →SYN_RECV first; 6.1 does not.
+    let skip = server_side.len().saturating_sub(lifecycle.len());
+    assert!(skip <= 1, "server transitions {server_side:?}");
+    assert!(
+        server_side[..skip].iter().all(|t| t.1 == "SYN_RECV"),
         "{server_side:?}"
     );
-    assert_eq!(
-        server_side[1..],
-        [
-            pair("SYN_RECV", "ESTABLISHED"),
-            pair("ESTABLISHED", "CLOSE_WAIT"),
-            pair("CLOSE_WAIT", "LAST_ACK"),
-            pair("LAST_ACK", "CLOSE"),
-        ],
-        "server transitions"
-    );
+    assert_eq!(server_side[skip..], lifecycle, "server transitions");
 
     // The untraced process is filtered out in the kernel: none of its events appear.
     assert!(

@@ -69,6 +69,15 @@ fn try_inet_sock_set_state(ctx: &TracePointContext) -> Result<u32, u32> {
             }
             inherited
         }
+        // Kernels that do not trace the child's creation (6.1) show an accepted
+        // socket first at SYN_RECV→ESTABLISHED.
+        (SYN_RECV, _) => owner::lookup(ev.sk).or_else(|| {
+            let inherited = owner::listener(ev.sport);
+            if let Some(l) = &inherited {
+                owner::record(ev.sk, l);
+            }
+            inherited
+        }),
         _ => owner::lookup(ev.sk),
     };
     if !owner::attribute(&mut ev, owner) {

@@ -1,0 +1,69 @@
+//! `cargo xtask`: the project's tasks — install the toolchain and tools, build the
+//! eBPF programs, run the tracer, and run every test (on this kernel and in a VM).
+
+mod ebpf;
+mod run;
+mod setup;
+mod test;
+mod tools;
+mod vm;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Project tasks for `tracer`. Run them as `cargo xtask <TASK>`.
+#[derive(Debug, Parser)]
+#[command(name = "xtask", bin_name = "cargo xtask", version)]
+struct Cli {
+    #[command(subcommand)]
+    task: Task,
+}
+
+#[derive(Debug, Subcommand)]
+enum Task {
+    /// Install everything the build and the tests need (idempotent).
+    ///
+    /// Steps: the nightly toolchain's rust-src; bpf-linker built against nightly's own
+    /// libLLVM; Debian packages (iproute2, nftables, qemu, Debian's 6.1 kernel, …);
+    /// virtme-ng; a mounted tracefs. Steps already done are reported as
+    /// "already set up", so a second run is quick. Debian packages and tracefs need
+    /// root.
+    Setup,
+
+    /// Build the eBPF programs (nightly, bpfel-unknown-none) and the tracer binary.
+    ///
+    /// Prints the path and size of the eBPF object, then rebuilds the userspace binary,
+    /// which embeds that object.
+    BuildEbpf(ebpf::BuildArgs),
+
+    /// Build the tracer and run it with the given arguments (through `sudo -E` when
+    /// not root).
+    ///
+    /// Example: `cargo xtask run -- --pid 1234 --headless --duration 10s`
+    Run(run::RunArgs),
+
+    /// Run every test: the workspace tests on this kernel, then the kernel tests
+    /// again inside Debian's 6.1 kernel under virtme-ng.
+    ///
+    /// Ends with a line `N passed, N failed` counting the host run and the VM run as
+    /// one suite each, and exits non-zero if any failed.
+    Test(test::TestArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.task {
+        Task::Setup => setup::setup(),
+        Task::BuildEbpf(args) => ebpf::build_ebpf(&args),
+        Task::Run(args) => run::run(&args),
+        Task::Test(args) => test::test(&args),
+    };
+    match result {
+        Ok(code) => code,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
