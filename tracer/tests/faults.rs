@@ -84,7 +84,7 @@ fn syn_timeouts() {
     }
     let ns = Netns::new("synto");
     ns.exec(&["sysctl", "-qw", "net.ipv4.tcp_syn_retries=1"]);
-    ns.exec(&["nft", "add table inet t; add chain inet t out { type filter hook output priority 0; }; add rule inet t out tcp dport 9 tcp flags syn drop"]);
+    ns.exec(&["nft", "add table inet t; add chain inet t in { type filter hook input priority 0; }; add rule inet t in tcp dport 9 tcp flags syn drop"]);
     let mut client = Peer::spawn_in(Some(&ns.name), &["connect", HOST, "9"]);
     let tracer = Tracer::start(&["--pid", &client.pid().to_string()]);
     let before = ns.counters();

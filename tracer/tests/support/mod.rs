@@ -264,7 +264,11 @@ pub struct Netns {
 impl Netns {
     pub fn new(tag: &str) -> Self {
         let name = format!("tracer-{tag}-{}", std::process::id());
-        let _ = Command::new("ip").args(["netns", "del", &name]).status();
+        // A namespace left by an earlier, interrupted run.
+        let _ = Command::new("ip")
+            .args(["netns", "del", &name])
+            .stderr(Stdio::null())
+            .status();
         let ns = Self { name };
         ns.run(&["ip", "netns", "add", &ns.name], false);
         ns.exec(&["ip", "link", "set", "lo", "up"]);
