@@ -46,6 +46,7 @@ pub struct TraceArgs {
     pub pids: Vec<u32>,
 
     /// Run without the live view; stop on Ctrl-C, SIGTERM or after --duration.
+    /// (This build has no live view yet: it always runs headless.)
     #[arg(long)]
     pub headless: bool,
 

@@ -108,6 +108,7 @@ pub fn run() -> anyhow::Result<()> {
             for line in &l.plan {
                 println!("  {line}");
             }
+            println!("  {}", l.connect_errors);
         }
         Err(e) => {
             println!("  none: {e}");

@@ -51,6 +51,7 @@ pub async fn run(args: &TraceArgs) -> anyhow::Result<()> {
         events: ring,
         counters,
         plan,
+        connect_errors,
     } = loaded;
     let clock = Clock::now();
     let mut reader = Reader::new(ring, clock).context("cannot poll the ring buffer")?;
@@ -60,7 +61,10 @@ pub async fn run(args: &TraceArgs) -> anyhow::Result<()> {
         let pids: Vec<String> = args.pids.iter().map(u32::to_string).collect();
         format!("pid {}", pids.join(", "))
     };
-    eprintln!("tracer: tracing {scope} via {}", plan.join(", "));
+    eprintln!(
+        "tracer: tracing {scope} via {}; {connect_errors}",
+        plan.join(", ")
+    );
 
     let mut sigint = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
     let mut sigterm = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
@@ -81,10 +85,7 @@ pub async fn run(args: &TraceArgs) -> anyhow::Result<()> {
             }
             _ = tick.tick() => {
                 let c = Counters::read(&counters).context("reading the kernel counters")?;
-                if let Some(sink) = events.as_mut() {
-                    let stats = json::render_stats(clock.wall_ns(monotonic_ns()), &c, reader.decode_errors);
-                    record(sink.write(&stats).and_then(|()| sink.flush()), &mut write_error);
-                }
+                write_stats(&mut events, &mut write_error, &clock, &c, reader.decode_errors);
             }
             _ = sigint.recv() => break,
             _ = sigterm.recv() => break,
@@ -98,13 +99,13 @@ pub async fn run(args: &TraceArgs) -> anyhow::Result<()> {
     // Stopped: take what is still in the ring, then report.
     reader.drain_now(|ev| write_event(&mut events, &mut connections, &mut write_error, &ev));
     let c = Counters::read(&counters).context("reading the kernel counters")?;
-    if let Some(sink) = events.as_mut() {
-        let stats = json::render_stats(clock.wall_ns(monotonic_ns()), &c, reader.decode_errors);
-        record(
-            sink.write(&stats).and_then(|()| sink.flush()),
-            &mut write_error,
-        );
-    }
+    write_stats(
+        &mut events,
+        &mut write_error,
+        &clock,
+        &c,
+        reader.decode_errors,
+    );
     if let Some(err) = write_error {
         return Err(err).context("writing --events output");
     }
@@ -127,6 +128,19 @@ fn write_event(
         if let Some(connect) = json::render_connect(ev) {
             record(sink.write(&connect), error);
         }
+    }
+}
+
+fn write_stats(
+    sink: &mut Option<JsonSink>,
+    error: &mut Option<std::io::Error>,
+    clock: &Clock,
+    counters: &Counters,
+    decode_errors: u64,
+) {
+    if let Some(sink) = sink.as_mut() {
+        let stats = json::render_stats(clock.wall_ns(monotonic_ns()), counters, decode_errors);
+        record(sink.write(&stats).and_then(|()| sink.flush()), error);
     }
 }
 

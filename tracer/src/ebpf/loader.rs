@@ -72,6 +72,8 @@ pub struct Loaded {
     pub counters: PerCpuArray<MapData, u64>,
     /// One line per attached hook, e.g. `tracepoint sock:inet_sock_set_state`.
     pub plan: Vec<String>,
+    /// Where connect errors come from (or why they are unavailable).
+    pub connect_errors: String,
 }
 
 /// Reads the field offsets every tracepoint program needs from the running kernel.
@@ -125,15 +127,12 @@ pub fn load(settings: &Settings) -> Result<Loaded, LoadError> {
         let map = ebpf
             .map_mut(maps::TRACED_PIDS)
             .ok_or(LoadError::NoMap(maps::TRACED_PIDS))?;
-        let mut traced = HashMap::<_, u32, u8>::try_from(map).map_err(|source| LoadError::Map {
-            map: maps::TRACED_PIDS,
-            source,
-        })?;
+        let mut traced =
+            HashMap::<_, u32, u8>::try_from(map).map_err(map_error(maps::TRACED_PIDS))?;
         for &pid in &settings.filters.pids {
-            traced.insert(pid, 1, 0).map_err(|source| LoadError::Map {
-                map: maps::TRACED_PIDS,
-                source,
-            })?;
+            traced
+                .insert(pid, 1, 0)
+                .map_err(map_error(maps::TRACED_PIDS))?;
         }
     }
 
@@ -144,28 +143,21 @@ pub fn load(settings: &Settings) -> Result<Loaded, LoadError> {
         attach_tracepoint(&mut ebpf, hook)?;
         plan.push(format!("tracepoint {}:{}", hook.category, hook.name));
     }
-    match sk_err {
-        Ok(offset) => plan.push(format!(
-            "connect errors from struct sock.sk_err (BTF offset {offset})"
-        )),
-        Err(e) => plan.push(format!("connect errors unavailable: {e}")),
-    }
+    let connect_errors = match sk_err {
+        Ok(offset) => format!("connect errors from struct sock.sk_err (BTF offset {offset})"),
+        Err(e) => format!("connect errors unavailable: {e}"),
+    };
 
     let events = take_map(&mut ebpf, maps::EVENTS)?;
-    let events = RingBuf::try_from(events).map_err(|source| LoadError::Map {
-        map: maps::EVENTS,
-        source,
-    })?;
+    let events = RingBuf::try_from(events).map_err(map_error(maps::EVENTS))?;
     let counters = take_map(&mut ebpf, maps::COUNTERS)?;
-    let counters = PerCpuArray::try_from(counters).map_err(|source| LoadError::Map {
-        map: maps::COUNTERS,
-        source,
-    })?;
+    let counters = PerCpuArray::try_from(counters).map_err(map_error(maps::COUNTERS))?;
     Ok(Loaded {
         ebpf,
         events,
         counters,
         plan,
+        connect_errors,
     })
 }
 
@@ -176,10 +168,7 @@ fn seed_listeners(ebpf: &mut Ebpf, pids: &[u32]) -> Result<(), LoadError> {
         .map_mut(maps::LISTENERS)
         .ok_or(LoadError::NoMap(maps::LISTENERS))?;
     let mut listeners =
-        HashMap::<_, u32, Owner>::try_from(map).map_err(|source| LoadError::Map {
-            map: maps::LISTENERS,
-            source,
-        })?;
+        HashMap::<_, u32, Owner>::try_from(map).map_err(map_error(maps::LISTENERS))?;
     for (pid, row) in sockets::sockets_of(pids) {
         if row.state != tcp::LISTEN {
             continue;
@@ -196,12 +185,13 @@ fn seed_listeners(ebpf: &mut Ebpf, pids: &[u32]) -> Result<(), LoadError> {
         };
         listeners
             .insert(u32::from(row.local_port), owner, 0)
-            .map_err(|source| LoadError::Map {
-                map: maps::LISTENERS,
-                source,
-            })?;
+            .map_err(map_error(maps::LISTENERS))?;
     }
     Ok(())
+}
+
+fn map_error(map: &'static str) -> impl FnOnce(aya::maps::MapError) -> LoadError {
+    move |source| LoadError::Map { map, source }
 }
 
 fn take_map(ebpf: &mut Ebpf, name: &'static str) -> Result<aya::maps::Map, LoadError> {

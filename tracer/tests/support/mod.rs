@@ -270,12 +270,12 @@ impl Netns {
             .stderr(Stdio::null())
             .status();
         let ns = Self { name };
-        ns.run(&["ip", "netns", "add", &ns.name], false);
+        ns.run(&["ip", "netns", "add", &ns.name]);
         ns.exec(&["ip", "link", "set", "lo", "up"]);
         ns
     }
 
-    fn run(&self, args: &[&str], _in_ns: bool) -> String {
+    fn run(&self, args: &[&str]) -> String {
         let out = Command::new(args[0])
             .args(&args[1..])
             .output()
@@ -292,7 +292,7 @@ impl Netns {
     pub fn exec(&self, args: &[&str]) -> String {
         let mut full = vec!["ip", "netns", "exec", &self.name];
         full.extend_from_slice(args);
-        self.run(&full, true)
+        self.run(&full)
     }
 
     /// The namespace's SNMP/netstat counters (`nstat -asz`), by name.
