@@ -8,6 +8,7 @@ mod errno;
 mod event;
 mod proc;
 mod sink;
+mod snapshot;
 mod system;
 mod trace;
 

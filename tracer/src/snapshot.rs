@@ -1,0 +1,223 @@
+//! Immutable, timestamped views of everything tracer knows, per process. A
+//! snapshot is the only thing sinks (CSV, live view) ever read.
+
+use std::{
+    net::{IpAddr, SocketAddr},
+    time::{Duration, SystemTime},
+};
+
+/// One point-in-time view.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Snapshot {
+    /// Wall-clock time the snapshot was taken.
+    pub taken_at: SystemTime,
+    /// Time since tracing started.
+    pub uptime: Duration,
+    pub kernel: KernelCounts,
+    /// Events read per second since the previous snapshot.
+    pub events_per_sec: f64,
+    /// Every process with TCP sockets or events, ordered by pid.
+    pub processes: Vec<ProcessSnapshot>,
+    /// Events the kernel could not attribute to a process, by kind.
+    pub unattributed: Counts,
+}
+
+/// The kernel-side counters, summed over CPUs, plus what userspace read.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct KernelCounts {
+    pub submitted: u64,
+    /// Events lost because the ring buffer was full.
+    pub dropped: u64,
+    /// Events skipped by the in-kernel filter.
+    pub filtered: u64,
+    /// Events on sockets with no known owner (shown under pid 0).
+    pub unattributed: u64,
+    /// Events userspace read from the ring buffer.
+    pub read: u64,
+    /// Records userspace could not decode.
+    pub decode_errors: u64,
+}
+
+/// A process: pid plus start time, so a reused pid is a different process.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ProcessId {
+    pub pid: u32,
+    /// Start time in clock ticks since boot (`/proc/<pid>/stat` field 22);
+    /// 0 when the process was gone before tracer could read it.
+    pub start_ticks: u64,
+}
+
+/// Everything known about one process.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ProcessSnapshot {
+    pub id: ProcessId,
+    pub comm: String,
+    /// The process has exited; its numbers are the last ones seen.
+    pub exited: bool,
+    /// Cumulative since tracing started.
+    pub counts: Counts,
+    /// Per second, since the previous snapshot.
+    pub rates: Rates,
+    /// Handshake latency of completed connects, in microseconds.
+    pub handshake_us: Latency,
+    /// Lifetime of connections that closed while traced, in milliseconds.
+    pub lifetime_ms: Latency,
+    /// Sockets by state at snapshot time, read from the kernel's socket table.
+    pub gauges: Gauges,
+    /// File-descriptor use at snapshot time; `None` once the process is gone.
+    pub fds: Option<FdUsage>,
+    /// Failed network syscalls by syscall and errno, most frequent first.
+    pub syscall_errors: Vec<SyscallErrors>,
+    /// Per remote endpoint, most active first.
+    pub remotes: Vec<RemoteSnapshot>,
+    /// Live connections, most retransmits then oldest first (bounded, see
+    /// [`ProcessSnapshot::connections_total`]).
+    pub connections: Vec<ConnectionSnapshot>,
+    /// Number of live connections, including those not listed.
+    pub connections_total: u64,
+    /// The most recent events of this process, oldest first.
+    pub recent: Vec<RecentEvent>,
+}
+
+/// Event counts; all cumulative in a [`ProcessSnapshot`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Counts {
+    /// Connects started (CLOSE→SYN_SENT).
+    pub connects: u64,
+    pub connect_ok: u64,
+    pub connect_refused: u64,
+    pub connect_timeout: u64,
+    /// Unreachable, aborted before completion, or any other error.
+    pub connect_failed_other: u64,
+    /// Passive handshakes completed on this process's listeners.
+    pub accepted: u64,
+    pub retransmits: u64,
+    pub syn_retransmits: u64,
+    pub synack_retransmits: u64,
+    pub rst_sent: u64,
+    pub rst_received: u64,
+    /// RSTs received while the connection was still in its handshake.
+    pub rst_received_handshake: u64,
+    /// Connections that closed while traced.
+    pub closed: u64,
+    /// Failed network syscalls, any errno.
+    pub syscall_errors: u64,
+    /// Syscalls that failed with EMFILE or ENFILE (out of file descriptors).
+    pub emfile_errors: u64,
+}
+
+impl Counts {
+    pub const fn connect_failures(&self) -> u64 {
+        self.connect_refused + self.connect_timeout + self.connect_failed_other
+    }
+}
+
+/// Rates per second over the last snapshot interval.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Rates {
+    pub connects: f64,
+    pub connect_failures: f64,
+    pub retransmits: f64,
+    pub rsts: f64,
+}
+
+/// A latency distribution summary; all zero when `count` is 0.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Latency {
+    pub count: u64,
+    pub p50: u64,
+    pub p90: u64,
+    pub p99: u64,
+    pub max: u64,
+    /// (upper bound, count) buckets on a log scale, for charts.
+    pub buckets: Vec<(u64, u64)>,
+}
+
+impl Latency {
+    pub const fn is_empty(&self) -> bool {
+        self.count == 0
+    }
+}
+
+/// Sockets of a process by TCP state.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Gauges {
+    pub established: u64,
+    pub syn_sent: u64,
+    pub syn_recv: u64,
+    /// FIN_WAIT1, FIN_WAIT2, CLOSING, LAST_ACK.
+    pub closing: u64,
+    pub close_wait: u64,
+    /// TIME_WAIT sockets left by this process's connections.
+    pub time_wait: u64,
+    pub listen: u64,
+    /// Age of the oldest CLOSE_WAIT socket (a lower bound for sockets that
+    /// were already in CLOSE_WAIT when tracing started).
+    pub oldest_close_wait: Option<Duration>,
+}
+
+/// File-descriptor use of a process.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FdUsage {
+    pub open: u64,
+    /// Soft RLIMIT_NOFILE; `None` for unlimited.
+    pub limit: Option<u64>,
+    /// Descriptors that are sockets (any family).
+    pub sockets: u64,
+}
+
+/// How often one syscall failed with one errno.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SyscallErrors {
+    pub syscall: &'static str,
+    pub errno: i32,
+    pub count: u64,
+}
+
+/// The far end of a process's connections.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Remote {
+    /// A server this process connected to.
+    Server(SocketAddr),
+    /// A client that connected to this process's listeners (its ephemeral
+    /// port is left out so all its connections count together).
+    Client(IpAddr),
+    /// Remotes beyond the per-process bound, folded together.
+    Other,
+}
+
+/// Numbers for one remote endpoint of one process.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RemoteSnapshot {
+    pub remote: Remote,
+    pub counts: Counts,
+    pub handshake_us: Latency,
+    pub established: u64,
+    pub close_wait: u64,
+    pub time_wait: u64,
+}
+
+/// One live connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConnectionSnapshot {
+    pub local: SocketAddr,
+    pub remote: SocketAddr,
+    /// Kernel TCP state number.
+    pub state: u8,
+    /// Time since the connection was first seen.
+    pub age: Duration,
+    /// The connection predates tracing, so `age` is a lower bound.
+    pub preexisting: bool,
+    pub retransmits: u64,
+}
+
+/// A recent event, kept for the live view.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecentEvent {
+    pub at: SystemTime,
+    /// The `event` name used by the JSON output (e.g. `rst_received`).
+    pub event: &'static str,
+    pub remote: Option<SocketAddr>,
+    /// Short detail, e.g. `refused`, `ECONNREFUSED`, `SYN_SENT→ESTABLISHED 1.2ms`.
+    pub detail: String,
+}
