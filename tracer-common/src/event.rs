@@ -48,7 +48,7 @@ pub const FLAG_NO_SOCKET: u32 = 1 << 1;
 
 /// Syscalls reported by [`EventKind::SyscallError`] (in [`Event::value`]).
 #[repr(u32)]
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Syscall {
     Socket = 1,
     Connect = 2,

@@ -25,6 +25,7 @@ const EXAMPLES: &str = "\
 Examples:
   sudo tracer --pid 1234                          live view of one process
   sudo tracer --headless --events -               every event as JSON lines on stdout
+  sudo tracer --pid 1234 --headless --duration 30s --csv out.csv
   sudo tracer --pid 1234 --headless --duration 30s --events out.jsonl
   sudo tracer doctor                              what this kernel supports
 
@@ -59,7 +60,13 @@ pub struct TraceArgs {
     #[arg(long, value_name = "PATH|-")]
     pub events: Option<PathBuf>,
 
-    /// How often periodic output (stats lines) is written.
+    /// Append a snapshot to this CSV file every --interval and at exit: one row
+    /// per process (columns in README, "CSV columns"). A new file gets a header;
+    /// an existing tracer CSV is continued; anything else is refused.
+    #[arg(long, value_name = "PATH")]
+    pub csv: Option<PathBuf>,
+
+    /// How often snapshots are taken: CSV rows, /proc gauges, `stats` lines.
     #[arg(long, default_value = "5s", value_parser = parse_duration, value_name = "DURATION")]
     pub interval: Duration,
 

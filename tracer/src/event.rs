@@ -112,6 +112,20 @@ impl TraceEvent {
         })
     }
 
+    /// The `event` name used in the JSON output.
+    pub const fn name_of(kind: EventKind) -> &'static str {
+        match kind {
+            EventKind::State => "state",
+            EventKind::Retransmit => "retransmit",
+            EventKind::SynRetransmit => "syn_retransmit",
+            EventKind::SynAckRetransmit => "synack_retransmit",
+            EventKind::RstSent => "rst_sent",
+            EventKind::RstReceived => "rst_received",
+            EventKind::SocketError => "error",
+            EventKind::SyscallError => "syscall_error",
+        }
+    }
+
     /// Handshake latency in microseconds, for SYN_SENT→ESTABLISHED.
     pub fn handshake_us(&self) -> Option<u64> {
         use tracer_common::tcp::{ESTABLISHED, SYN_SENT};
@@ -122,10 +136,54 @@ impl TraceEvent {
             .then_some(self.value / 1000)
     }
 
+    /// How a connect ended, for a state event that leaves SYN_SENT.
+    pub fn connect_result(&self) -> Option<ConnectResult> {
+        use tracer_common::tcp::{CLOSE, ESTABLISHED, SYN_SENT};
+        if self.kind != EventKind::State || self.old_state != SYN_SENT {
+            return None;
+        }
+        Some(match (self.new_state, self.errno) {
+            (ESTABLISHED, _) => ConnectResult::Ok,
+            (CLOSE, libc::ECONNREFUSED) => ConnectResult::Refused,
+            (CLOSE, libc::ETIMEDOUT) => ConnectResult::Timeout,
+            (CLOSE, libc::EHOSTUNREACH | libc::ENETUNREACH) => ConnectResult::Unreachable,
+            // Closed by the application before the handshake finished.
+            (CLOSE, 0) => ConnectResult::Aborted,
+            (CLOSE, _) => ConnectResult::Failed,
+            _ => return None,
+        })
+    }
+
     pub fn syscall(&self) -> Option<Syscall> {
         (self.kind == EventKind::SyscallError)
             .then(|| Syscall::from_u64(self.value))
             .flatten()
+    }
+}
+
+/// The outcome of a connect.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConnectResult {
+    Ok,
+    Refused,
+    Timeout,
+    Unreachable,
+    /// Closed by the application before the handshake finished.
+    Aborted,
+    Failed,
+}
+
+impl ConnectResult {
+    /// The `result` value of a `connect` event.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Self::Ok => "ok",
+            Self::Refused => "refused",
+            Self::Timeout => "timeout",
+            Self::Unreachable => "unreachable",
+            Self::Aborted => "aborted",
+            Self::Failed => "failed",
+        }
     }
 }
 

@@ -1,7 +1,7 @@
 //! `tracer`: per-process TCP connection tracer (entry point and exit codes).
 
+mod aggregate;
 mod cli;
-mod connections;
 mod doctor;
 mod ebpf;
 mod errno;

@@ -3,23 +3,31 @@
 use std::{
     fs::File,
     io::{BufWriter, Write},
-    time::Duration,
+    sync::Arc,
+    time::{Duration, SystemTime},
 };
 
 use anyhow::Context as _;
 use tokio::signal::unix::{SignalKind, signal};
 
 use crate::{
+    aggregate::Aggregator,
     cli::TraceArgs,
-    connections::Connections,
     ebpf::{
         counters::Counters,
         loader::{self, Filters, Settings},
         reader::Reader,
     },
-    event::Clock,
-    proc,
-    sink::json::{self, JsonSink},
+    event::{Clock, TraceEvent},
+    proc::{
+        self,
+        sampler::{Sampler, Scope},
+    },
+    sink::{
+        csv::CsvSink,
+        json::{self, JsonSink},
+    },
+    snapshot::{KernelCounts, Snapshot},
     system,
 };
 
@@ -35,7 +43,8 @@ pub async fn run(args: &TraceArgs) -> anyhow::Result<()> {
             crate::ebpf::format::TRACEFS
         );
     }
-    let mut events = args.events.as_deref().map(open_events).transpose()?;
+    let events = args.events.as_deref().map(open_events).transpose()?;
+    let csv = args.csv.as_deref().map(CsvSink::open).transpose()?;
     if !args.headless {
         eprintln!("tracer: the live view is not available in this build; running headless");
     }
@@ -54,15 +63,28 @@ pub async fn run(args: &TraceArgs) -> anyhow::Result<()> {
         connect_errors,
     } = loaded;
     let clock = Clock::now();
-    let mut reader = Reader::new(ring, clock).context("cannot poll the ring buffer")?;
+    let reader = Reader::new(ring, clock).context("cannot poll the ring buffer")?;
     let scope = if args.pids.is_empty() {
-        "all processes".to_owned()
+        Scope::All
     } else {
-        let pids: Vec<String> = args.pids.iter().map(u32::to_string).collect();
-        format!("pid {}", pids.join(", "))
+        Scope::Pids(args.pids.clone())
     };
+    let mut session = Session {
+        aggregator: Aggregator::new(monotonic_ns()),
+        sampler: Sampler::new(scope.clone()),
+        reader,
+        counters,
+        clock,
+        events,
+        csv,
+        write_error: None,
+        latest: None,
+    };
+    // Sockets that predate tracing are counted from the first snapshot on.
+    session.sample();
     eprintln!(
-        "tracer: tracing {scope} via {}; {connect_errors}",
+        "tracer: tracing {} via {}; {connect_errors}",
+        describe(&scope),
         plan.join(", ")
     );
 
@@ -73,56 +95,150 @@ pub async fn run(args: &TraceArgs) -> anyhow::Result<()> {
     let mut tick = tokio::time::interval(args.interval);
     tick.tick().await;
 
-    let mut write_error: Option<std::io::Error> = None;
-    let mut connections = Connections::default();
     loop {
         tokio::select! {
-            r = reader.drain(|ev| write_event(&mut events, &mut connections, &mut write_error, &ev)) => {
-                r.context("reading the ring buffer")?;
-                if let Some(sink) = events.as_mut() {
-                    sink.flush().ok();
-                }
-            }
-            _ = tick.tick() => {
-                let c = Counters::read(&counters).context("reading the kernel counters")?;
-                write_stats(&mut events, &mut write_error, &clock, &c, reader.decode_errors);
-            }
+            r = session.drain() => r?,
+            _ = tick.tick() => session.snapshot()?,
             _ = sigint.recv() => break,
             _ = sigterm.recv() => break,
             () = &mut deadline => break,
         }
-        if let Some(err) = write_error.take() {
-            return Err(err).context("writing --events output");
-        }
+        session.check_events()?;
     }
 
-    // Stopped: take what is still in the ring, then report.
-    reader.drain_now(|ev| write_event(&mut events, &mut connections, &mut write_error, &ev));
-    let c = Counters::read(&counters).context("reading the kernel counters")?;
-    write_stats(
-        &mut events,
-        &mut write_error,
-        &clock,
-        &c,
-        reader.decode_errors,
-    );
-    if let Some(err) = write_error {
-        return Err(err).context("writing --events output");
-    }
-    eprintln!(
-        "tracer: {} events read; kernel: {} submitted, {} dropped (ring buffer full), {} filtered, {} unattributed; {} undecodable",
-        reader.read, c.submitted, c.dropped, c.filtered, c.unattributed, reader.decode_errors
-    );
+    // Stopped: take what is still in the ring, then write the final snapshot.
+    session.drain_now();
+    session.snapshot()?;
+    session.check_events()?;
+    session.summary();
     Ok(())
 }
 
-fn write_event(
+/// Everything the event loop works on.
+struct Session {
+    aggregator: Aggregator,
+    sampler: Sampler,
+    reader: Reader,
+    counters: aya::maps::PerCpuArray<aya::maps::MapData, u64>,
+    clock: Clock,
+    events: Option<JsonSink>,
+    csv: Option<CsvSink>,
+    /// The first failed write to `--events`, reported by `check_events`.
+    write_error: Option<std::io::Error>,
+    latest: Option<Arc<Snapshot>>,
+}
+
+impl Session {
+    async fn drain(&mut self) -> anyhow::Result<()> {
+        let Self {
+            aggregator,
+            sampler,
+            reader,
+            events,
+            write_error,
+            ..
+        } = self;
+        reader
+            .drain(|ev| observe(aggregator, sampler, events, write_error, &ev))
+            .await
+            .context("reading the ring buffer")?;
+        if let Some(sink) = events.as_mut() {
+            sink.flush().ok();
+        }
+        Ok(())
+    }
+
+    fn drain_now(&mut self) {
+        let Self {
+            aggregator,
+            sampler,
+            reader,
+            events,
+            write_error,
+            ..
+        } = self;
+        reader.drain_now(|ev| observe(aggregator, sampler, events, write_error, &ev));
+    }
+
+    /// Reads /proc into the aggregator's gauges.
+    fn sample(&mut self) {
+        let sample = self
+            .sampler
+            .sample(&self.aggregator.alive(), monotonic_ns());
+        self.aggregator.apply(&sample);
+    }
+
+    /// Samples /proc, takes a snapshot and hands it to the sinks.
+    fn snapshot(&mut self) -> anyhow::Result<()> {
+        self.sample();
+        let c = Counters::read(&self.counters).context("reading the kernel counters")?;
+        let kernel = KernelCounts {
+            submitted: c.submitted,
+            dropped: c.dropped,
+            filtered: c.filtered,
+            unattributed: c.unattributed,
+            read: self.reader.read,
+            decode_errors: self.reader.decode_errors,
+        };
+        let snapshot = Arc::new(self.aggregator.snapshot(
+            SystemTime::now(),
+            monotonic_ns(),
+            kernel,
+        ));
+        if let Some(csv) = self.csv.as_mut() {
+            csv.write(&snapshot)?;
+        }
+        if let Some(sink) = self.events.as_mut() {
+            let stats = json::render_stats(
+                self.clock.wall_ns(monotonic_ns()),
+                &c,
+                self.reader.decode_errors,
+            );
+            record(
+                sink.write(&stats).and_then(|()| sink.flush()),
+                &mut self.write_error,
+            );
+        }
+        self.latest = Some(snapshot);
+        Ok(())
+    }
+
+    fn check_events(&mut self) -> anyhow::Result<()> {
+        match self.write_error.take() {
+            Some(err) => Err(err).context("writing --events output"),
+            None => Ok(()),
+        }
+    }
+
+    fn summary(&self) {
+        let Some(s) = self.latest.as_deref() else {
+            return;
+        };
+        let k = &s.kernel;
+        eprintln!(
+            "tracer: {} events read; kernel: {} submitted, {} dropped (ring buffer full), {} filtered, {} unattributed; {} undecodable",
+            k.read, k.submitted, k.dropped, k.filtered, k.unattributed, k.decode_errors
+        );
+        if let Some(csv) = &self.csv {
+            eprintln!(
+                "tracer: {} CSV rows written to {}",
+                csv.rows,
+                csv.path().display()
+            );
+        }
+    }
+}
+
+/// Feeds one event to the aggregator and the `--events` output.
+fn observe(
+    aggregator: &mut Aggregator,
+    sampler: &mut Sampler,
     sink: &mut Option<JsonSink>,
-    connections: &mut Connections,
     error: &mut Option<std::io::Error>,
-    ev: &crate::event::TraceEvent,
+    ev: &TraceEvent,
 ) {
-    let state_at = connections.observe(ev);
+    let owner = (!ev.unattributed && ev.pid != 0).then(|| sampler.identify(ev.pid));
+    let state_at = aggregator.observe(owner, ev);
     if let Some(sink) = sink.as_mut() {
         record(sink.write(&json::render(ev, state_at)), error);
         if let Some(connect) = json::render_connect(ev) {
@@ -131,16 +247,13 @@ fn write_event(
     }
 }
 
-fn write_stats(
-    sink: &mut Option<JsonSink>,
-    error: &mut Option<std::io::Error>,
-    clock: &Clock,
-    counters: &Counters,
-    decode_errors: u64,
-) {
-    if let Some(sink) = sink.as_mut() {
-        let stats = json::render_stats(clock.wall_ns(monotonic_ns()), counters, decode_errors);
-        record(sink.write(&stats).and_then(|()| sink.flush()), error);
+fn describe(scope: &Scope) -> String {
+    match scope {
+        Scope::All => "all processes".to_owned(),
+        Scope::Pids(pids) => {
+            let pids: Vec<String> = pids.iter().map(u32::to_string).collect();
+            format!("pid {}", pids.join(", "))
+        }
     }
 }
 
@@ -165,7 +278,7 @@ fn open_events(path: &std::path::Path) -> anyhow::Result<JsonSink> {
 }
 
 /// CLOCK_MONOTONIC now, the clock the kernel stamps events with.
-fn monotonic_ns() -> u64 {
+pub fn monotonic_ns() -> u64 {
     let mut ts = libc::timespec {
         tv_sec: 0,
         tv_nsec: 0,

@@ -1,5 +1,6 @@
 //! Reading process and socket facts from /proc.
 
+pub mod sampler;
 pub mod sockets;
 
 use std::path::Path;

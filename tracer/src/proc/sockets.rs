@@ -4,7 +4,9 @@
 
 use std::{
     collections::HashMap,
+    io::{BufRead as _, BufReader},
     net::{IpAddr, Ipv4Addr, Ipv6Addr},
+    path::Path,
 };
 
 /// One row of `/proc/net/tcp{,6}`.
@@ -20,22 +22,25 @@ pub struct SocketRow {
 }
 
 /// Parses the text of `/proc/net/tcp` or `/proc/net/tcp6`; malformed rows are skipped.
+#[cfg(test)]
 pub fn parse_table(text: &str) -> Vec<SocketRow> {
     text.lines().skip(1).filter_map(parse_row).collect()
 }
 
 fn parse_row(line: &str) -> Option<SocketRow> {
     // sl local rem st tx:rx tr:when retrnsmt uid timeout inode ...
-    let cols: Vec<&str> = line.split_whitespace().collect();
-    let (local, local_port) = parse_endpoint(cols.get(1)?)?;
-    let (remote, remote_port) = parse_endpoint(cols.get(2)?)?;
+    let mut cols = line.split_whitespace();
+    let (local, local_port) = parse_endpoint(cols.nth(1)?)?;
+    let (remote, remote_port) = parse_endpoint(cols.next()?)?;
+    let state = u8::from_str_radix(cols.next()?, 16).ok()?;
+    let inode = cols.nth(5)?.parse().ok()?;
     Some(SocketRow {
         local,
         local_port,
         remote,
         remote_port,
-        state: u8::from_str_radix(cols.get(3)?, 16).ok()?,
-        inode: cols.get(9)?.parse().ok()?,
+        state,
+        inode,
     })
 }
 
@@ -64,15 +69,35 @@ fn parse_endpoint(text: &str) -> Option<(IpAddr, u16)> {
 
 /// Every TCP socket of the network namespace process `pid` lives in.
 pub fn read_tables_of(pid: u32) -> Vec<SocketRow> {
-    read_tables_at(&format!("/proc/{pid}/net"))
+    let mut rows = Vec::new();
+    for_each_row(Path::new(&format!("/proc/{pid}/net")), |r| rows.push(r));
+    rows
 }
 
-fn read_tables_at(dir: &str) -> Vec<SocketRow> {
-    ["tcp", "tcp6"]
-        .iter()
-        .filter_map(|f| std::fs::read_to_string(format!("{dir}/{f}")).ok())
-        .flat_map(|t| parse_table(&t))
-        .collect()
+/// Calls `f` for every row of `dir/tcp` and `dir/tcp6`, reading line by line:
+/// a busy host's tables run to tens of megabytes of text.
+pub fn for_each_row(dir: &Path, mut f: impl FnMut(SocketRow)) {
+    for name in ["tcp", "tcp6"] {
+        let Ok(file) = std::fs::File::open(dir.join(name)) else {
+            continue;
+        };
+        let mut reader = BufReader::with_capacity(64 * 1024, file);
+        let mut line = String::new();
+        let mut header = true;
+        loop {
+            line.clear();
+            match reader.read_line(&mut line) {
+                Ok(0) | Err(_) => break,
+                Ok(_) => {}
+            }
+            if std::mem::take(&mut header) {
+                continue;
+            }
+            if let Some(row) = parse_row(&line) {
+                f(row);
+            }
+        }
+    }
 }
 
 /// Sockets of the given processes (every process when `pids` is empty), from
@@ -132,7 +157,8 @@ pub fn socket_inode(link: &str) -> Option<u64> {
         .ok()
 }
 
-fn all_pids() -> Vec<u32> {
+/// Every process id in /proc.
+pub fn all_pids() -> Vec<u32> {
     std::fs::read_dir("/proc")
         .map(|d| {
             d.flatten()

@@ -4,51 +4,17 @@
 use std::io::Write;
 
 use serde_json::{Map, Value, json};
-use tracer_common::{
-    EventKind,
-    tcp::{CLOSE, ESTABLISHED, SYN_SENT, state_name},
-};
+use tracer_common::{EventKind, tcp::state_name};
 
-use crate::{connections::Phase, ebpf::counters::Counters, errno, event::TraceEvent};
-
-/// The `event` name of a decoded event.
-pub fn event_name(ev: &TraceEvent) -> &'static str {
-    match ev.kind {
-        EventKind::State => "state",
-        EventKind::Retransmit => "retransmit",
-        EventKind::SynRetransmit => "syn_retransmit",
-        EventKind::SynAckRetransmit => "synack_retransmit",
-        EventKind::RstSent => "rst_sent",
-        EventKind::RstReceived => "rst_received",
-        EventKind::SocketError => "error",
-        EventKind::SyscallError => "syscall_error",
-    }
-}
+use crate::{aggregate::Phase, ebpf::counters::Counters, errno, event::TraceEvent};
 
 fn state(n: u8) -> Value {
     state_name(n).map_or_else(|| Value::from(n), Value::from)
 }
 
-/// How a connect ended, from its SYN_SENT exit: `None` for other events.
-pub fn connect_result(ev: &TraceEvent) -> Option<&'static str> {
-    if ev.kind != EventKind::State || ev.old_state != SYN_SENT {
-        return None;
-    }
-    Some(match (ev.new_state, ev.errno) {
-        (ESTABLISHED, _) => "ok",
-        (CLOSE, libc::ECONNREFUSED) => "refused",
-        (CLOSE, libc::ETIMEDOUT) => "timeout",
-        (CLOSE, libc::EHOSTUNREACH | libc::ENETUNREACH) => "unreachable",
-        // Closed by the application before the handshake finished.
-        (CLOSE, 0) => "aborted",
-        (CLOSE, _) => "failed",
-        _ => return None,
-    })
-}
-
 /// The `connect` object derived from a state event that ends a handshake.
 pub fn render_connect(ev: &TraceEvent) -> Option<Value> {
-    let result = connect_result(ev)?;
+    let result = ev.connect_result()?.name();
     let mut v = render(ev, ev.old_state);
     let o = v.as_object_mut()?;
     o.insert("event".into(), "connect".into());
@@ -63,7 +29,7 @@ pub fn render_connect(ev: &TraceEvent) -> Option<Value> {
 pub fn render(ev: &TraceEvent, state_at: u8) -> Value {
     let mut o = Map::new();
     o.insert("ts_ns".into(), ev.ts_ns.into());
-    o.insert("event".into(), event_name(ev).into());
+    o.insert("event".into(), TraceEvent::name_of(ev.kind).into());
     o.insert("pid".into(), ev.pid.into());
     o.insert("comm".into(), ev.comm.clone().into());
     if ev.unattributed {
@@ -149,7 +115,7 @@ impl JsonSink {
 mod tests {
     use std::net::IpAddr;
 
-    use tracer_common::tcp::{AF_INET, CLOSE, SYN_SENT};
+    use tracer_common::tcp::{AF_INET, CLOSE, ESTABLISHED, SYN_SENT};
 
     use super::*;
 

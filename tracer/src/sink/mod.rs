@@ -1,3 +1,4 @@
-//! Outputs fed by the tracer: JSON lines today.
+//! Outputs fed by the tracer: CSV snapshots and JSON lines.
 
+pub mod csv;
 pub mod json;

@@ -1,7 +1,9 @@
 """TCP peer for tracer's kernel tests: a listener or a client in its own process,
 driven line by line over stdin so the test controls when traffic happens.
 
-  peer.py listen HOST          print the port, accept and drain until stdin closes
+  peer.py listen HOST [leak]   print the port, accept and drain until stdin closes
+                               (leak: never read or close accepted connections, so
+                               they sit in CLOSE_WAIT once clients close)
   peer.py connect HOST PORT [nb|linger|hold]
                                on each stdin line "go": connect (non-blocking with
                                nb), send, print the local port (or "error ERRNO"),
@@ -23,13 +25,14 @@ def family(host):
     return socket.AF_INET6 if ":" in host else socket.AF_INET
 
 
-def listen(host):
+def listen(host, how="drain"):
     srv = socket.socket(family(host), socket.SOCK_STREAM)
     srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     srv.bind((host, 0))
     srv.listen(128)
     print(srv.getsockname()[1], flush=True)
     conns = []
+    leaked = []
     while True:
         ready, _, _ = select.select([srv, sys.stdin] + conns, [], [], 60)
         if not ready:
@@ -39,7 +42,11 @@ def listen(host):
                 if not sys.stdin.readline():
                     return
             elif r is srv:
-                conns.append(srv.accept()[0])
+                conn = srv.accept()[0]
+                if how == "leak":
+                    leaked.append(conn)
+                else:
+                    conns.append(conn)
             else:
                 try:
                     data = r.recv(4096)

@@ -1,0 +1,176 @@
+//! Gauges from a /proc sample: sockets by state (the kernel's own socket
+//! table, so they agree with `ss`), TIME_WAIT left behind, FD use, and which
+//! processes have exited.
+
+use std::{collections::HashMap, net::SocketAddr, time::Duration};
+
+use tracer_common::tcp::{
+    CLOSE_WAIT, CLOSING, ESTABLISHED, FIN_WAIT1, FIN_WAIT2, LAST_ACK, LISTEN, SYN_RECV, SYN_SENT,
+};
+
+use super::{Aggregator, EXITED_MAX, live::Tuple, process::ProcessAgg};
+use crate::{
+    proc::sockets::SocketRow,
+    snapshot::{ConnectionSnapshot, FdUsage, Gauges, ProcessId},
+};
+
+/// Live connections listed per process in a snapshot (all are counted).
+pub const CONNECTIONS_LISTED: usize = 256;
+
+/// What /proc said at one moment.
+#[derive(Debug, Default)]
+pub struct Sample {
+    /// Monotonic ns when it was read.
+    pub at_ns: u64,
+    /// Every process asked about that is still alive.
+    pub processes: Vec<ProcessSample>,
+    /// TIME_WAIT sockets (they belong to no process any more).
+    pub time_wait: Vec<SocketRow>,
+}
+
+/// One live process.
+#[derive(Debug)]
+pub struct ProcessSample {
+    pub id: ProcessId,
+    pub comm: String,
+    pub fds: Option<FdUsage>,
+    /// Its TCP sockets, from the socket table of its network namespace.
+    pub sockets: Vec<SocketRow>,
+}
+
+impl Aggregator {
+    /// Replaces every gauge with what `sample` says. A process that was alive
+    /// and is missing from the sample has exited: it keeps its counts.
+    pub fn apply(&mut self, sample: &Sample) {
+        let now = sample.at_ns;
+        let mut first_seen = HashMap::with_capacity(self.first_seen.len());
+        let mut listeners: HashMap<u16, ProcessId> = HashMap::new();
+        for ps in &sample.processes {
+            let p = self
+                .processes
+                .entry(ps.id)
+                .or_insert_with(|| ProcessAgg::new(ps.comm.clone()));
+            p.exited = false;
+            p.last_alive = self.snapshots;
+            if !ps.comm.is_empty() {
+                p.comm.clone_from(&ps.comm);
+            }
+            p.fds = ps.fds;
+            p.gauges = Gauges::default();
+            p.listen_ports = ps
+                .sockets
+                .iter()
+                .filter(|r| r.state == LISTEN)
+                .map(|r| r.local_port)
+                .collect();
+            for &port in &p.listen_ports {
+                listeners.insert(port, ps.id);
+            }
+            for r in p.remotes.values_mut() {
+                (r.established, r.close_wait, r.time_wait) = (0, 0, 0);
+            }
+            p.connections.clear();
+            let mut oldest_close_wait: Option<u64> = None;
+            for row in ps.sockets.iter().filter(|r| r.state != LISTEN) {
+                let tuple: Tuple = (
+                    SocketAddr::new(row.local, row.local_port),
+                    SocketAddr::new(row.remote, row.remote_port),
+                );
+                let conn = self.live.by_tuple(&tuple).filter(|c| c.owner == ps.id);
+                let seen = *self.first_seen.get(&tuple).unwrap_or(&now);
+                if conn.is_none() {
+                    first_seen.insert(tuple, seen);
+                }
+                let opened = conn.map_or(seen, |c| c.opened_ns);
+                let remote =
+                    conn.map_or_else(|| p.remote_of(row.local_port, tuple.1), |c| c.remote);
+                let g = &mut p.gauges;
+                match row.state {
+                    ESTABLISHED => g.established += 1,
+                    SYN_SENT => g.syn_sent += 1,
+                    SYN_RECV => g.syn_recv += 1,
+                    CLOSE_WAIT => {
+                        g.close_wait += 1;
+                        let since = conn.and_then(|c| c.close_wait_ns).unwrap_or(seen);
+                        oldest_close_wait = Some(oldest_close_wait.map_or(since, |o| o.min(since)));
+                    }
+                    FIN_WAIT1 | FIN_WAIT2 | CLOSING | LAST_ACK => g.closing += 1,
+                    _ => {}
+                }
+                if matches!(row.state, ESTABLISHED | CLOSE_WAIT) {
+                    let r = p.remote(remote);
+                    if row.state == ESTABLISHED {
+                        r.established += 1;
+                    } else {
+                        r.close_wait += 1;
+                    }
+                }
+                p.connections.push(ConnectionSnapshot {
+                    local: tuple.0,
+                    remote: tuple.1,
+                    state: row.state,
+                    age: Duration::from_nanos(now.saturating_sub(opened)),
+                    preexisting: conn.is_none(),
+                    retransmits: conn.map_or(0, |c| c.retransmits),
+                });
+            }
+            p.gauges.listen = p.listen_ports.len() as u64;
+            p.gauges.oldest_close_wait =
+                oldest_close_wait.map(|since| Duration::from_nanos(now.saturating_sub(since)));
+            p.connections_total = p.connections.len() as u64;
+            p.connections
+                .sort_by(|a, b| b.retransmits.cmp(&a.retransmits).then(b.age.cmp(&a.age)));
+            p.connections.truncate(CONNECTIONS_LISTED);
+        }
+        self.first_seen = first_seen;
+
+        for row in &sample.time_wait {
+            let tuple: Tuple = (
+                SocketAddr::new(row.local, row.local_port),
+                SocketAddr::new(row.remote, row.remote_port),
+            );
+            let owner = self
+                .live
+                .closed_owner(&tuple)
+                .or_else(|| listeners.get(&row.local_port).copied());
+            if let Some(p) = owner.and_then(|id| self.processes.get_mut(&id)) {
+                p.gauges.time_wait += 1;
+                let remote = p.remote_of(row.local_port, tuple.1);
+                p.remote(remote).time_wait += 1;
+            }
+        }
+
+        let alive = self.snapshots;
+        for p in self.processes.values_mut() {
+            if p.last_alive != alive {
+                p.exited = true;
+                p.fds = None;
+                let time_wait = p.gauges.time_wait;
+                p.gauges = Gauges {
+                    time_wait,
+                    ..Gauges::default()
+                };
+                p.connections.clear();
+                p.connections_total = 0;
+            }
+        }
+        self.forget_old_exited();
+    }
+
+    /// Keeps at most [`EXITED_MAX`] exited processes, dropping those gone longest.
+    fn forget_old_exited(&mut self) {
+        let mut exited: Vec<(u64, ProcessId)> = self
+            .processes
+            .iter()
+            .filter(|(_, p)| p.exited)
+            .map(|(id, p)| (p.last_alive, *id))
+            .collect();
+        if exited.len() <= EXITED_MAX {
+            return;
+        }
+        exited.sort_unstable();
+        for (_, id) in &exited[..exited.len() - EXITED_MAX] {
+            self.processes.remove(id);
+        }
+    }
+}

@@ -1,0 +1,240 @@
+//! The live connections learned from state events: who owns each, its state,
+//! age and retransmits; and, briefly, the connections that just closed (a RST
+//! sent by `close()` is reported after the move to CLOSE, and a TIME_WAIT
+//! socket left behind is only recognisable by its addresses).
+
+use std::{
+    collections::{HashMap, VecDeque},
+    net::SocketAddr,
+};
+
+use tracer_common::tcp::{
+    CLOSE, CLOSE_WAIT, CLOSING, ESTABLISHED, FIN_WAIT1, FIN_WAIT2, LAST_ACK, NEW_SYN_RECV,
+    SYN_RECV, SYN_SENT, TIME_WAIT,
+};
+
+use crate::snapshot::{ProcessId, Remote};
+
+/// The phase of a connection an event hit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    Handshake,
+    Established,
+    Closing,
+    /// No connection: a closed or listening socket, or none at all.
+    None,
+}
+
+impl Phase {
+    pub fn of_state(state: u8) -> Self {
+        match state {
+            SYN_SENT | SYN_RECV | NEW_SYN_RECV => Self::Handshake,
+            ESTABLISHED => Self::Established,
+            FIN_WAIT1 | FIN_WAIT2 | TIME_WAIT | CLOSE_WAIT | LAST_ACK | CLOSING => Self::Closing,
+            _ => Self::None,
+        }
+    }
+
+    pub const fn name(self) -> &'static str {
+        match self {
+            Self::Handshake => "handshake",
+            Self::Established => "established",
+            Self::Closing => "closing",
+            Self::None => "none",
+        }
+    }
+}
+
+/// Local and remote address of a connection.
+pub type Tuple = (SocketAddr, SocketAddr);
+
+/// One connection seen through its state events.
+#[derive(Debug, Clone, Copy)]
+pub struct Conn {
+    pub owner: ProcessId,
+    pub remote: Remote,
+    pub tuple: Tuple,
+    pub state: u8,
+    /// Monotonic ns of the first event.
+    pub opened_ns: u64,
+    /// Whether it ever reached ESTABLISHED (only those have a lifetime).
+    pub established: bool,
+    /// Monotonic ns of the move to CLOSE_WAIT.
+    pub close_wait_ns: Option<u64>,
+    pub retransmits: u64,
+}
+
+/// How long closed connections are remembered for TIME_WAIT attribution:
+/// TIME_WAIT lasts 60 s on Linux.
+const CLOSED_MEMORY_NS: u64 = 75_000_000_000;
+/// Upper bound on remembered closed connections; the oldest go first.
+const CLOSED_MEMORY_MAX: usize = 131_072;
+/// Upper bound on the sockets whose last state before CLOSE is remembered.
+const RECENTLY_CLOSED: usize = 4096;
+
+/// Socket address → connection, plus the recently closed.
+#[derive(Debug, Default)]
+pub struct Live {
+    by_sk: HashMap<u64, Conn>,
+    by_tuple: HashMap<Tuple, u64>,
+    /// Sockets that just moved to CLOSE → the state they left.
+    closed_from: HashMap<u64, u8>,
+    /// Closed connections, oldest first, and their owners by tuple.
+    closed: VecDeque<(u64, Tuple)>,
+    closed_owner: HashMap<Tuple, (u64, ProcessId)>,
+}
+
+impl Live {
+    pub fn get(&self, sk: u64) -> Option<&Conn> {
+        self.by_sk.get(&sk)
+    }
+
+    pub fn get_mut(&mut self, sk: u64) -> Option<&mut Conn> {
+        self.by_sk.get_mut(&sk)
+    }
+
+    pub fn by_tuple(&self, tuple: &Tuple) -> Option<&Conn> {
+        self.by_tuple.get(tuple).and_then(|sk| self.by_sk.get(sk))
+    }
+
+    #[cfg(test)]
+    pub fn len(&self) -> usize {
+        self.by_sk.len()
+    }
+
+    /// The state a socket was in when a stateless event (a RST) happened:
+    /// `reported` is the state the kernel put in the event (0 = none, CLOSE =
+    /// after close, where the state it closed from counts).
+    pub fn state_at(&self, sk: u64, reported: u8) -> u8 {
+        match reported {
+            CLOSE => self.closed_from.get(&sk).copied().unwrap_or(CLOSE),
+            0 => self.by_sk.get(&sk).map_or(0, |c| c.state),
+            state => state,
+        }
+    }
+
+    /// Inserts or updates a connection that moved to `state` (not CLOSE).
+    pub fn upsert(&mut self, sk: u64, conn: Conn) {
+        if let Some(old) = self.by_sk.insert(sk, conn) {
+            if old.tuple != conn.tuple {
+                self.by_tuple.remove(&old.tuple);
+            }
+        }
+        self.by_tuple.insert(conn.tuple, sk);
+    }
+
+    /// Removes a connection that moved from `old_state` to CLOSE at `now_ns`.
+    pub fn close(&mut self, sk: u64, old_state: u8, now_ns: u64) -> Option<Conn> {
+        if self.closed_from.len() >= RECENTLY_CLOSED {
+            self.closed_from.clear();
+        }
+        self.closed_from.insert(sk, old_state);
+        let conn = self.by_sk.remove(&sk)?;
+        if self.by_tuple.get(&conn.tuple) == Some(&sk) {
+            self.by_tuple.remove(&conn.tuple);
+        }
+        // Only an active close leaves a TIME_WAIT socket behind.
+        if matches!(old_state, FIN_WAIT1 | FIN_WAIT2 | CLOSING) {
+            self.remember_closed(conn.tuple, conn.owner, now_ns);
+        }
+        Some(conn)
+    }
+
+    fn remember_closed(&mut self, tuple: Tuple, owner: ProcessId, now_ns: u64) {
+        while let Some(&(at, old)) = self.closed.front() {
+            if self.closed.len() < CLOSED_MEMORY_MAX && now_ns.saturating_sub(at) < CLOSED_MEMORY_NS
+            {
+                break;
+            }
+            self.closed.pop_front();
+            // The same addresses may have closed again since; keep the newer.
+            if self.closed_owner.get(&old).is_some_and(|&(t, _)| t == at) {
+                self.closed_owner.remove(&old);
+            }
+        }
+        self.closed.push_back((now_ns, tuple));
+        self.closed_owner.insert(tuple, (now_ns, owner));
+    }
+
+    /// The owner of a recently closed connection with these addresses.
+    pub fn closed_owner(&self, tuple: &Tuple) -> Option<ProcessId> {
+        self.closed_owner.get(tuple).map(|&(_, owner)| owner)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tuple(port: u16) -> Tuple {
+        (
+            SocketAddr::from(([127, 0, 0, 1], port)),
+            SocketAddr::from(([127, 0, 0, 1], 80)),
+        )
+    }
+
+    fn conn(port: u16, state: u8) -> Conn {
+        Conn {
+            owner: ProcessId {
+                pid: 1,
+                start_ticks: 1,
+            },
+            remote: Remote::Server(tuple(port).1),
+            tuple: tuple(port),
+            state,
+            opened_ns: 0,
+            established: false,
+            close_wait_ns: None,
+            retransmits: 0,
+        }
+    }
+
+    #[test]
+    fn reset_received_in_syn_sent_is_a_handshake_reset() {
+        let mut live = Live::default();
+        live.upsert(7, conn(0, SYN_SENT));
+        assert_eq!(Phase::of_state(live.state_at(7, 0)), Phase::Handshake);
+        live.close(7, SYN_SENT, 1);
+        assert_eq!(live.len(), 0);
+        assert_eq!(Phase::of_state(live.state_at(7, 0)), Phase::None);
+    }
+
+    #[test]
+    fn reset_sent_after_close_takes_the_state_it_closed_from() {
+        let mut live = Live::default();
+        live.upsert(7, conn(1000, ESTABLISHED));
+        live.close(7, ESTABLISHED, 1);
+        assert_eq!(Phase::of_state(live.state_at(7, CLOSE)), Phase::Established);
+        assert_eq!(
+            Phase::of_state(live.state_at(9, CLOSE_WAIT)),
+            Phase::Closing
+        );
+    }
+
+    #[test]
+    fn retuple_moves_the_index() {
+        let mut live = Live::default();
+        live.upsert(7, conn(0, SYN_SENT));
+        live.upsert(7, conn(4000, ESTABLISHED));
+        assert!(live.by_tuple(&tuple(0)).is_none());
+        assert_eq!(
+            live.by_tuple(&tuple(4000)).map(|c| c.state),
+            Some(ESTABLISHED)
+        );
+    }
+
+    #[test]
+    fn active_closes_are_remembered_for_a_while() {
+        let mut live = Live::default();
+        live.upsert(7, conn(4000, FIN_WAIT2));
+        live.upsert(8, conn(4001, LAST_ACK));
+        live.close(7, FIN_WAIT2, 0);
+        live.close(8, LAST_ACK, 0);
+        assert!(live.closed_owner(&tuple(4000)).is_some());
+        assert!(live.closed_owner(&tuple(4001)).is_none(), "passive close");
+        live.upsert(9, conn(4002, FIN_WAIT1));
+        live.close(9, FIN_WAIT1, CLOSED_MEMORY_NS + 1);
+        assert!(live.closed_owner(&tuple(4000)).is_none(), "expired");
+        assert!(live.closed_owner(&tuple(4002)).is_some());
+    }
+}

@@ -1,0 +1,221 @@
+//! The aggregator: pure (no I/O). Fed decoded events and /proc samples, it
+//! keeps per-process, per-remote and per-connection numbers and produces
+//! immutable [`Snapshot`]s.
+
+mod gauges;
+mod latency;
+mod live;
+mod process;
+mod view;
+
+use std::{collections::BTreeMap, net::SocketAddr, time::SystemTime};
+
+use tracer_common::{
+    EventKind,
+    tcp::{CLOSE, CLOSE_WAIT, ESTABLISHED, LISTEN, SYN_RECV, SYN_SENT},
+};
+
+pub use self::{
+    gauges::{ProcessSample, Sample},
+    live::Phase,
+};
+use self::{
+    live::{Conn, Live, Tuple},
+    process::{ProcessAgg, Recent, count},
+};
+use crate::{
+    event::TraceEvent,
+    snapshot::{Counts, KernelCounts, ProcessId, Remote, Snapshot},
+};
+
+/// Exited processes kept (with their last numbers) before the oldest go.
+pub const EXITED_MAX: usize = 1024;
+
+/// Per-process state of the whole trace.
+#[derive(Debug)]
+pub struct Aggregator {
+    live: Live,
+    processes: BTreeMap<ProcessId, ProcessAgg>,
+    unattributed: Counts,
+    /// Monotonic ns of tracing start.
+    started_ns: u64,
+    /// Sockets not learned from events (they predate tracing) → first seen.
+    first_seen: std::collections::HashMap<Tuple, u64>,
+    /// Snapshots taken so far.
+    snapshots: u64,
+    /// Monotonic ns and events read at the previous snapshot.
+    previous: Option<(u64, u64)>,
+}
+
+impl Aggregator {
+    pub fn new(started_ns: u64) -> Self {
+        Self {
+            live: Live::default(),
+            processes: BTreeMap::new(),
+            unattributed: Counts::default(),
+            started_ns,
+            first_seen: std::collections::HashMap::new(),
+            snapshots: 0,
+            previous: None,
+        }
+    }
+
+    /// Processes that were alive at the last sample or seen in events since.
+    pub fn alive(&self) -> Vec<ProcessId> {
+        self.processes
+            .iter()
+            .filter(|(_, p)| !p.exited)
+            .map(|(id, _)| *id)
+            .collect()
+    }
+
+    /// Adds one event. `owner` is the owning process (`None` when the kernel
+    /// could not attribute it). Returns the socket's state when the event
+    /// happened, which gives RSTs their phase.
+    pub fn observe(&mut self, owner: Option<ProcessId>, ev: &TraceEvent) -> u8 {
+        let state_at = if ev.kind == EventKind::State {
+            ev.old_state
+        } else {
+            self.live.state_at(ev.sk, ev.old_state)
+        };
+        let Some(id) = owner else {
+            count(&mut self.unattributed, ev, state_at);
+            if ev.kind == EventKind::State && ev.new_state == CLOSE {
+                self.live.close(ev.sk, ev.old_state, ev.mono_ns);
+            }
+            return state_at;
+        };
+        let process = self
+            .processes
+            .entry(id)
+            .or_insert_with(|| ProcessAgg::new(ev.comm.clone()));
+        process.exited = false;
+        let peer = SocketAddr::new(ev.daddr, ev.dport);
+        let has_peer = ev.family != 0 && !ev.no_socket;
+        let remote = match self.live.get(ev.sk) {
+            Some(c) => c.remote,
+            // A passive connection is keyed by its client, an active one by its server.
+            None if ev.new_state == SYN_RECV || ev.old_state == SYN_RECV => {
+                Remote::Client(ev.daddr)
+            }
+            None if ev.new_state == SYN_SENT => Remote::Server(peer),
+            None => process.remote_of(ev.sport, peer),
+        };
+        count(&mut process.counts, ev, state_at);
+        if has_peer {
+            count(&mut process.remote(remote).counts, ev, state_at);
+        }
+        process.push_recent(Recent {
+            mono_ns: ev.mono_ns,
+            kind: ev.kind,
+            remote: has_peer.then_some(peer),
+            old_state: ev.old_state,
+            new_state: ev.new_state,
+            state_at,
+            errno: ev.errno,
+            value: ev.value,
+        });
+        match ev.kind {
+            EventKind::State => self.observe_state(id, remote, ev),
+            EventKind::Retransmit | EventKind::SynRetransmit | EventKind::SynAckRetransmit => {
+                if let Some(conn) = self.live.get_mut(ev.sk) {
+                    conn.retransmits += 1;
+                }
+            }
+            EventKind::SyscallError => {
+                if let Some(call) = ev.syscall() {
+                    *process.syscall_errors.entry((call, ev.errno)).or_default() += 1;
+                }
+            }
+            _ => {}
+        }
+        state_at
+    }
+
+    fn observe_state(&mut self, id: ProcessId, remote: Remote, ev: &TraceEvent) {
+        let Some(process) = self.processes.get_mut(&id) else {
+            return;
+        };
+        if let Some(us) = ev.handshake_us() {
+            process.record_handshake(remote, us);
+        }
+        if ev.new_state == CLOSE {
+            if let Some(conn) = self.live.close(ev.sk, ev.old_state, ev.mono_ns) {
+                process.counts.closed += 1;
+                if conn.established {
+                    let ms = ev.mono_ns.saturating_sub(conn.opened_ns) / 1_000_000;
+                    process.record_lifetime(ms);
+                }
+            }
+            return;
+        }
+        if ev.new_state == LISTEN {
+            if !process.listen_ports.contains(&ev.sport) {
+                process.listen_ports.push(ev.sport);
+            }
+            return;
+        }
+        let tuple = (
+            SocketAddr::new(ev.saddr, ev.sport),
+            SocketAddr::new(ev.daddr, ev.dport),
+        );
+        let conn = match self.live.get(ev.sk) {
+            Some(c) => Conn {
+                tuple,
+                state: ev.new_state,
+                established: c.established || ev.new_state == ESTABLISHED,
+                close_wait_ns: if ev.new_state == CLOSE_WAIT {
+                    Some(ev.mono_ns)
+                } else {
+                    c.close_wait_ns
+                },
+                ..*c
+            },
+            None => Conn {
+                owner: id,
+                remote,
+                tuple,
+                state: ev.new_state,
+                opened_ns: ev.mono_ns,
+                established: ev.new_state == ESTABLISHED,
+                close_wait_ns: (ev.new_state == CLOSE_WAIT).then_some(ev.mono_ns),
+                retransmits: 0,
+            },
+        };
+        self.live.upsert(ev.sk, conn);
+    }
+
+    /// Takes an immutable snapshot at wall time `at` (monotonic `now_ns`).
+    pub fn snapshot(&mut self, at: SystemTime, now_ns: u64, kernel: KernelCounts) -> Snapshot {
+        let interval_s = self
+            .previous
+            .map_or(now_ns.saturating_sub(self.started_ns), |(t, _)| {
+                now_ns.saturating_sub(t)
+            }) as f64
+            / 1e9;
+        let events_before = self.previous.map_or(0, |(_, n)| n);
+        let events_per_sec = if interval_s > 0.0 {
+            kernel.read.saturating_sub(events_before) as f64 / interval_s
+        } else {
+            0.0
+        };
+        self.previous = Some((now_ns, kernel.read));
+        self.snapshots += 1;
+        let processes = self
+            .processes
+            .iter_mut()
+            .map(|(id, p)| view::process(*id, p, interval_s, now_ns, at))
+            .collect();
+        Snapshot {
+            taken_at: at,
+            uptime: std::time::Duration::from_nanos(now_ns.saturating_sub(self.started_ns)),
+            kernel,
+            events_per_sec,
+            processes,
+            unattributed: self.unattributed,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,183 @@
+//! What is accumulated per process and per remote endpoint, and how one event
+//! changes the counts.
+
+use std::{
+    collections::{HashMap, VecDeque},
+    net::SocketAddr,
+};
+
+use tracer_common::{
+    EventKind,
+    event::Syscall,
+    tcp::{ESTABLISHED, SYN_RECV},
+};
+
+use super::{
+    latency::{COARSE, Distribution, PRECISE},
+    live::Phase,
+};
+use crate::{
+    event::{ConnectResult, TraceEvent},
+    snapshot::{ConnectionSnapshot, Counts, FdUsage, Gauges, Remote},
+};
+
+/// Handshakes longer than this are clamped (µs): a minute.
+pub const HANDSHAKE_MAX_US: u64 = 60_000_000;
+/// Connection lifetimes longer than this are clamped (ms): a day.
+pub const LIFETIME_MAX_MS: u64 = 86_400_000;
+/// Remote endpoints tracked per process; beyond it they fold into `Other`.
+pub const REMOTES_MAX: usize = 4096;
+/// Recent events kept per process.
+pub const RECENT_MAX: usize = 32;
+
+/// Adds one event to `counts`; `state_at` is the socket's state when it happened.
+pub fn count(counts: &mut Counts, ev: &TraceEvent, state_at: u8) {
+    match ev.kind {
+        EventKind::State => {
+            if ev.old_state == tracer_common::tcp::CLOSE
+                && ev.new_state == tracer_common::tcp::SYN_SENT
+            {
+                counts.connects += 1;
+            }
+            if ev.old_state == SYN_RECV && ev.new_state == ESTABLISHED {
+                counts.accepted += 1;
+            }
+            match ev.connect_result() {
+                Some(ConnectResult::Ok) => counts.connect_ok += 1,
+                Some(ConnectResult::Refused) => counts.connect_refused += 1,
+                Some(ConnectResult::Timeout) => counts.connect_timeout += 1,
+                Some(_) => counts.connect_failed_other += 1,
+                None => {}
+            }
+        }
+        EventKind::Retransmit => counts.retransmits += 1,
+        EventKind::SynRetransmit => counts.syn_retransmits += 1,
+        EventKind::SynAckRetransmit => counts.synack_retransmits += 1,
+        EventKind::RstSent => counts.rst_sent += 1,
+        EventKind::RstReceived => {
+            counts.rst_received += 1;
+            if Phase::of_state(state_at) == Phase::Handshake {
+                counts.rst_received_handshake += 1;
+            }
+        }
+        EventKind::SocketError => {}
+        EventKind::SyscallError => {
+            counts.syscall_errors += 1;
+            if matches!(ev.errno, libc::EMFILE | libc::ENFILE) {
+                counts.emfile_errors += 1;
+            }
+        }
+    }
+}
+
+/// Numbers for one remote endpoint.
+#[derive(Debug, Default)]
+pub struct RemoteAgg {
+    pub counts: Counts,
+    /// Created at the first completed handshake.
+    pub handshake_us: Option<Distribution>,
+    pub established: u64,
+    pub close_wait: u64,
+    pub time_wait: u64,
+}
+
+/// A recent event in compact form (no allocation per event).
+#[derive(Debug, Clone, Copy)]
+pub struct Recent {
+    pub mono_ns: u64,
+    pub kind: EventKind,
+    pub remote: Option<SocketAddr>,
+    pub old_state: u8,
+    pub new_state: u8,
+    pub state_at: u8,
+    pub errno: i32,
+    pub value: u64,
+}
+
+/// Everything accumulated for one process.
+#[derive(Debug)]
+pub struct ProcessAgg {
+    pub comm: String,
+    pub exited: bool,
+    pub counts: Counts,
+    /// Counts at the previous snapshot, for rates.
+    pub counts_before: Counts,
+    pub handshake_us: Option<Distribution>,
+    pub lifetime_ms: Option<Distribution>,
+    pub syscall_errors: HashMap<(Syscall, i32), u64>,
+    pub remotes: HashMap<Remote, RemoteAgg>,
+    pub recent: VecDeque<Recent>,
+    /// From the latest /proc sample.
+    pub gauges: Gauges,
+    pub fds: Option<FdUsage>,
+    pub listen_ports: Vec<u16>,
+    pub connections: Vec<ConnectionSnapshot>,
+    pub connections_total: u64,
+    /// Snapshot counter value when the process was last seen alive.
+    pub last_alive: u64,
+}
+
+impl ProcessAgg {
+    pub fn new(comm: String) -> Self {
+        Self {
+            comm,
+            exited: false,
+            counts: Counts::default(),
+            counts_before: Counts::default(),
+            handshake_us: None,
+            lifetime_ms: None,
+            syscall_errors: HashMap::new(),
+            remotes: HashMap::new(),
+            recent: VecDeque::with_capacity(RECENT_MAX),
+            gauges: Gauges::default(),
+            fds: None,
+            listen_ports: Vec::new(),
+            connections: Vec::new(),
+            connections_total: 0,
+            last_alive: 0,
+        }
+    }
+
+    /// The entry for `remote`, or `Other` once [`REMOTES_MAX`] are tracked.
+    pub fn remote(&mut self, remote: Remote) -> &mut RemoteAgg {
+        let key = if self.remotes.len() >= REMOTES_MAX && !self.remotes.contains_key(&remote) {
+            Remote::Other
+        } else {
+            remote
+        };
+        self.remotes.entry(key).or_default()
+    }
+
+    /// Which remote a connection from `local_port` to `peer` belongs to: a
+    /// client of one of this process's listeners, or a server it connected to.
+    pub fn remote_of(&self, local_port: u16, peer: SocketAddr) -> Remote {
+        if self.listen_ports.contains(&local_port) {
+            Remote::Client(peer.ip())
+        } else {
+            Remote::Server(peer)
+        }
+    }
+
+    pub fn record_handshake(&mut self, remote: Remote, us: u64) {
+        self.handshake_us
+            .get_or_insert_with(|| Distribution::new(HANDSHAKE_MAX_US, PRECISE))
+            .record(us);
+        self.remote(remote)
+            .handshake_us
+            .get_or_insert_with(|| Distribution::new(HANDSHAKE_MAX_US, COARSE))
+            .record(us);
+    }
+
+    pub fn record_lifetime(&mut self, ms: u64) {
+        self.lifetime_ms
+            .get_or_insert_with(|| Distribution::new(LIFETIME_MAX_MS, PRECISE))
+            .record(ms);
+    }
+
+    pub fn push_recent(&mut self, recent: Recent) {
+        if self.recent.len() == RECENT_MAX {
+            self.recent.pop_front();
+        }
+        self.recent.push_back(recent);
+    }
+}

@@ -1,0 +1,383 @@
+//! Aggregator tests with synthetic event sequences and /proc samples.
+
+use std::{
+    net::{IpAddr, Ipv4Addr},
+    time::{Duration, SystemTime},
+};
+
+use tracer_common::{
+    EventKind,
+    event::Syscall,
+    tcp::{
+        AF_INET, CLOSE, CLOSE_WAIT, ESTABLISHED, FIN_WAIT1, FIN_WAIT2, LISTEN, SYN_RECV, SYN_SENT,
+        TIME_WAIT,
+    },
+};
+
+use super::*;
+use crate::{
+    proc::sockets::SocketRow,
+    snapshot::{FdUsage, ProcessSnapshot},
+};
+
+const CLIENT: ProcessId = ProcessId {
+    pid: 100,
+    start_ticks: 5,
+};
+const SERVER: ProcessId = ProcessId {
+    pid: 200,
+    start_ticks: 6,
+};
+const MS: u64 = 1_000_000;
+const HOME: IpAddr = IpAddr::V4(Ipv4Addr::new(127, 0, 0, 1));
+const PEER: IpAddr = IpAddr::V4(Ipv4Addr::new(127, 0, 0, 2));
+
+fn ev(kind: EventKind, sk: u64, at_ms: u64) -> TraceEvent {
+    TraceEvent {
+        ts_ns: at_ms * MS,
+        mono_ns: at_ms * MS,
+        kind,
+        pid: 100,
+        comm: "client".into(),
+        unattributed: false,
+        no_socket: false,
+        sk,
+        family: AF_INET,
+        saddr: HOME,
+        sport: 40_000 + sk as u16,
+        daddr: PEER,
+        dport: 8080,
+        old_state: 0,
+        new_state: 0,
+        errno: 0,
+        value: 0,
+    }
+}
+
+fn state(sk: u64, at_ms: u64, old: u8, new: u8) -> TraceEvent {
+    let mut e = ev(EventKind::State, sk, at_ms);
+    e.old_state = old;
+    e.new_state = new;
+    if old == CLOSE && new == SYN_SENT {
+        e.sport = 0;
+    }
+    e
+}
+
+/// A connect from CLIENT that completes after `handshake_ms`.
+fn connect_ok(agg: &mut Aggregator, sk: u64, at_ms: u64, handshake_ms: u64) {
+    agg.observe(Some(CLIENT), &state(sk, at_ms, CLOSE, SYN_SENT));
+    let mut done = state(sk, at_ms + handshake_ms, SYN_SENT, ESTABLISHED);
+    done.value = handshake_ms * MS;
+    agg.observe(Some(CLIENT), &done);
+}
+
+fn connect_failed(agg: &mut Aggregator, sk: u64, at_ms: u64, errno: i32) {
+    agg.observe(Some(CLIENT), &state(sk, at_ms, CLOSE, SYN_SENT));
+    let mut failed = state(sk, at_ms + 1, SYN_SENT, CLOSE);
+    failed.errno = errno;
+    agg.observe(Some(CLIENT), &failed);
+}
+
+fn snap(agg: &mut Aggregator, at_ms: u64) -> Snapshot {
+    agg.snapshot(
+        SystemTime::UNIX_EPOCH + Duration::from_millis(at_ms),
+        at_ms * MS,
+        KernelCounts::default(),
+    )
+}
+
+fn find(s: &Snapshot, id: ProcessId) -> &ProcessSnapshot {
+    s.processes
+        .iter()
+        .find(|p| p.id == id)
+        .expect("process in snapshot")
+}
+
+fn row(local_port: u16, remote: IpAddr, remote_port: u16, state: u8, inode: u64) -> SocketRow {
+    SocketRow {
+        local: HOME,
+        local_port,
+        remote,
+        remote_port,
+        state,
+        inode,
+    }
+}
+
+fn sample(at_ms: u64, processes: Vec<(ProcessId, Vec<SocketRow>)>) -> Sample {
+    Sample {
+        at_ns: at_ms * MS,
+        processes: processes
+            .into_iter()
+            .map(|(id, sockets)| ProcessSample {
+                id,
+                comm: format!("p{}", id.pid),
+                fds: Some(FdUsage {
+                    open: 10,
+                    limit: Some(1024),
+                    sockets: sockets.len() as u64,
+                }),
+                sockets,
+            })
+            .collect(),
+        time_wait: Vec::new(),
+    }
+}
+
+#[test]
+fn connect_outcomes_and_handshake_percentiles() {
+    let mut agg = Aggregator::new(0);
+    for (i, ms) in [1, 2, 3, 4, 100].into_iter().enumerate() {
+        connect_ok(&mut agg, i as u64 + 1, 10, ms);
+    }
+    connect_failed(&mut agg, 10, 20, libc::ECONNREFUSED);
+    connect_failed(&mut agg, 11, 20, libc::ETIMEDOUT);
+    connect_failed(&mut agg, 12, 20, libc::EHOSTUNREACH);
+    connect_failed(&mut agg, 13, 20, 0);
+    let s = snap(&mut agg, 1000);
+    let p = find(&s, CLIENT);
+    let c = p.counts;
+    assert_eq!(
+        (
+            c.connects,
+            c.connect_ok,
+            c.connect_refused,
+            c.connect_timeout,
+            c.connect_failed_other
+        ),
+        (9, 5, 1, 1, 2)
+    );
+    assert_eq!(p.handshake_us.count, 5);
+    assert!(
+        p.handshake_us.p50.abs_diff(3000) <= 30,
+        "{:?}",
+        p.handshake_us
+    );
+    assert!(p.handshake_us.max.abs_diff(100_000) <= 1000);
+    assert!(p.handshake_us.p99 >= p.handshake_us.p50);
+    assert_eq!(p.comm, "client");
+    assert!((p.rates.connects - 9.0).abs() < 1e-9, "9 connects in 1 s");
+    let remote = &p.remotes[0];
+    assert_eq!(remote.remote, Remote::Server(SocketAddr::new(PEER, 8080)));
+    assert_eq!(remote.counts.connects, 9);
+    assert_eq!(remote.handshake_us.count, 5);
+}
+
+#[test]
+fn retransmits_and_resets_count_per_process_remote_and_connection() {
+    let mut agg = Aggregator::new(0);
+    connect_ok(&mut agg, 1, 0, 1);
+    for _ in 0..3 {
+        agg.observe(Some(CLIENT), &ev(EventKind::Retransmit, 1, 5));
+    }
+    agg.observe(Some(CLIENT), &state(2, 6, CLOSE, SYN_SENT));
+    agg.observe(Some(CLIENT), &ev(EventKind::SynRetransmit, 2, 7));
+    let reset_at = agg.observe(Some(CLIENT), &ev(EventKind::RstReceived, 2, 8));
+    assert_eq!(reset_at, SYN_SENT, "the RST hit the handshake");
+    agg.observe(Some(CLIENT), &ev(EventKind::RstSent, 1, 9));
+    agg.apply(&sample(
+        10,
+        vec![(CLIENT, vec![row(40_001, PEER, 8080, ESTABLISHED, 11)])],
+    ));
+    let s = snap(&mut agg, 10);
+    let p = find(&s, CLIENT);
+    assert_eq!((p.counts.retransmits, p.counts.syn_retransmits), (3, 1));
+    assert_eq!(
+        (
+            p.counts.rst_received,
+            p.counts.rst_received_handshake,
+            p.counts.rst_sent
+        ),
+        (1, 1, 1)
+    );
+    assert_eq!(p.remotes[0].counts.retransmits, 3);
+    assert_eq!(p.connections.len(), 1);
+    assert_eq!(p.connections[0].retransmits, 3);
+    assert!(!p.connections[0].preexisting);
+    assert_eq!(p.connections[0].age, Duration::from_millis(10));
+}
+
+#[test]
+fn accepted_sockets_count_under_the_server_and_its_client() {
+    let mut agg = Aggregator::new(0);
+    let mut listen = state(50, 0, CLOSE, LISTEN);
+    listen.sport = 8080;
+    agg.observe(Some(SERVER), &listen);
+    let mut child = state(51, 1, SYN_RECV, ESTABLISHED);
+    child.sport = 8080;
+    child.daddr = PEER;
+    child.dport = 51_000;
+    agg.observe(Some(SERVER), &child);
+    let s = snap(&mut agg, 2);
+    let p = find(&s, SERVER);
+    assert_eq!(p.counts.accepted, 1);
+    assert_eq!(p.counts.connects, 0);
+    assert_eq!(p.remotes[0].remote, Remote::Client(PEER));
+}
+
+#[test]
+fn unattributed_events_are_kept_apart() {
+    let mut agg = Aggregator::new(0);
+    let mut e = ev(EventKind::RstSent, 9, 1);
+    e.pid = 0;
+    e.unattributed = true;
+    agg.observe(None, &e);
+    let s = snap(&mut agg, 2);
+    assert!(s.processes.is_empty());
+    assert_eq!(s.unattributed.rst_sent, 1);
+}
+
+#[test]
+fn syscall_errors_by_errno_and_emfile() {
+    let mut agg = Aggregator::new(0);
+    for errno in [libc::EMFILE, libc::EMFILE, libc::ENFILE, libc::EADDRINUSE] {
+        let mut e = ev(EventKind::SyscallError, 0, 1);
+        e.family = 0;
+        e.errno = errno;
+        e.value = if errno == libc::EADDRINUSE {
+            Syscall::Bind as u64
+        } else {
+            Syscall::Socket as u64
+        };
+        agg.observe(Some(CLIENT), &e);
+    }
+    let s = snap(&mut agg, 2);
+    let p = find(&s, CLIENT);
+    assert_eq!((p.counts.syscall_errors, p.counts.emfile_errors), (4, 3));
+    assert_eq!(p.syscall_errors[0].syscall, "socket");
+    assert_eq!(
+        (p.syscall_errors[0].errno, p.syscall_errors[0].count),
+        (libc::EMFILE, 2)
+    );
+    assert!(p.remotes.is_empty(), "syscall errors have no remote");
+}
+
+#[test]
+fn preexisting_sockets_are_counted_from_the_first_sample() {
+    let mut agg = Aggregator::new(0);
+    let mut rows = vec![row(8080, HOME, 0, LISTEN, 1)];
+    for i in 0..5 {
+        rows.push(row(8080, PEER, 50_000 + i, CLOSE_WAIT, 10 + u64::from(i)));
+    }
+    rows.push(row(8080, PEER, 50_100, ESTABLISHED, 30));
+    rows.push(row(41_000, PEER, 9000, SYN_SENT, 31));
+    agg.apply(&sample(1_000, vec![(SERVER, rows.clone())]));
+    let first = snap(&mut agg, 1_000);
+    let g = find(&first, SERVER).gauges;
+    assert_eq!(
+        (g.close_wait, g.established, g.syn_sent, g.listen),
+        (5, 1, 1, 1)
+    );
+    assert_eq!(g.oldest_close_wait, Some(Duration::ZERO));
+    // Later the CLOSE_WAIT sockets have aged since first seen.
+    agg.apply(&sample(6_000, vec![(SERVER, rows)]));
+    let later = snap(&mut agg, 6_000);
+    let p = find(&later, SERVER);
+    assert_eq!(p.gauges.oldest_close_wait, Some(Duration::from_secs(5)));
+    assert!(p.connections.iter().all(|c| c.preexisting));
+    assert_eq!(p.connections_total, 7);
+    let clients = p
+        .remotes
+        .iter()
+        .find(|r| r.remote == Remote::Client(PEER))
+        .expect("clients of the listener counted together");
+    assert_eq!((clients.close_wait, clients.established), (5, 1));
+}
+
+#[test]
+fn close_wait_age_comes_from_the_event_when_seen() {
+    let mut agg = Aggregator::new(0);
+    connect_ok(&mut agg, 1, 0, 1);
+    agg.observe(Some(CLIENT), &state(1, 2_000, ESTABLISHED, CLOSE_WAIT));
+    agg.apply(&sample(
+        9_000,
+        vec![(CLIENT, vec![row(40_001, PEER, 8080, CLOSE_WAIT, 5)])],
+    ));
+    let s = snap(&mut agg, 9_000);
+    let p = find(&s, CLIENT);
+    assert_eq!(p.gauges.oldest_close_wait, Some(Duration::from_secs(7)));
+    assert_eq!(p.connections[0].age, Duration::from_secs(9));
+}
+
+#[test]
+fn time_wait_goes_to_the_process_that_closed_first() {
+    let mut agg = Aggregator::new(0);
+    connect_ok(&mut agg, 1, 0, 1);
+    agg.observe(Some(CLIENT), &state(1, 10, ESTABLISHED, FIN_WAIT1));
+    agg.observe(Some(CLIENT), &state(1, 11, FIN_WAIT1, FIN_WAIT2));
+    agg.observe(Some(CLIENT), &state(1, 12, FIN_WAIT2, CLOSE));
+    // A TIME_WAIT left by a server's listener port is the server's.
+    let mut s = sample(
+        20,
+        vec![
+            (CLIENT, vec![]),
+            (SERVER, vec![row(9090, HOME, 0, LISTEN, 7)]),
+        ],
+    );
+    s.time_wait = vec![
+        row(40_001, PEER, 8080, TIME_WAIT, 0),
+        row(9090, PEER, 33_000, TIME_WAIT, 0),
+        row(9090, PEER, 33_001, TIME_WAIT, 0),
+        row(1234, PEER, 4321, TIME_WAIT, 0),
+    ];
+    agg.apply(&s);
+    let snapshot = snap(&mut agg, 20);
+    let client = find(&snapshot, CLIENT);
+    assert_eq!(client.gauges.time_wait, 1);
+    assert_eq!(client.counts.closed, 1);
+    assert_eq!(client.lifetime_ms.count, 1);
+    assert_eq!(client.remotes[0].time_wait, 1);
+    assert_eq!(find(&snapshot, SERVER).gauges.time_wait, 2);
+}
+
+#[test]
+fn an_exited_process_keeps_its_numbers_and_a_reused_pid_is_new() {
+    let mut agg = Aggregator::new(0);
+    connect_failed(&mut agg, 1, 0, libc::ECONNREFUSED);
+    agg.apply(&sample(1_000, vec![(CLIENT, vec![])]));
+    assert!(!find(&snap(&mut agg, 1_000), CLIENT).exited);
+    let reborn = ProcessId {
+        pid: CLIENT.pid,
+        start_ticks: 99,
+    };
+    agg.apply(&sample(2_000, vec![(reborn, vec![])]));
+    let s = snap(&mut agg, 2_000);
+    let old = find(&s, CLIENT);
+    assert!(old.exited);
+    assert_eq!(old.counts.connect_refused, 1);
+    assert!(old.fds.is_none());
+    let new = find(&s, reborn);
+    assert!(!new.exited);
+    assert_eq!(new.counts.connects, 0);
+    assert_eq!(agg.alive(), vec![reborn]);
+}
+
+#[test]
+fn closed_connections_are_evicted() {
+    let mut agg = Aggregator::new(0);
+    for sk in 1..=1000 {
+        connect_ok(&mut agg, sk, 0, 1);
+        agg.observe(Some(CLIENT), &state(sk, 5, ESTABLISHED, CLOSE));
+    }
+    assert_eq!(agg.live.len(), 0);
+    let s = snap(&mut agg, 10);
+    let p = find(&s, CLIENT);
+    assert_eq!(p.counts.closed, 1000);
+    assert_eq!(p.lifetime_ms.count, 1000);
+}
+
+#[test]
+fn recent_events_are_bounded_and_described() {
+    let mut agg = Aggregator::new(0);
+    for sk in 0..100 {
+        connect_failed(&mut agg, sk, sk, libc::ECONNREFUSED);
+    }
+    let s = snap(&mut agg, 1_000);
+    let recent = &find(&s, CLIENT).recent;
+    assert_eq!(recent.len(), process::RECENT_MAX);
+    let last = recent.last().expect("recent");
+    assert_eq!(last.event, "state");
+    assert_eq!(last.detail, "SYN_SENT→CLOSE ECONNREFUSED");
+    assert_eq!(last.remote, Some(SocketAddr::new(PEER, 8080)));
+}

@@ -1,0 +1,220 @@
+use std::time::{Duration, SystemTime};
+
+use super::*;
+use crate::snapshot::{
+    Counts, FdUsage, Gauges, KernelCounts, Latency, ProcessId, ProcessSnapshot, Rates,
+};
+
+/// The first columns, in the order scripts depend on.
+const CONTRACT: [&str; 23] = [
+    "timestamp",
+    "pid",
+    "comm",
+    "connects",
+    "connect_ok",
+    "connect_refused",
+    "connect_timeout",
+    "connect_failed_other",
+    "retransmits",
+    "syn_retransmits",
+    "rst_sent",
+    "rst_received",
+    "handshake_p50_us",
+    "handshake_p99_us",
+    "handshake_max_us",
+    "established",
+    "syn_sent",
+    "close_wait",
+    "time_wait",
+    "fds_open",
+    "fd_limit",
+    "socket_fds",
+    "emfile_errors",
+];
+
+fn process(pid: u32, comm: &str) -> ProcessSnapshot {
+    ProcessSnapshot {
+        id: ProcessId {
+            pid,
+            start_ticks: 1,
+        },
+        comm: comm.into(),
+        exited: false,
+        counts: Counts::default(),
+        rates: Rates::default(),
+        handshake_us: Latency::default(),
+        lifetime_ms: Latency::default(),
+        gauges: Gauges::default(),
+        fds: None,
+        syscall_errors: Vec::new(),
+        remotes: Vec::new(),
+        connections: Vec::new(),
+        connections_total: 0,
+        recent: Vec::new(),
+    }
+}
+
+fn snapshot(processes: Vec<ProcessSnapshot>) -> Snapshot {
+    Snapshot {
+        taken_at: SystemTime::UNIX_EPOCH + Duration::from_secs(1_795_000_000),
+        uptime: Duration::from_secs(5),
+        kernel: KernelCounts::default(),
+        events_per_sec: 0.0,
+        processes,
+        unattributed: Counts::default(),
+    }
+}
+
+fn cells(line: &str) -> Vec<&str> {
+    line.split(',').collect()
+}
+
+#[test]
+fn header_starts_with_the_contract_columns() {
+    let header = cells(HEADER);
+    assert_eq!(&header[..CONTRACT.len()], CONTRACT);
+    let mut sorted = header.clone();
+    sorted.sort_unstable();
+    sorted.dedup();
+    assert_eq!(sorted.len(), header.len(), "column names are unique");
+    let row = rows(&snapshot(vec![process(1, "a")]));
+    assert_eq!(cells(row.trim_end()).len(), header.len());
+}
+
+#[test]
+fn a_row_carries_counts_percentiles_and_gauges() {
+    let mut p = process(4242, "api");
+    p.counts = Counts {
+        connects: 10,
+        connect_ok: 7,
+        connect_refused: 2,
+        connect_timeout: 1,
+        retransmits: 5,
+        syn_retransmits: 3,
+        rst_sent: 4,
+        rst_received: 2,
+        emfile_errors: 1,
+        ..Counts::default()
+    };
+    p.handshake_us = Latency {
+        count: 7,
+        p50: 120,
+        p90: 300,
+        p99: 900,
+        max: 950,
+        buckets: Vec::new(),
+    };
+    p.gauges = Gauges {
+        established: 3,
+        syn_sent: 1,
+        close_wait: 6,
+        time_wait: 2,
+        ..Gauges::default()
+    };
+    p.fds = Some(FdUsage {
+        open: 60,
+        limit: Some(64),
+        sockets: 40,
+    });
+    let text = rows(&snapshot(vec![p]));
+    let row = cells(text.trim_end());
+    assert_eq!(
+        &row[..23],
+        [
+            "2026-11-18T11:06:40Z",
+            "4242",
+            "api",
+            "10",
+            "7",
+            "2",
+            "1",
+            "0",
+            "5",
+            "3",
+            "4",
+            "2",
+            "120",
+            "900",
+            "950",
+            "3",
+            "1",
+            "6",
+            "2",
+            "60",
+            "64",
+            "40",
+            "1"
+        ]
+    );
+}
+
+#[test]
+fn no_handshake_and_no_fds_leave_cells_empty() {
+    let mut p = process(7, "idle");
+    p.exited = true;
+    let text = rows(&snapshot(vec![p]));
+    let row = cells(text.trim_end());
+    assert_eq!(&row[12..15], ["", "", ""]);
+    assert_eq!(&row[19..22], ["", "", ""]);
+    assert_eq!(row[23], "1", "exited");
+}
+
+#[test]
+fn awkward_comms_are_quoted() {
+    assert_eq!(quote("a,b"), "\"a,b\"");
+    assert_eq!(quote("say \"hi\""), "\"say \"\"hi\"\"\"");
+    assert_eq!(quote("plain"), "plain");
+}
+
+#[test]
+fn a_new_file_gets_the_header_once_and_appends_continue_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("out.csv");
+    let snap = snapshot(vec![process(1, "a"), process(2, "b")]);
+    let mut sink = CsvSink::open(&path).unwrap();
+    sink.write(&snap).unwrap();
+    drop(sink);
+    let mut sink = CsvSink::open(&path).unwrap();
+    sink.write(&snap).unwrap();
+    assert_eq!(sink.rows, 2);
+    let text = std::fs::read_to_string(&path).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 5);
+    assert_eq!(lines[0], HEADER);
+    assert_eq!(text.matches(HEADER).count(), 1);
+}
+
+#[test]
+fn a_file_with_other_data_is_refused_and_left_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("other.csv");
+    std::fs::write(&path, "a,b,c\n1,2,3\n").unwrap();
+    let err = CsvSink::open(&path).unwrap_err();
+    assert!(matches!(err, CsvError::OtherHeader { .. }), "{err}");
+    assert_eq!(std::fs::read_to_string(&path).unwrap(), "a,b,c\n1,2,3\n");
+}
+
+#[test]
+fn a_torn_last_row_does_not_swallow_the_next() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("torn.csv");
+    std::fs::write(&path, format!("{HEADER}\n2026-01-01T00:00:00Z,1,a")).unwrap();
+    let mut sink = CsvSink::open(&path).unwrap();
+    sink.write(&snapshot(vec![process(3, "c")])).unwrap();
+    let text = std::fs::read_to_string(&path).unwrap();
+    assert!(
+        text.lines()
+            .last()
+            .unwrap()
+            .starts_with("2026-11-18T11:06:40Z,3,c,")
+    );
+}
+
+#[test]
+fn an_unwritable_path_is_an_error_naming_it() {
+    let err = CsvSink::open(Path::new("/nonexistent-dir/out.csv")).unwrap_err();
+    assert!(
+        err.to_string().contains("/nonexistent-dir/out.csv"),
+        "{err}"
+    );
+}
