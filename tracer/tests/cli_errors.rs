@@ -61,6 +61,39 @@ fn unwritable_events_path_fails_before_loading() {
 }
 
 #[test]
+fn unusable_csv_paths_fail_before_loading() {
+    if !support::kernel_tests_enabled() {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let foreign = dir.path().join("foreign.csv");
+    std::fs::write(&foreign, "name,value\nx,1\n").expect("write");
+    let foreign = foreign.to_string_lossy().into_owned();
+    for (path, says) in [
+        (
+            "/proc/no/such/dir/out.csv",
+            "cannot open --csv file /proc/no/such/dir/out.csv",
+        ),
+        (foreign.as_str(), "already holds other data"),
+    ] {
+        let out = tracer(&["--headless", "--csv", path, "--duration", "1s"]);
+        assert_eq!(out.status.code(), Some(1), "{path}");
+        let err = stderr(&out);
+        assert!(err.contains(says), "{err}");
+        assert!(
+            !err.contains("tracing"),
+            "must fail before attaching: {err}"
+        );
+        assert_eq!(err.lines().count(), 1, "one line: {err}");
+    }
+    assert_eq!(
+        std::fs::read_to_string(&foreign).expect("read"),
+        "name,value\nx,1\n",
+        "a foreign file is left alone"
+    );
+}
+
+#[test]
 fn without_privileges_it_says_what_is_missing() {
     if !support::kernel_tests_enabled() {
         return;
@@ -95,6 +128,7 @@ fn help_teaches_the_flags() {
         "--headless",
         "--duration",
         "--events",
+        "--csv",
         "--interval",
         "doctor",
         "Exit status",

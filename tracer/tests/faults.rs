@@ -1,12 +1,13 @@
 //! Kernel tests: real faults in a private network namespace, with tracer's
-//! per-process counts compared to the namespace's own kernel counters.
+//! per-process counts — in its events and in its CSV rows — compared to the
+//! namespace's own kernel counters.
 
 mod support;
 
 use std::{thread, time::Duration};
 
 use serde_json::Value;
-use support::{Netns, Peer, Tracer, delta, kernel_tests_enabled};
+use support::{CsvFile, Netns, Peer, Tracer, delta, kernel_tests_enabled, num};
 
 const HOST: &str = "127.0.0.1";
 
@@ -34,12 +35,9 @@ fn refused_connects() {
     let ns = Netns::new("refused");
     let mut blocking = Peer::spawn_in(Some(&ns.name), &["connect", HOST, "9"]);
     let mut nonblocking = Peer::spawn_in(Some(&ns.name), &["connect", HOST, "9", "nb"]);
-    let tracer = Tracer::start(&[
-        "--pid",
-        &blocking.pid().to_string(),
-        "--pid",
-        &nonblocking.pid().to_string(),
-    ]);
+    let csv = CsvFile::new();
+    let (b, n) = (blocking.pid().to_string(), nonblocking.pid().to_string());
+    let tracer = Tracer::start(&["--pid", &b, "--pid", &n, "--csv", &csv.path]);
     let before = ns.counters();
     for _ in 0..3 {
         assert_eq!(blocking.ask("go"), "error 111");
@@ -64,6 +62,13 @@ fn refused_connects() {
                 .filter(|e| e["event"] == "rst_received" && e["pid"] == pid)
                 .all(|e| e["phase"] == "handshake")
         );
+        let row = csv.last_of(pid);
+        assert_eq!(
+            ["connects", "connect_ok", "connect_refused", "rst_received"].map(|c| num(&row, c)),
+            [3, 0, 3, 3],
+            "pid {pid}: {row:?}"
+        );
+        assert_eq!(num(&row, "rst_received_handshake"), 3);
     }
     println!("refused: tracer 6 refused connects, kernel TcpAttemptFails +{kernel_fails}");
     assert_eq!(kernel_fails, 6);
@@ -86,7 +91,8 @@ fn syn_timeouts() {
     ns.exec(&["sysctl", "-qw", "net.ipv4.tcp_syn_retries=1"]);
     ns.exec(&["nft", "add table inet t; add chain inet t in { type filter hook input priority 0; }; add rule inet t in tcp dport 9 tcp flags syn drop"]);
     let mut client = Peer::spawn_in(Some(&ns.name), &["connect", HOST, "9"]);
-    let tracer = Tracer::start(&["--pid", &client.pid().to_string()]);
+    let csv = CsvFile::new();
+    let tracer = Tracer::start(&["--pid", &client.pid().to_string(), "--csv", &csv.path]);
     let before = ns.counters();
     assert_eq!(client.ask("go"), "error 110", "connect should time out");
     let after = ns.counters();
@@ -100,6 +106,14 @@ fn syn_timeouts() {
     assert!(ours >= 1);
     assert_eq!(ours, kernel);
     assert_eq!(connects(&events, pid, "timeout"), 1, "{events:#?}");
+    let row = csv.last_of(pid);
+    println!(
+        "syn timeout CSV: syn_retransmits {}, connect_timeout {}",
+        row["syn_retransmits"], row["connect_timeout"]
+    );
+    assert_eq!(num(&row, "syn_retransmits"), kernel);
+    assert_eq!(num(&row, "connect_timeout"), 1);
+    assert_eq!(row["handshake_p50_us"], "", "no handshake completed");
 }
 
 /// Data segments dropped for a while: retransmits equal TcpRetransSegs and all
@@ -115,7 +129,8 @@ fn data_retransmits() {
         Some(&ns.name),
         &["connect", HOST, &port.to_string(), "hold"],
     );
-    let tracer = Tracer::start(&["--pid", &client.pid().to_string()]);
+    let csv = CsvFile::new();
+    let tracer = Tracer::start(&["--pid", &client.pid().to_string(), "--csv", &csv.path]);
     client.ask("go");
     let before = ns.counters();
     let rule = format!(
@@ -140,6 +155,15 @@ fn data_retransmits() {
             .iter()
             .any(|e| e["event"] == "retransmit" && e["pid"] != pid)
     );
+    let row = csv.last_of(pid);
+    println!(
+        "data loss CSV: retransmits {}, established {}",
+        row["retransmits"], row["established"]
+    );
+    assert_eq!(num(&row, "retransmits"), kernel);
+    assert_eq!(num(&row, "connect_ok"), 1);
+    assert!(num(&row, "handshake_p50_us") > 0);
+    assert_eq!(num(&row, "established"), 1, "the held connection");
 }
 
 /// close() with SO_LINGER {1, 0}: one RST sent per close under the closing
@@ -155,12 +179,9 @@ fn linger_resets() {
         Some(&ns.name),
         &["connect", HOST, &port.to_string(), "linger"],
     );
-    let tracer = Tracer::start(&[
-        "--pid",
-        &client.pid().to_string(),
-        "--pid",
-        &server.pid().to_string(),
-    ]);
+    let csv = CsvFile::new();
+    let (c, s) = (client.pid().to_string(), server.pid().to_string());
+    let tracer = Tracer::start(&["--pid", &c, "--pid", &s, "--csv", &csv.path]);
     let before = ns.counters();
     for _ in 0..4 {
         client.ask("go");
@@ -179,6 +200,16 @@ fn linger_resets() {
         4,
         "{events:#?}"
     );
+    let client_row = csv.last_of(client.pid());
+    let server_row = csv.last_of(server.pid());
+    println!(
+        "linger close CSV: client rst_sent {}, server rst_received {}",
+        client_row["rst_sent"], server_row["rst_received"]
+    );
+    assert_eq!(num(&client_row, "rst_sent"), kernel);
+    assert_eq!(num(&client_row, "connect_ok"), 4);
+    assert_eq!(num(&server_row, "rst_received"), 4);
+    assert_eq!(num(&server_row, "accepted"), 4);
 }
 
 /// Socket creation under a low RLIMIT_NOFILE fails with EMFILE, reported as a
@@ -189,7 +220,8 @@ fn emfile() {
         return;
     }
     let mut peer = Peer::spawn_in(None, &["emfile", "32"]);
-    let tracer = Tracer::start(&["--pid", &peer.pid().to_string()]);
+    let csv = CsvFile::new();
+    let tracer = Tracer::start(&["--pid", &peer.pid().to_string(), "--csv", &csv.path]);
     let answer = peer.ask("go");
     assert!(answer.starts_with("error 24 "), "{answer}");
     thread::sleep(Duration::from_millis(300));
@@ -203,4 +235,13 @@ fn emfile() {
     assert_eq!(emfile.len(), 1, "{events:#?}");
     assert_eq!(emfile[0]["errno"], "EMFILE");
     assert_eq!(emfile[0]["syscall"], "socket");
+    let row = csv.last_of(peer.pid());
+    println!(
+        "EMFILE CSV: emfile_errors {}, fds_open {} of fd_limit {}",
+        row["emfile_errors"], row["fds_open"], row["fd_limit"]
+    );
+    assert_eq!(num(&row, "emfile_errors"), 1);
+    assert_eq!(num(&row, "fd_limit"), 32);
+    assert!(num(&row, "fds_open") >= 30, "{row:?}");
+    assert!(num(&row, "socket_fds") >= 27, "{row:?}");
 }

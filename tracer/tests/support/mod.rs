@@ -112,9 +112,26 @@ impl Tracer {
     }
 
     /// Stops tracer with SIGINT; returns its exit status and every event it wrote.
-    pub fn stop(mut self) -> (ExitStatus, Vec<Value>, String) {
+    pub fn stop(self) -> (ExitStatus, Vec<Value>, String) {
         // SAFETY: plain kill(2) on our own child.
         unsafe { libc::kill(self.child.id() as i32, libc::SIGINT) };
+        self.wait(Duration::from_secs(30))
+    }
+
+    /// Waits for tracer to stop on its own (`--duration`), killing it after `timeout`.
+    pub fn wait(mut self, timeout: Duration) -> (ExitStatus, Vec<Value>, String) {
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline && matches!(self.child.try_wait(), Ok(None)) {
+            thread::sleep(Duration::from_millis(20));
+        }
+        if matches!(self.child.try_wait(), Ok(None)) {
+            let _ = self.child.kill();
+            let status = self.child.wait().expect("wait tracer");
+            panic!(
+                "tracer did not stop within {timeout:?} ({status}); stderr:\n{}",
+                self.stderr()
+            );
+        }
         let status = self.child.wait().expect("wait tracer");
         if let Some(r) = self.reader.take() {
             r.join().expect("reader thread");
@@ -184,7 +201,16 @@ impl Peer {
 
     /// A listener inside `netns`.
     pub fn listen_in(netns: &str, host: &str) -> (Self, u16) {
-        let mut p = Self::spawn_in(Some(netns), &["listen", host]);
+        Self::listen_in_mode(netns, host, "drain")
+    }
+
+    /// A listener inside `netns` that never closes what it accepts.
+    pub fn leaking_listener_in(netns: &str, host: &str) -> (Self, u16) {
+        Self::listen_in_mode(netns, host, "leak")
+    }
+
+    fn listen_in_mode(netns: &str, host: &str, mode: &str) -> (Self, u16) {
+        let mut p = Self::spawn_in(Some(netns), &["listen", host, mode]);
         let port = p.line().parse().expect("listener port");
         (p, port)
     }
@@ -204,6 +230,12 @@ impl Peer {
 
     pub fn pid(&self) -> u32 {
         self.child.id()
+    }
+
+    /// Closes the peer's stdin and waits for it to exit.
+    pub fn finish(mut self) {
+        self.stdin.take();
+        let _ = self.child.wait();
     }
 
     /// Connects once; returns the local port used, or the errno on failure.
@@ -295,6 +327,15 @@ impl Netns {
         self.run(&full)
     }
 
+    /// How many sockets `ss` lists in `state` (e.g. `close-wait`), optionally
+    /// only those of process `pid`.
+    pub fn ss_count(&self, state: &str, pid: Option<u32>) -> usize {
+        let out = self.exec(&["ss", "-tanpH", "state", state]);
+        out.lines()
+            .filter(|l| pid.is_none_or(|p| l.contains(&format!("pid={p},"))))
+            .count()
+    }
+
     /// The namespace's SNMP/netstat counters (`nstat -asz`), by name.
     pub fn counters(&self) -> std::collections::HashMap<String, u64> {
         self.exec(&["nstat", "-asz"])
@@ -329,4 +370,70 @@ pub fn delta(
 
 pub fn pair(a: &str, b: &str) -> (String, String) {
     (a.to_owned(), b.to_owned())
+}
+
+/// A `--csv` file in a private temporary directory, read back after a run.
+pub struct CsvFile {
+    _dir: tempfile::TempDir,
+    pub path: String,
+}
+
+/// One CSV row: column name → cell.
+pub type Row = std::collections::HashMap<String, String>;
+
+impl CsvFile {
+    pub fn new() -> Self {
+        let dir = tempfile::tempdir().expect("temporary directory");
+        let path = dir.path().join("out.csv").to_string_lossy().into_owned();
+        Self { _dir: dir, path }
+    }
+
+    /// `--csv PATH`, to pass to [`Tracer::start`].
+    pub fn args(&self) -> [&str; 2] {
+        ["--csv", &self.path]
+    }
+
+    /// Every row, checking that the file has exactly one header line.
+    pub fn rows(&self) -> Vec<Row> {
+        let text = std::fs::read_to_string(&self.path).expect("read the CSV file");
+        let mut lines = text.lines();
+        let header: Vec<&str> = lines.next().expect("header line").split(',').collect();
+        assert_eq!(header[0], "timestamp");
+        lines
+            .map(|line| {
+                assert!(!line.starts_with("timestamp,"), "header repeated");
+                let cells: Vec<&str> = line.split(',').collect();
+                assert_eq!(cells.len(), header.len(), "row {line:?}");
+                header
+                    .iter()
+                    .zip(cells)
+                    .map(|(h, c)| ((*h).to_owned(), c.to_owned()))
+                    .collect()
+            })
+            .collect()
+    }
+
+    /// The rows of process `pid`, oldest first.
+    pub fn rows_of(&self, pid: u32) -> Vec<Row> {
+        let pid = pid.to_string();
+        self.rows()
+            .into_iter()
+            .filter(|r| r["pid"] == pid)
+            .collect()
+    }
+
+    /// The last row of process `pid`.
+    pub fn last_of(&self, pid: u32) -> Row {
+        self.rows_of(pid)
+            .pop()
+            .unwrap_or_else(|| panic!("no CSV row for pid {pid} in {}", self.path))
+    }
+}
+
+/// A numeric CSV cell.
+pub fn num(row: &Row, column: &str) -> u64 {
+    row.get(column)
+        .unwrap_or_else(|| panic!("no column {column}"))
+        .parse()
+        .unwrap_or_else(|_| panic!("{column} = {:?} is not a number", row[column]))
 }
