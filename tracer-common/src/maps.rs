@@ -7,6 +7,11 @@ pub const OWNERS: &str = "OWNERS";
 /// LRU hash: local port of a listening socket (u32) → its [`Owner`]. Accepted
 /// sockets inherit the owner of the listener on their local port.
 pub const LISTENERS: &str = "LISTENERS";
+/// LRU hash: [`SocketKey`] → [`Owner`], for connections that existed before
+/// tracer started (filled from /proc at start-up). An event on a socket with no
+/// owner by address finds it here by its addresses; the owner is then recorded
+/// under the socket's address like any other.
+pub const PREEXISTING: &str = "PREEXISTING";
 /// Hash: tgid (u32) → 1, the processes traced when the pid filter is on.
 pub const TRACED_PIDS: &str = "TRACED_PIDS";
 /// Per-CPU array of u64, indexed by [`Counter`].
@@ -19,6 +24,8 @@ pub const GLOBAL_FILTER_PIDS: &str = "FILTER_PIDS";
 pub const OWNERS_CAPACITY: u32 = 262_144;
 /// Capacity of [`LISTENERS`].
 pub const LISTENERS_CAPACITY: u32 = 16_384;
+/// Capacity of [`PREEXISTING`].
+pub const PREEXISTING_CAPACITY: u32 = 131_072;
 /// Capacity of [`TRACED_PIDS`].
 pub const TRACED_PIDS_CAPACITY: u32 = 4_096;
 /// Default ring-buffer size in bytes (a power of two, multiple of the page size).
@@ -65,3 +72,20 @@ pub struct Owner {
 #[cfg(feature = "user")]
 // SAFETY: repr(C), Copy, no padding (explicit `_pad` fields).
 unsafe impl aya::Pod for Owner {}
+
+/// A connection by its addresses, as events carry them: local (`s`) and remote
+/// (`d`) address in network order (IPv4 in the first four bytes), ports in host order.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SocketKey {
+    pub family: u16,
+    pub sport: u16,
+    pub dport: u16,
+    pub _pad: u16,
+    pub saddr: [u8; 16],
+    pub daddr: [u8; 16],
+}
+
+#[cfg(feature = "user")]
+// SAFETY: repr(C), Copy, no padding (explicit `_pad` field).
+unsafe impl aya::Pod for SocketKey {}

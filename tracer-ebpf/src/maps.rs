@@ -8,7 +8,10 @@ use aya_ebpf::{
 };
 use tracer_common::{
     Counter, Owner,
-    maps::{DEFAULT_RING_BYTES, LISTENERS_CAPACITY, OWNERS_CAPACITY, TRACED_PIDS_CAPACITY},
+    maps::{
+        DEFAULT_RING_BYTES, LISTENERS_CAPACITY, OWNERS_CAPACITY, PREEXISTING_CAPACITY, SocketKey,
+        TRACED_PIDS_CAPACITY,
+    },
 };
 
 #[map]
@@ -19,6 +22,10 @@ pub static OWNERS: LruHashMap<u64, Owner> = LruHashMap::with_max_entries(OWNERS_
 
 #[map]
 pub static LISTENERS: LruHashMap<u32, Owner> = LruHashMap::with_max_entries(LISTENERS_CAPACITY, 0);
+
+#[map]
+pub static PREEXISTING: LruHashMap<SocketKey, Owner> =
+    LruHashMap::with_max_entries(PREEXISTING_CAPACITY, 0);
 
 #[map]
 pub static TRACED_PIDS: HashMap<u32, u8> = HashMap::with_max_entries(TRACED_PIDS_CAPACITY, 0);

@@ -3,9 +3,9 @@
 //! which may fire in softirq context under an unrelated task.
 
 use aya_ebpf::helpers::{bpf_get_current_comm, bpf_get_current_pid_tgid, bpf_ktime_get_ns};
-use tracer_common::{Counter, Event, Owner, event::FLAG_UNATTRIBUTED};
+use tracer_common::{Counter, Event, Owner, event::FLAG_UNATTRIBUTED, maps::SocketKey};
 
-use crate::maps::{FILTER_PIDS, LISTENERS, OWNERS, TRACED_PIDS, bump};
+use crate::maps::{FILTER_PIDS, LISTENERS, OWNERS, PREEXISTING, TRACED_PIDS, bump};
 
 /// Whether events of `pid` pass the in-kernel pid filter.
 #[inline(always)]
@@ -60,12 +60,34 @@ pub fn forget_listener(port: u16) {
     let _ = LISTENERS.remove(&u32::from(port));
 }
 
-/// Stamps `ev` with its owner. Without one the event is either filtered (pid
-/// filter on: the socket belongs to an untraced process, `false` = drop it) or
-/// sent as unattributed, with pid 0 and a flag.
+/// The owner of a connection that predates tracing, found by the addresses
+/// already in `ev`; recorded under the socket's address for later events.
+#[inline(always)]
+fn preexisting(ev: &Event) -> Option<Owner> {
+    if ev.family == 0 || ev.sk == 0 {
+        return None;
+    }
+    let key = SocketKey {
+        family: ev.family,
+        sport: ev.sport,
+        dport: ev.dport,
+        _pad: 0,
+        saddr: ev.saddr,
+        daddr: ev.daddr,
+    };
+    // SAFETY: the value is copied out immediately.
+    let owner = unsafe { PREEXISTING.get(&key) }.copied()?;
+    record(ev.sk, &owner);
+    Some(owner)
+}
+
+/// Stamps `ev` (its addresses already filled in) with its owner. Without one
+/// the event is either filtered (pid filter on: the socket belongs to an
+/// untraced process, `false` = drop it) or sent as unattributed, with pid 0
+/// and a flag.
 #[inline(always)]
 pub fn attribute(ev: &mut Event, owner: Option<Owner>) -> bool {
-    match owner {
+    match owner.or_else(|| preexisting(ev)) {
         Some(o) => {
             ev.pid = o.pid;
             ev.comm = o.comm;

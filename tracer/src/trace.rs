@@ -238,9 +238,23 @@ fn observe(
     ev: &TraceEvent,
 ) {
     let owner = (!ev.unattributed && ev.pid != 0).then(|| sampler.identify(ev.pid));
-    let state_at = aggregator.observe(owner, ev);
+    let observed = aggregator.observe(owner, ev);
     if let Some(sink) = sink.as_mut() {
-        record(sink.write(&json::render(ev, state_at)), error);
+        let resolved;
+        let ev = match observed.owner {
+            // Unattributed in the kernel, but the socket table names its holder.
+            Some(id) if ev.unattributed => {
+                resolved = TraceEvent {
+                    pid: id.pid,
+                    comm: aggregator.comm(id).unwrap_or_default().to_owned(),
+                    unattributed: false,
+                    ..ev.clone()
+                };
+                &resolved
+            }
+            _ => ev,
+        };
+        record(sink.write(&json::render(ev, observed.state_at)), error);
         if let Some(connect) = json::render_connect(ev) {
             record(sink.write(&connect), error);
         }

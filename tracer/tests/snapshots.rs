@@ -88,6 +88,9 @@ fn exited_process_keeps_its_numbers() {
     }
     let ns = Netns::new("exit");
     let mut client = Peer::spawn_in(Some(&ns.name), &["connect", HOST, "9"]);
+    // One answer before tracing starts: the peer is up, so the timeline below
+    // holds even on a slow (emulated) machine.
+    assert_eq!(client.connect_once(), Err(libc::ECONNREFUSED));
     let pid = client.pid();
     let csv = CsvFile::new();
     let tracer = Tracer::start(&[
@@ -96,7 +99,7 @@ fn exited_process_keeps_its_numbers() {
         "--csv",
         &csv.path,
         "--duration",
-        "4s",
+        "6s",
     ]);
     for _ in 0..2 {
         assert_eq!(client.connect_once(), Err(libc::ECONNREFUSED));

@@ -77,9 +77,9 @@ impl Aggregator {
                     SocketAddr::new(row.remote, row.remote_port),
                 );
                 let conn = self.live.by_tuple(&tuple).filter(|c| c.owner == ps.id);
-                let seen = *self.first_seen.get(&tuple).unwrap_or(&now);
+                let seen = self.first_seen.get(&tuple).map_or(now, |&(t, _)| t);
                 if conn.is_none() {
-                    first_seen.insert(tuple, seen);
+                    first_seen.insert(tuple, (seen, ps.id));
                 }
                 let opened = conn.map_or(seen, |c| c.opened_ns);
                 let remote =

@@ -28,6 +28,15 @@ use crate::{
     snapshot::{Counts, KernelCounts, ProcessId, Remote, Snapshot},
 };
 
+/// What the aggregator made of one event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Observed {
+    /// The socket's state when the event happened (gives RSTs their phase).
+    pub state_at: u8,
+    /// The owning process, if the kernel or the socket table knew it.
+    pub owner: Option<ProcessId>,
+}
+
 /// Exited processes kept (with their last numbers) before the oldest go.
 pub const EXITED_MAX: usize = 1024;
 
@@ -39,8 +48,9 @@ pub struct Aggregator {
     unattributed: Counts,
     /// Monotonic ns of tracing start.
     started_ns: u64,
-    /// Sockets not learned from events (they predate tracing) → first seen.
-    first_seen: std::collections::HashMap<Tuple, u64>,
+    /// Sockets not learned from events (most predate tracing) → when first
+    /// seen and which process holds them.
+    first_seen: std::collections::HashMap<Tuple, (u64, ProcessId)>,
     /// Snapshots taken so far.
     snapshots: u64,
     /// Monotonic ns and events read at the previous snapshot.
@@ -70,20 +80,22 @@ impl Aggregator {
     }
 
     /// Adds one event. `owner` is the owning process (`None` when the kernel
-    /// could not attribute it). Returns the socket's state when the event
-    /// happened, which gives RSTs their phase.
-    pub fn observe(&mut self, owner: Option<ProcessId>, ev: &TraceEvent) -> u8 {
+    /// could not attribute it: then the socket table sampled from /proc may
+    /// name the holder of a socket that predates tracing).
+    pub fn observe(&mut self, owner: Option<ProcessId>, ev: &TraceEvent) -> Observed {
         let state_at = if ev.kind == EventKind::State {
             ev.old_state
         } else {
             self.live.state_at(ev.sk, ev.old_state)
         };
+        let owner = owner.or_else(|| self.holder(ev));
+        let observed = Observed { state_at, owner };
         let Some(id) = owner else {
             count(&mut self.unattributed, ev, state_at);
             if ev.kind == EventKind::State && ev.new_state == CLOSE {
                 self.live.close(ev.sk, ev.old_state, ev.mono_ns);
             }
-            return state_at;
+            return observed;
         };
         let process = self
             .processes
@@ -129,7 +141,24 @@ impl Aggregator {
             }
             _ => {}
         }
-        state_at
+        observed
+    }
+
+    /// The process holding the (pre-existing) socket an event is about.
+    fn holder(&self, ev: &TraceEvent) -> Option<ProcessId> {
+        if ev.family == 0 || ev.no_socket {
+            return None;
+        }
+        let tuple = (
+            SocketAddr::new(ev.saddr, ev.sport),
+            SocketAddr::new(ev.daddr, ev.dport),
+        );
+        self.first_seen.get(&tuple).map(|&(_, id)| id)
+    }
+
+    /// The command name of a known process.
+    pub fn comm(&self, id: ProcessId) -> Option<&str> {
+        self.processes.get(&id).map(|p| p.comm.as_str())
     }
 
     fn observe_state(&mut self, id: ProcessId, remote: Remote, ev: &TraceEvent) {

@@ -173,7 +173,9 @@ fn retransmits_and_resets_count_per_process_remote_and_connection() {
     }
     agg.observe(Some(CLIENT), &state(2, 6, CLOSE, SYN_SENT));
     agg.observe(Some(CLIENT), &ev(EventKind::SynRetransmit, 2, 7));
-    let reset_at = agg.observe(Some(CLIENT), &ev(EventKind::RstReceived, 2, 8));
+    let reset_at = agg
+        .observe(Some(CLIENT), &ev(EventKind::RstReceived, 2, 8))
+        .state_at;
     assert_eq!(reset_at, SYN_SENT, "the RST hit the handshake");
     agg.observe(Some(CLIENT), &ev(EventKind::RstSent, 1, 9));
     agg.apply(&sample(
@@ -380,4 +382,24 @@ fn recent_events_are_bounded_and_described() {
     assert_eq!(last.event, "state");
     assert_eq!(last.detail, "SYN_SENT→CLOSE ECONNREFUSED");
     assert_eq!(last.remote, Some(SocketAddr::new(PEER, 8080)));
+}
+
+#[test]
+fn events_on_sockets_that_predate_tracing_go_to_their_holder() {
+    let mut agg = Aggregator::new(0);
+    agg.apply(&sample(
+        1,
+        vec![(SERVER, vec![row(40_001, PEER, 8080, ESTABLISHED, 11)])],
+    ));
+    let mut e = ev(EventKind::Retransmit, 77, 2);
+    e.sport = 40_001;
+    e.pid = 0;
+    e.unattributed = true;
+    assert_eq!(agg.observe(None, &e).owner, Some(SERVER));
+    let mut other = e.clone();
+    other.sport = 1;
+    assert_eq!(agg.observe(None, &other).owner, None);
+    let s = snap(&mut agg, 3);
+    assert_eq!(find(&s, SERVER).counts.retransmits, 1);
+    assert_eq!(s.unattributed.retransmits, 1);
 }

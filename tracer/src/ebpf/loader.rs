@@ -6,7 +6,7 @@ use aya::{
     maps::{HashMap, MapData, PerCpuArray, RingBuf},
     programs::TracePoint,
 };
-use tracer_common::{FieldOffsets, Owner, maps, tcp};
+use tracer_common::{FieldOffsets, Owner, maps, maps::SocketKey, tcp};
 
 use crate::proc::sockets;
 
@@ -136,7 +136,7 @@ pub fn load(settings: &Settings) -> Result<Loaded, LoadError> {
         }
     }
 
-    seed_listeners(&mut ebpf, &settings.filters.pids)?;
+    seed_owners(&mut ebpf, &settings.filters.pids)?;
 
     let mut plan = Vec::new();
     for (hook, _) in &layouts {
@@ -161,33 +161,74 @@ pub fn load(settings: &Settings) -> Result<Loaded, LoadError> {
     })
 }
 
-/// Records the owners of sockets that were already listening before tracer
-/// started, so connections they accept are attributed from the first event.
-fn seed_listeners(ebpf: &mut Ebpf, pids: &[u32]) -> Result<(), LoadError> {
+/// Records the owners of sockets that existed before tracer started: listeners
+/// by port (connections they accept inherit the owner from the first event),
+/// other connections by their addresses.
+fn seed_owners(ebpf: &mut Ebpf, pids: &[u32]) -> Result<(), LoadError> {
+    let mut comms = std::collections::HashMap::new();
+    let (listening, connected): (Vec<_>, Vec<_>) = sockets::sockets_of(pids)
+        .into_iter()
+        .map(|(pid, row)| {
+            let name = comms.entry(pid).or_insert_with(|| sockets::comm(pid));
+            let mut comm = [0u8; 16];
+            let len = name.len().min(15);
+            comm[..len].copy_from_slice(&name.as_bytes()[..len]);
+            let owner = Owner {
+                pid,
+                _pad: 0,
+                start_ns: 0,
+                comm,
+            };
+            (row, owner)
+        })
+        .partition(|(row, _)| row.state == tcp::LISTEN);
+    // The maps stay in `ebpf` (borrowed, not taken): programs loaded later
+    // refer to them by descriptor.
     let map = ebpf
         .map_mut(maps::LISTENERS)
         .ok_or(LoadError::NoMap(maps::LISTENERS))?;
     let mut listeners =
         HashMap::<_, u32, Owner>::try_from(map).map_err(map_error(maps::LISTENERS))?;
-    for (pid, row) in sockets::sockets_of(pids) {
-        if row.state != tcp::LISTEN {
-            continue;
-        }
-        let mut comm = [0u8; 16];
-        let name = sockets::comm(pid);
-        let len = name.len().min(15);
-        comm[..len].copy_from_slice(&name.as_bytes()[..len]);
-        let owner = Owner {
-            pid,
-            _pad: 0,
-            start_ns: 0,
-            comm,
-        };
+    for (row, owner) in &listening {
         listeners
             .insert(u32::from(row.local_port), owner, 0)
             .map_err(map_error(maps::LISTENERS))?;
     }
+    let map = ebpf
+        .map_mut(maps::PREEXISTING)
+        .ok_or(LoadError::NoMap(maps::PREEXISTING))?;
+    let mut preexisting =
+        HashMap::<_, SocketKey, Owner>::try_from(map).map_err(map_error(maps::PREEXISTING))?;
+    for (row, owner) in &connected {
+        preexisting
+            .insert(socket_key(row), owner, 0)
+            .map_err(map_error(maps::PREEXISTING))?;
+    }
     Ok(())
+}
+
+/// The key events of this connection will carry.
+fn socket_key(row: &sockets::SocketRow) -> SocketKey {
+    fn bytes(ip: std::net::IpAddr) -> (u16, [u8; 16]) {
+        let mut b = [0u8; 16];
+        match ip {
+            std::net::IpAddr::V4(v4) => {
+                b[..4].copy_from_slice(&v4.octets());
+                (tcp::AF_INET, b)
+            }
+            std::net::IpAddr::V6(v6) => (tcp::AF_INET6, v6.octets()),
+        }
+    }
+    let (family, saddr) = bytes(row.local);
+    let (_, daddr) = bytes(row.remote);
+    SocketKey {
+        family,
+        sport: row.local_port,
+        dport: row.remote_port,
+        _pad: 0,
+        saddr,
+        daddr,
+    }
 }
 
 fn map_error(map: &'static str) -> impl FnOnce(aya::maps::MapError) -> LoadError {
