@@ -53,8 +53,8 @@ impl Clock {
     }
 }
 
-/// One event, decoded.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// One event, decoded (no allocation: events arrive by the hundred thousand).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TraceEvent {
     /// Nanoseconds since the Unix epoch.
     pub ts_ns: u64,
@@ -63,7 +63,7 @@ pub struct TraceEvent {
     pub kind: EventKind,
     /// Owning process; 0 when unattributed.
     pub pid: u32,
-    pub comm: String,
+    pub comm: Comm,
     pub unattributed: bool,
     pub no_socket: bool,
     /// Kernel socket address (identity of a connection while it lives).
@@ -96,7 +96,7 @@ impl TraceEvent {
             mono_ns: raw.ts_ns,
             kind,
             pid: raw.pid,
-            comm: comm(&raw.comm),
+            comm: Comm::from_raw(&raw.comm),
             unattributed: raw.flags & FLAG_UNATTRIBUTED != 0,
             no_socket: raw.flags & FLAG_NO_SOCKET != 0,
             sk: raw.sk,
@@ -187,10 +187,56 @@ impl ConnectResult {
     }
 }
 
-/// Command name up to the first NUL, lossily decoded.
-pub fn comm(raw: &[u8; 16]) -> String {
-    let end = raw.iter().position(|&b| b == 0).unwrap_or(raw.len());
-    String::from_utf8_lossy(&raw[..end]).into_owned()
+/// A command name as the kernel keeps it (up to 16 bytes), stored inline.
+#[derive(Clone, Copy, PartialEq, Eq, Default)]
+pub struct Comm {
+    bytes: [u8; 16],
+    len: u8,
+}
+
+impl Comm {
+    /// The name up to the first NUL.
+    pub fn from_raw(raw: &[u8; 16]) -> Self {
+        let len = raw.iter().position(|&b| b == 0).unwrap_or(raw.len());
+        Self {
+            bytes: *raw,
+            len: len as u8,
+        }
+    }
+
+    /// The name as text; a name that is not UTF-8 is cut where it stops being so.
+    pub fn as_str(&self) -> &str {
+        let bytes = &self.bytes[..usize::from(self.len)];
+        match std::str::from_utf8(bytes) {
+            Ok(s) => s,
+            Err(e) => std::str::from_utf8(&bytes[..e.valid_up_to()]).unwrap_or_default(),
+        }
+    }
+}
+
+impl From<&str> for Comm {
+    /// Truncates to 16 bytes, as the kernel does.
+    fn from(name: &str) -> Self {
+        let mut raw = [0u8; 16];
+        let mut len = name.len().min(16);
+        while !name.is_char_boundary(len) {
+            len -= 1;
+        }
+        raw[..len].copy_from_slice(&name.as_bytes()[..len]);
+        Self::from_raw(&raw)
+    }
+}
+
+impl std::fmt::Display for Comm {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::fmt::Debug for Comm {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:?}", self.as_str())
+    }
 }
 
 /// An address as users write it: dotted quad for IPv4, RFC 5952 text for IPv6
@@ -240,7 +286,7 @@ mod tests {
         assert_eq!(ev.mono_ns, 1_000);
         assert_eq!(ev.kind, EventKind::State);
         assert_eq!(ev.pid, 4242);
-        assert_eq!(ev.comm, "curl");
+        assert_eq!(ev.comm.as_str(), "curl");
         assert_eq!(ev.sk, 0xffff_8880_1234_5678);
         assert_eq!(ev.saddr.to_string(), "127.0.0.1");
         assert_eq!(ev.daddr.to_string(), "10.1.2.3");
@@ -299,7 +345,14 @@ mod tests {
     fn comm_stops_at_nul() {
         let mut c = [0u8; 16];
         c[..6].copy_from_slice(b"python");
-        assert_eq!(comm(&c), "python");
-        assert_eq!(comm(&[b'a'; 16]), "aaaaaaaaaaaaaaaa");
+        assert_eq!(Comm::from_raw(&c).as_str(), "python");
+        assert_eq!(Comm::from_raw(&[b'a'; 16]).as_str(), "aaaaaaaaaaaaaaaa");
+        let mut bad = [0u8; 16];
+        bad[..4].copy_from_slice(&[b'a', b'b', 0xff, b'c']);
+        assert_eq!(Comm::from_raw(&bad).as_str(), "ab");
+        assert_eq!(
+            Comm::from("a-very-long-command-name").as_str(),
+            "a-very-long-comm"
+        );
     }
 }

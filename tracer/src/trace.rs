@@ -8,20 +8,23 @@ use std::{
 };
 
 use anyhow::Context as _;
-use tokio::signal::unix::{SignalKind, signal};
+use tokio::{
+    signal::unix::{SignalKind, signal},
+    task::JoinHandle,
+};
 
 use crate::{
-    aggregate::Aggregator,
+    aggregate::{Aggregator, Sample},
     cli::TraceArgs,
     ebpf::{
         counters::Counters,
         loader::{self, Filters, Settings},
         reader::Reader,
     },
-    event::{Clock, TraceEvent},
+    event::{Clock, Comm, TraceEvent},
     proc::{
         self,
-        sampler::{Sampler, Scope},
+        sampler::{Identities, Sampler, Scope},
     },
     sink::{
         csv::CsvSink,
@@ -71,7 +74,7 @@ pub async fn run(args: &TraceArgs) -> anyhow::Result<()> {
     };
     let mut session = Session {
         aggregator: Aggregator::new(monotonic_ns()),
-        sampler: Sampler::new(scope.clone()),
+        identities: Identities::default(),
         reader,
         counters,
         clock,
@@ -80,8 +83,10 @@ pub async fn run(args: &TraceArgs) -> anyhow::Result<()> {
         write_error: None,
         latest: None,
     };
+    let mut sampler = Some(Sampler::new(scope.clone()));
     // Sockets that predate tracing are counted from the first snapshot on.
-    session.sample();
+    let first = sample_off_loop(&mut sampler, &session).await?;
+    session.apply(first);
     eprintln!(
         "tracer: tracing {} via {}; {connect_errors}",
         describe(&scope),
@@ -93,12 +98,25 @@ pub async fn run(args: &TraceArgs) -> anyhow::Result<()> {
     let deadline = tokio::time::sleep(args.duration.unwrap_or(Duration::from_secs(u64::MAX / 4)));
     tokio::pin!(deadline);
     let mut tick = tokio::time::interval(args.interval);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     tick.tick().await;
 
+    // Reading /proc on a busy host takes long enough to fill the ring buffer,
+    // so samples are taken on a blocking thread while events keep draining.
+    let mut pending: Option<JoinHandle<(Sampler, Sample)>> = None;
     loop {
         tokio::select! {
             r = session.drain() => r?,
-            _ = tick.tick() => session.snapshot()?,
+            _ = tick.tick(), if pending.is_none() => {
+                pending = sampler.take().map(|s| start_sample(s, &session));
+            }
+            done = async { pending.as_mut().expect("guarded by is_some").await }, if pending.is_some() => {
+                pending = None;
+                let (back, sample) = done.context("the /proc sampler failed")?;
+                sampler = Some(back);
+                session.apply(sample);
+                session.snapshot()?;
+            }
             _ = sigint.recv() => break,
             _ = sigterm.recv() => break,
             () = &mut deadline => break,
@@ -107,17 +125,45 @@ pub async fn run(args: &TraceArgs) -> anyhow::Result<()> {
     }
 
     // Stopped: take what is still in the ring, then write the final snapshot.
+    if let Some(handle) = pending {
+        let (back, _) = handle.await.context("the /proc sampler failed")?;
+        sampler = Some(back);
+    }
     session.drain_now();
+    let last = sample_off_loop(&mut sampler, &session).await?;
+    session.apply(last);
     session.snapshot()?;
     session.check_events()?;
     session.summary();
     Ok(())
 }
 
+/// Starts a /proc sample of `sampler` on a blocking thread.
+fn start_sample(sampler: Sampler, session: &Session) -> JoinHandle<(Sampler, Sample)> {
+    let known = session.aggregator.alive();
+    tokio::task::spawn_blocking(move || {
+        let sample = sampler.sample(&known, monotonic_ns());
+        (sampler, sample)
+    })
+}
+
+/// Takes one sample and waits for it.
+async fn sample_off_loop(
+    sampler: &mut Option<Sampler>,
+    session: &Session,
+) -> anyhow::Result<Sample> {
+    let s = sampler.take().context("the /proc sampler is busy")?;
+    let (back, sample) = start_sample(s, session)
+        .await
+        .context("the /proc sampler failed")?;
+    *sampler = Some(back);
+    Ok(sample)
+}
+
 /// Everything the event loop works on.
 struct Session {
     aggregator: Aggregator,
-    sampler: Sampler,
+    identities: Identities,
     reader: Reader,
     counters: aya::maps::PerCpuArray<aya::maps::MapData, u64>,
     clock: Clock,
@@ -132,14 +178,14 @@ impl Session {
     async fn drain(&mut self) -> anyhow::Result<()> {
         let Self {
             aggregator,
-            sampler,
+            identities,
             reader,
             events,
             write_error,
             ..
         } = self;
         reader
-            .drain(|ev| observe(aggregator, sampler, events, write_error, &ev))
+            .drain(|ev| observe(aggregator, identities, events, write_error, &ev))
             .await
             .context("reading the ring buffer")?;
         if let Some(sink) = events.as_mut() {
@@ -151,26 +197,24 @@ impl Session {
     fn drain_now(&mut self) {
         let Self {
             aggregator,
-            sampler,
+            identities,
             reader,
             events,
             write_error,
             ..
         } = self;
-        reader.drain_now(|ev| observe(aggregator, sampler, events, write_error, &ev));
+        reader.drain_now(|ev| observe(aggregator, identities, events, write_error, &ev));
     }
 
-    /// Reads /proc into the aggregator's gauges.
-    fn sample(&mut self) {
-        let sample = self
-            .sampler
-            .sample(&self.aggregator.alive(), monotonic_ns());
+    /// Takes a /proc sample into the gauges and the process identities.
+    fn apply(&mut self, sample: Sample) {
+        let known = self.aggregator.alive();
+        self.identities.refresh(&sample, &known);
         self.aggregator.apply(&sample);
     }
 
-    /// Samples /proc, takes a snapshot and hands it to the sinks.
+    /// Takes a snapshot and hands it to the sinks.
     fn snapshot(&mut self) -> anyhow::Result<()> {
-        self.sample();
         let c = Counters::read(&self.counters).context("reading the kernel counters")?;
         let kernel = KernelCounts {
             submitted: c.submitted,
@@ -232,12 +276,12 @@ impl Session {
 /// Feeds one event to the aggregator and the `--events` output.
 fn observe(
     aggregator: &mut Aggregator,
-    sampler: &mut Sampler,
+    identities: &mut Identities,
     sink: &mut Option<JsonSink>,
     error: &mut Option<std::io::Error>,
     ev: &TraceEvent,
 ) {
-    let owner = (!ev.unattributed && ev.pid != 0).then(|| sampler.identify(ev.pid));
+    let owner = (!ev.unattributed && ev.pid != 0).then(|| identities.identify(ev.pid));
     let observed = aggregator.observe(owner, ev);
     if let Some(sink) = sink.as_mut() {
         let resolved;
@@ -246,9 +290,9 @@ fn observe(
             Some(id) if ev.unattributed => {
                 resolved = TraceEvent {
                     pid: id.pid,
-                    comm: aggregator.comm(id).unwrap_or_default().to_owned(),
+                    comm: Comm::from(aggregator.comm(id).unwrap_or_default()),
                     unattributed: false,
-                    ..ev.clone()
+                    ..*ev
                 };
                 &resolved
             }

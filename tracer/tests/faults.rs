@@ -236,10 +236,15 @@ fn linger_resets() {
     let (status, events, stderr) = tracer.stop();
     assert!(status.success(), "{stderr}");
     let ours = count(&events, client.pid(), "rst_sent") as u64;
+    let server_sent = count(&events, server.pid(), "rst_sent") as u64;
     let kernel = delta(&before, &after, "TcpOutRsts");
-    println!("linger close: tracer rst_sent {ours}, kernel TcpOutRsts +{kernel}");
-    assert_eq!(ours, 4);
-    assert_eq!(ours, kernel);
+    println!(
+        "linger close: tracer rst_sent {ours} (client) + {server_sent} (server), kernel TcpOutRsts +{kernel}"
+    );
+    assert_eq!(ours, 4, "{events:#?}");
+    // On a slow machine the server may answer a segment that crossed the
+    // client's RST with one of its own: every RST is still someone's.
+    assert_eq!(ours + server_sent, kernel, "{events:#?}");
     assert_eq!(
         count(&events, server.pid(), "rst_received"),
         4,
@@ -251,7 +256,7 @@ fn linger_resets() {
         "linger close CSV: client rst_sent {}, server rst_received {}",
         client_row["rst_sent"], server_row["rst_received"]
     );
-    assert_eq!(num(&client_row, "rst_sent"), kernel);
+    assert_eq!(num(&client_row, "rst_sent"), ours);
     assert_eq!(num(&client_row, "connect_ok"), 4);
     assert_eq!(num(&server_row, "rst_received"), 4);
     assert_eq!(num(&server_row, "accepted"), 4);

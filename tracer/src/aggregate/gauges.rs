@@ -2,13 +2,17 @@
 //! table, so they agree with `ss`), TIME_WAIT left behind, FD use, and which
 //! processes have exited.
 
-use std::{collections::HashMap, net::SocketAddr, time::Duration};
+use std::{collections::HashMap, time::Duration};
 
 use tracer_common::tcp::{
     CLOSE_WAIT, CLOSING, ESTABLISHED, FIN_WAIT1, FIN_WAIT2, LAST_ACK, LISTEN, SYN_RECV, SYN_SENT,
 };
 
-use super::{Aggregator, EXITED_MAX, live::Tuple, process::ProcessAgg};
+use super::{
+    Aggregator, EXITED_MAX,
+    live::{Conn, Tuple},
+    process::ProcessAgg,
+};
 use crate::{
     proc::sockets::SocketRow,
     snapshot::{ConnectionSnapshot, FdUsage, Gauges, ProcessId},
@@ -72,10 +76,7 @@ impl Aggregator {
             p.connections.clear();
             let mut oldest_close_wait: Option<u64> = None;
             for row in ps.sockets.iter().filter(|r| r.state != LISTEN) {
-                let tuple: Tuple = (
-                    SocketAddr::new(row.local, row.local_port),
-                    SocketAddr::new(row.remote, row.remote_port),
-                );
+                let tuple = Tuple::new(row.local, row.local_port, row.remote, row.remote_port);
                 let conn = self.live.by_tuple(&tuple).filter(|c| c.owner == ps.id);
                 let seen = self.first_seen.get(&tuple).map_or(now, |&(t, _)| t);
                 if conn.is_none() {
@@ -83,7 +84,7 @@ impl Aggregator {
                 }
                 let opened = conn.map_or(seen, |c| c.opened_ns);
                 let remote =
-                    conn.map_or_else(|| p.remote_of(row.local_port, tuple.1), |c| c.remote);
+                    conn.map_or_else(|| p.remote_of(row.local_port, tuple.remote()), Conn::remote);
                 let g = &mut p.gauges;
                 match row.state {
                     ESTABLISHED => g.established += 1,
@@ -91,7 +92,10 @@ impl Aggregator {
                     SYN_RECV => g.syn_recv += 1,
                     CLOSE_WAIT => {
                         g.close_wait += 1;
-                        let since = conn.and_then(|c| c.close_wait_ns).unwrap_or(seen);
+                        let since = conn
+                            .map(|c| c.close_wait_ns)
+                            .filter(|&ns| ns != 0)
+                            .unwrap_or(seen);
                         oldest_close_wait = Some(oldest_close_wait.map_or(since, |o| o.min(since)));
                     }
                     FIN_WAIT1 | FIN_WAIT2 | CLOSING | LAST_ACK => g.closing += 1,
@@ -106,12 +110,12 @@ impl Aggregator {
                     }
                 }
                 p.connections.push(ConnectionSnapshot {
-                    local: tuple.0,
-                    remote: tuple.1,
+                    local: tuple.local(),
+                    remote: tuple.remote(),
                     state: row.state,
                     age: Duration::from_nanos(now.saturating_sub(opened)),
                     preexisting: conn.is_none(),
-                    retransmits: conn.map_or(0, |c| c.retransmits),
+                    retransmits: conn.map_or(0, |c| u64::from(c.retransmits)),
                 });
             }
             p.gauges.listen = p.listen_ports.len() as u64;
@@ -121,21 +125,19 @@ impl Aggregator {
             p.connections
                 .sort_by(|a, b| b.retransmits.cmp(&a.retransmits).then(b.age.cmp(&a.age)));
             p.connections.truncate(CONNECTIONS_LISTED);
+            p.connections.shrink_to_fit();
         }
         self.first_seen = first_seen;
 
         for row in &sample.time_wait {
-            let tuple: Tuple = (
-                SocketAddr::new(row.local, row.local_port),
-                SocketAddr::new(row.remote, row.remote_port),
-            );
+            let tuple = Tuple::new(row.local, row.local_port, row.remote, row.remote_port);
             let owner = self
                 .live
                 .closed_owner(&tuple)
                 .or_else(|| listeners.get(&row.local_port).copied());
             if let Some(p) = owner.and_then(|id| self.processes.get_mut(&id)) {
                 p.gauges.time_wait += 1;
-                let remote = p.remote_of(row.local_port, tuple.1);
+                let remote = p.remote_of(row.local_port, tuple.remote());
                 p.remote(remote).time_wait += 1;
             }
         }

@@ -5,7 +5,7 @@
 
 use std::{
     collections::{HashMap, VecDeque},
-    net::SocketAddr,
+    net::{IpAddr, Ipv6Addr, SocketAddr},
 };
 
 use tracer_common::tcp::{
@@ -45,23 +45,76 @@ impl Phase {
     }
 }
 
-/// Local and remote address of a connection.
-pub type Tuple = (SocketAddr, SocketAddr);
+/// Local and remote address of a connection, compactly (38 bytes instead of
+/// 64 for two `SocketAddr`s: the live table holds one per connection).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Tuple {
+    local: [u8; 16],
+    remote: [u8; 16],
+    local_port: u16,
+    remote_port: u16,
+    v4: bool,
+}
+
+impl Tuple {
+    pub fn new(local: IpAddr, local_port: u16, remote: IpAddr, remote_port: u16) -> Self {
+        let bytes = |ip: IpAddr| match ip {
+            IpAddr::V4(v4) => v4.to_ipv6_mapped().octets(),
+            IpAddr::V6(v6) => v6.octets(),
+        };
+        Self {
+            local: bytes(local),
+            remote: bytes(remote),
+            local_port,
+            remote_port,
+            v4: local.is_ipv4(),
+        }
+    }
+
+    fn ip(&self, bytes: [u8; 16]) -> IpAddr {
+        let v6 = Ipv6Addr::from(bytes);
+        match v6.to_ipv4_mapped() {
+            Some(v4) if self.v4 => IpAddr::V4(v4),
+            _ => IpAddr::V6(v6),
+        }
+    }
+
+    pub fn local(&self) -> SocketAddr {
+        SocketAddr::new(self.ip(self.local), self.local_port)
+    }
+
+    pub fn remote(&self) -> SocketAddr {
+        SocketAddr::new(self.ip(self.remote), self.remote_port)
+    }
+}
 
 /// One connection seen through its state events.
 #[derive(Debug, Clone, Copy)]
 pub struct Conn {
     pub owner: ProcessId,
-    pub remote: Remote,
     pub tuple: Tuple,
-    pub state: u8,
     /// Monotonic ns of the first event.
     pub opened_ns: u64,
+    /// Monotonic ns of the move to CLOSE_WAIT; 0 before.
+    pub close_wait_ns: u64,
+    pub retransmits: u32,
+    pub state: u8,
     /// Whether it ever reached ESTABLISHED (only those have a lifetime).
     pub established: bool,
-    /// Monotonic ns of the move to CLOSE_WAIT.
-    pub close_wait_ns: Option<u64>,
-    pub retransmits: u64,
+    /// Accepted from a listener (keyed by its client) rather than connected.
+    pub passive: bool,
+}
+
+impl Conn {
+    /// The remote endpoint its numbers are kept under.
+    pub fn remote(&self) -> Remote {
+        let peer = self.tuple.remote();
+        if self.passive {
+            Remote::Client(peer.ip())
+        } else {
+            Remote::Server(peer)
+        }
+    }
 }
 
 /// How long closed connections are remembered for TIME_WAIT attribution:
@@ -166,11 +219,10 @@ impl Live {
 mod tests {
     use super::*;
 
+    const HOME: IpAddr = IpAddr::V4(std::net::Ipv4Addr::LOCALHOST);
+
     fn tuple(port: u16) -> Tuple {
-        (
-            SocketAddr::from(([127, 0, 0, 1], port)),
-            SocketAddr::from(([127, 0, 0, 1], 80)),
-        )
+        Tuple::new(HOME, port, HOME, 80)
     }
 
     fn conn(port: u16, state: u8) -> Conn {
@@ -179,14 +231,31 @@ mod tests {
                 pid: 1,
                 start_ticks: 1,
             },
-            remote: Remote::Server(tuple(port).1),
             tuple: tuple(port),
-            state,
             opened_ns: 0,
-            established: false,
-            close_wait_ns: None,
+            close_wait_ns: 0,
             retransmits: 0,
+            state,
+            established: false,
+            passive: false,
         }
+    }
+
+    #[test]
+    fn tuples_keep_the_addresses_users_wrote() {
+        let v4 = tuple(4000);
+        assert_eq!(v4.local().to_string(), "127.0.0.1:4000");
+        assert_eq!(v4.remote().to_string(), "127.0.0.1:80");
+        let mapped: IpAddr = "::ffff:127.0.0.1".parse().unwrap();
+        let v6 = Tuple::new(mapped, 1, "::1".parse().unwrap(), 2);
+        assert_eq!(v6.local().to_string(), "[::ffff:127.0.0.1]:1");
+        assert_eq!(v6.remote().to_string(), "[::1]:2");
+        assert_ne!(v6, Tuple::new(HOME, 1, HOME, 2));
+        assert!(
+            std::mem::size_of::<Conn>() <= 80,
+            "{}",
+            std::mem::size_of::<Conn>()
+        );
     }
 
     #[test]

@@ -100,12 +100,12 @@ impl Aggregator {
         let process = self
             .processes
             .entry(id)
-            .or_insert_with(|| ProcessAgg::new(ev.comm.clone()));
+            .or_insert_with(|| ProcessAgg::new(ev.comm.to_string()));
         process.exited = false;
         let peer = SocketAddr::new(ev.daddr, ev.dport);
         let has_peer = ev.family != 0 && !ev.no_socket;
         let remote = match self.live.get(ev.sk) {
-            Some(c) => c.remote,
+            Some(c) => c.remote(),
             // A passive connection is keyed by its client, an active one by its server.
             None if ev.new_state == SYN_RECV || ev.old_state == SYN_RECV => {
                 Remote::Client(ev.daddr)
@@ -131,7 +131,7 @@ impl Aggregator {
             EventKind::State => self.observe_state(id, remote, ev),
             EventKind::Retransmit | EventKind::SynRetransmit | EventKind::SynAckRetransmit => {
                 if let Some(conn) = self.live.get_mut(ev.sk) {
-                    conn.retransmits += 1;
+                    conn.retransmits = conn.retransmits.saturating_add(1);
                 }
             }
             EventKind::SyscallError => {
@@ -149,10 +149,7 @@ impl Aggregator {
         if ev.family == 0 || ev.no_socket {
             return None;
         }
-        let tuple = (
-            SocketAddr::new(ev.saddr, ev.sport),
-            SocketAddr::new(ev.daddr, ev.dport),
-        );
+        let tuple = Tuple::new(ev.saddr, ev.sport, ev.daddr, ev.dport);
         self.first_seen.get(&tuple).map(|&(_, id)| id)
     }
 
@@ -184,17 +181,19 @@ impl Aggregator {
             }
             return;
         }
-        let tuple = (
-            SocketAddr::new(ev.saddr, ev.sport),
-            SocketAddr::new(ev.daddr, ev.dport),
-        );
+        let tuple = Tuple::new(ev.saddr, ev.sport, ev.daddr, ev.dport);
+        let close_wait_ns = if ev.new_state == CLOSE_WAIT {
+            ev.mono_ns
+        } else {
+            0
+        };
         let conn = match self.live.get(ev.sk) {
             Some(c) => Conn {
                 tuple,
                 state: ev.new_state,
                 established: c.established || ev.new_state == ESTABLISHED,
-                close_wait_ns: if ev.new_state == CLOSE_WAIT {
-                    Some(ev.mono_ns)
+                close_wait_ns: if close_wait_ns != 0 {
+                    close_wait_ns
                 } else {
                     c.close_wait_ns
                 },
@@ -202,13 +201,13 @@ impl Aggregator {
             },
             None => Conn {
                 owner: id,
-                remote,
                 tuple,
-                state: ev.new_state,
                 opened_ns: ev.mono_ns,
-                established: ev.new_state == ESTABLISHED,
-                close_wait_ns: (ev.new_state == CLOSE_WAIT).then_some(ev.mono_ns),
+                close_wait_ns,
                 retransmits: 0,
+                state: ev.new_state,
+                established: ev.new_state == ESTABLISHED,
+                passive: matches!(remote, Remote::Client(_)),
             },
         };
         self.live.upsert(ev.sk, conn);

@@ -396,7 +396,7 @@ fn events_on_sockets_that_predate_tracing_go_to_their_holder() {
     e.pid = 0;
     e.unattributed = true;
     assert_eq!(agg.observe(None, &e).owner, Some(SERVER));
-    let mut other = e.clone();
+    let mut other = e;
     other.sport = 1;
     assert_eq!(agg.observe(None, &other).owner, None);
     let s = snap(&mut agg, 3);

@@ -1,10 +1,11 @@
 //! Samples /proc at each interval: who is alive (pid + start time), their
 //! file descriptors and limit, and their TCP sockets by state from the socket
-//! table of each network namespace.
+//! table of each network namespace. A sample of a busy host takes a while, so
+//! it runs off the event loop (see `trace`).
 
 use std::{
     collections::{HashMap, HashSet},
-    path::PathBuf,
+    path::{Path, PathBuf},
 };
 
 use tracer_common::tcp::TIME_WAIT;
@@ -24,13 +25,11 @@ pub enum Scope {
     All,
 }
 
-/// Reads /proc; remembers each pid's identity so events can be attributed to
-/// a process (pid + start time) without reading /proc for every event.
+/// Reads /proc.
 #[derive(Debug)]
 pub struct Sampler {
     scope: Scope,
     proc_root: PathBuf,
-    identities: HashMap<u32, ProcessId>,
 }
 
 impl Sampler {
@@ -38,26 +37,12 @@ impl Sampler {
         Self {
             scope,
             proc_root: PathBuf::from("/proc"),
-            identities: HashMap::new(),
         }
-    }
-
-    /// The process that `pid` names now (or named when it was last seen).
-    pub fn identify(&mut self, pid: u32) -> ProcessId {
-        if let Some(id) = self.identities.get(&pid) {
-            return *id;
-        }
-        let id = ProcessId {
-            pid,
-            start_ticks: self.start_ticks(pid).unwrap_or(0),
-        };
-        self.identities.insert(pid, id);
-        id
     }
 
     /// Reads everything about the processes in scope plus `known` (processes
     /// seen in events). `now_ns` stamps the sample (monotonic).
-    pub fn sample(&mut self, known: &[ProcessId], now_ns: u64) -> Sample {
+    pub fn sample(&self, known: &[ProcessId], now_ns: u64) -> Sample {
         let mut candidates: Vec<u32> = match &self.scope {
             Scope::Pids(pids) => pids.clone(),
             Scope::All => sockets::all_pids(),
@@ -68,24 +53,16 @@ impl Sampler {
 
         // Pass 1: identity and descriptors of every live candidate.
         let mut found: Vec<(ProcessId, Fds)> = Vec::new();
-        let mut alive_pids = HashSet::new();
         for pid in candidates {
-            let Some(start_ticks) = self.start_ticks(pid) else {
+            let Some(start_ticks) = start_ticks_at(&self.proc_root, pid) else {
                 continue;
             };
-            let id = ProcessId { pid, start_ticks };
-            self.identities.insert(pid, id);
             let Some(fds) = self.fds(pid) else {
                 continue;
             };
-            alive_pids.insert(pid);
-            found.push((id, fds));
+            found.push((ProcessId { pid, start_ticks }, fds));
         }
         let known_pids: HashSet<u32> = known.iter().map(|id| id.pid).collect();
-        // A process seen alive last time stays identifiable for one more
-        // interval: the kernel may still report events for its sockets.
-        self.identities
-            .retain(|pid, _| alive_pids.contains(pid) || known_pids.contains(pid));
 
         // Pass 2: each network namespace's socket table, once, keeping only
         // rows owned by a candidate and TIME_WAIT rows.
@@ -141,12 +118,6 @@ impl Sampler {
         }
     }
 
-    /// Start time in clock ticks (field 22 of `/proc/<pid>/stat`).
-    fn start_ticks(&self, pid: u32) -> Option<u64> {
-        let stat = std::fs::read_to_string(self.proc_root.join(format!("{pid}/stat"))).ok()?;
-        parse_start_ticks(&stat)
-    }
-
     fn fds(&self, pid: u32) -> Option<Fds> {
         let dir = std::fs::read_dir(self.proc_root.join(format!("{pid}/fd"))).ok()?;
         let mut fds = Fds::default();
@@ -166,6 +137,42 @@ impl Sampler {
         let text = std::fs::read_to_string(self.proc_root.join(format!("{pid}/limits"))).ok()?;
         parse_nofile_soft(&text)
     }
+}
+
+/// Remembers each pid's identity so events can be attributed to a process
+/// (pid + start time) without reading /proc for every event.
+#[derive(Debug, Default)]
+pub struct Identities {
+    map: HashMap<u32, ProcessId>,
+}
+
+impl Identities {
+    /// The process that `pid` names now (or named when it was last seen).
+    pub fn identify(&mut self, pid: u32) -> ProcessId {
+        *self.map.entry(pid).or_insert_with(|| ProcessId {
+            pid,
+            start_ticks: start_ticks_at(Path::new("/proc"), pid).unwrap_or(0),
+        })
+    }
+
+    /// Learns from a sample who is alive. A process alive at the previous
+    /// sample (`known`) stays identifiable for one more interval: the kernel
+    /// may still report events for its sockets.
+    pub fn refresh(&mut self, sample: &Sample, known: &[ProcessId]) {
+        let alive: HashSet<u32> = sample.processes.iter().map(|p| p.id.pid).collect();
+        let known: HashSet<u32> = known.iter().map(|id| id.pid).collect();
+        self.map
+            .retain(|pid, _| alive.contains(pid) || known.contains(pid));
+        for p in &sample.processes {
+            self.map.insert(p.id.pid, p.id);
+        }
+    }
+}
+
+/// Start time in clock ticks (field 22 of `<proc>/<pid>/stat`).
+fn start_ticks_at(proc_root: &Path, pid: u32) -> Option<u64> {
+    let stat = std::fs::read_to_string(proc_root.join(format!("{pid}/stat"))).ok()?;
+    parse_start_ticks(&stat)
 }
 
 #[derive(Debug, Default)]
@@ -219,11 +226,14 @@ Max open files            1024                 524288               files     \n
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let port = listener.local_addr().unwrap().port();
         let me = std::process::id();
-        let mut sampler = Sampler::new(Scope::Pids(vec![me]));
+        let sampler = Sampler::new(Scope::Pids(vec![me]));
         let sample = sampler.sample(&[], 1);
         assert_eq!(sample.processes.len(), 1);
         let p = &sample.processes[0];
-        assert_eq!(p.id, sampler.identify(me));
+        let mut ids = Identities::default();
+        assert_eq!(p.id, ids.identify(me));
+        ids.refresh(&sample, &[]);
+        assert_eq!(p.id, ids.identify(me));
         assert!(p.id.start_ticks > 0);
         let fds = p.fds.unwrap();
         assert!(fds.open >= fds.sockets && fds.sockets >= 1);
@@ -232,7 +242,7 @@ Max open files            1024                 524288               files     \n
 
     #[test]
     fn a_gone_pid_is_left_out() {
-        let mut sampler = Sampler::new(Scope::Pids(vec![u32::MAX - 1]));
+        let sampler = Sampler::new(Scope::Pids(vec![u32::MAX - 1]));
         assert!(sampler.sample(&[], 1).processes.is_empty());
     }
 }

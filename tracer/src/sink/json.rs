@@ -31,7 +31,7 @@ pub fn render(ev: &TraceEvent, state_at: u8) -> Value {
     o.insert("ts_ns".into(), ev.ts_ns.into());
     o.insert("event".into(), TraceEvent::name_of(ev.kind).into());
     o.insert("pid".into(), ev.pid.into());
-    o.insert("comm".into(), ev.comm.clone().into());
+    o.insert("comm".into(), ev.comm.as_str().into());
     if ev.unattributed {
         o.insert("unattributed".into(), true.into());
     }

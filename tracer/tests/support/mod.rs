@@ -82,7 +82,13 @@ impl Tracer {
             stderr: stderr_text,
             reader: Some(reader),
         };
-        if ready_rx.recv_timeout(Duration::from_secs(30)).is_err() {
+        // Emulated VMs start slowly.
+        let patience = if std::env::var("TRACER_TEST_KERNEL").is_ok_and(|k| k == "vm") {
+            Duration::from_secs(90)
+        } else {
+            Duration::from_secs(30)
+        };
+        if ready_rx.recv_timeout(patience).is_err() {
             let _ = tracer.child.kill();
             let _ = tracer.child.wait();
             panic!("tracer did not start tracing; stderr:\n{}", tracer.stderr());
