@@ -6,6 +6,12 @@ mod doctor;
 mod ebpf;
 mod errno;
 mod event;
+#[allow(dead_code, reason = "read by the live view")]
+mod findings;
+#[cfg(test)]
+mod fixtures;
+#[allow(dead_code, reason = "read by the live view")]
+mod human;
 mod proc;
 mod sink;
 mod snapshot;
