@@ -17,6 +17,8 @@ mod sink;
 mod snapshot;
 mod system;
 mod trace;
+#[allow(dead_code, reason = "started from trace.rs once it produces snapshots")]
+mod tui;
 
 use std::process::ExitCode;
 
