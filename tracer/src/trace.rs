@@ -3,12 +3,16 @@
 use std::{
     fs::File,
     io::{BufWriter, Write},
+    path::{Path, PathBuf},
     sync::Arc,
     time::{Duration, SystemTime},
 };
 
 use anyhow::Context as _;
-use tokio::signal::unix::{SignalKind, signal};
+use tokio::{
+    signal::unix::{SignalKind, signal},
+    sync::watch,
+};
 
 use crate::{
     aggregate::Aggregator,
@@ -29,12 +33,27 @@ use crate::{
     },
     snapshot::{KernelCounts, Snapshot},
     system,
+    tui::{self, ViewContext},
 };
 
-/// Runs until Ctrl-C, SIGTERM or `--duration`.
+/// How often the live view gets a new snapshot, whatever `--interval` says
+/// (which still paces CSV rows and `stats` lines).
+const VIEW_REFRESH: Duration = Duration::from_secs(1);
+
+/// Runs until Ctrl-C, SIGTERM, `--duration`, or `q` in the live view.
 pub async fn run(args: &TraceArgs) -> anyhow::Result<()> {
     // Everything the user can get wrong is checked before anything is loaded.
     proc::require_pids(&args.pids)?;
+    let live_view = !args.headless;
+    if live_view {
+        tui::require_terminal()?;
+        if args.events.as_deref() == Some(Path::new("-")) {
+            anyhow::bail!(
+                "--events - writes to standard output, which the live view uses; \
+                 add --headless, or write the events to a file"
+            );
+        }
+    }
     system::require_privileges()?;
     system::require_kernel()?;
     if system::ensure_tracefs()? == system::Tracefs::MountedNow {
@@ -45,9 +64,6 @@ pub async fn run(args: &TraceArgs) -> anyhow::Result<()> {
     }
     let events = args.events.as_deref().map(open_events).transpose()?;
     let csv = args.csv.as_deref().map(CsvSink::open).transpose()?;
-    if !args.headless {
-        eprintln!("tracer: the live view is not available in this build; running headless");
-    }
 
     let loaded = loader::load(&Settings {
         filters: Filters {
@@ -79,6 +95,7 @@ pub async fn run(args: &TraceArgs) -> anyhow::Result<()> {
         csv,
         write_error: None,
         latest: None,
+        view: None,
     };
     // Sockets that predate tracing are counted from the first snapshot on.
     session.sample();
@@ -87,6 +104,27 @@ pub async fn run(args: &TraceArgs) -> anyhow::Result<()> {
         describe(&scope),
         plan.join(", ")
     );
+    // The live view, or a future that never resolves when headless. Boxed so
+    // it can be dropped, restoring the terminal, before the summary is printed.
+    let mut view = Box::pin({
+        let parts = if live_view {
+            let (tx, rx) = watch::channel(session.take()?.0);
+            session.view = Some(tx);
+            let ctx = ViewContext::new(
+                format!("{}; {connect_errors}", plan.join(", ")),
+                describe(&scope),
+            );
+            Some((ctx, rx))
+        } else {
+            None
+        };
+        async move {
+            match parts {
+                Some((ctx, rx)) => tui::run(ctx, rx, Box::new(save_snapshot)).await,
+                None => std::future::pending().await,
+            }
+        }
+    });
 
     let mut sigint = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
     let mut sigterm = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
@@ -94,17 +132,27 @@ pub async fn run(args: &TraceArgs) -> anyhow::Result<()> {
     tokio::pin!(deadline);
     let mut tick = tokio::time::interval(args.interval);
     tick.tick().await;
+    let mut view_tick = tokio::time::interval(VIEW_REFRESH);
+    view_tick.tick().await;
 
     loop {
         tokio::select! {
             r = session.drain() => r?,
             _ = tick.tick() => session.snapshot()?,
+            _ = view_tick.tick(), if live_view => {
+                session.take()?;
+            }
+            r = &mut view => {
+                r?;
+                break;
+            }
             _ = sigint.recv() => break,
             _ = sigterm.recv() => break,
             () = &mut deadline => break,
         }
         session.check_events()?;
     }
+    drop(view);
 
     // Stopped: take what is still in the ring, then write the final snapshot.
     session.drain_now();
@@ -126,6 +174,8 @@ struct Session {
     /// The first failed write to `--events`, reported by `check_events`.
     write_error: Option<std::io::Error>,
     latest: Option<Arc<Snapshot>>,
+    /// Where the live view reads snapshots, when it runs.
+    view: Option<watch::Sender<Arc<Snapshot>>>,
 }
 
 impl Session {
@@ -170,6 +220,26 @@ impl Session {
 
     /// Samples /proc, takes a snapshot and hands it to the sinks.
     fn snapshot(&mut self) -> anyhow::Result<()> {
+        let (snapshot, c) = self.take()?;
+        if let Some(csv) = self.csv.as_mut() {
+            csv.write(&snapshot)?;
+        }
+        if let Some(sink) = self.events.as_mut() {
+            let stats = json::render_stats(
+                self.clock.wall_ns(monotonic_ns()),
+                &c,
+                self.reader.decode_errors,
+            );
+            record(
+                sink.write(&stats).and_then(|()| sink.flush()),
+                &mut self.write_error,
+            );
+        }
+        Ok(())
+    }
+
+    /// Samples /proc and takes a snapshot; the live view gets it at once.
+    fn take(&mut self) -> anyhow::Result<(Arc<Snapshot>, Counters)> {
         self.sample();
         let c = Counters::read(&self.counters).context("reading the kernel counters")?;
         let kernel = KernelCounts {
@@ -185,22 +255,11 @@ impl Session {
             monotonic_ns(),
             kernel,
         ));
-        if let Some(csv) = self.csv.as_mut() {
-            csv.write(&snapshot)?;
+        if let Some(view) = &self.view {
+            view.send_replace(Arc::clone(&snapshot));
         }
-        if let Some(sink) = self.events.as_mut() {
-            let stats = json::render_stats(
-                self.clock.wall_ns(monotonic_ns()),
-                &c,
-                self.reader.decode_errors,
-            );
-            record(
-                sink.write(&stats).and_then(|()| sink.flush()),
-                &mut self.write_error,
-            );
-        }
-        self.latest = Some(snapshot);
-        Ok(())
+        self.latest = Some(Arc::clone(&snapshot));
+        Ok((snapshot, c))
     }
 
     fn check_events(&mut self) -> anyhow::Result<()> {
@@ -245,6 +304,25 @@ fn observe(
             record(sink.write(&connect), error);
         }
     }
+}
+
+/// `s` in the live view: the shown snapshot to a new CSV file in the current
+/// directory, named after the snapshot's time.
+fn save_snapshot(snapshot: &Snapshot) -> anyhow::Result<PathBuf> {
+    let stamp: String = humantime::format_rfc3339_seconds(snapshot.taken_at)
+        .to_string()
+        .chars()
+        .filter(|c| !matches!(c, '-' | ':'))
+        .collect();
+    let mut path = PathBuf::from(format!("tracer-{stamp}.csv"));
+    let mut n = 1;
+    while path.exists() {
+        n += 1;
+        path = PathBuf::from(format!("tracer-{stamp}-{n}.csv"));
+    }
+    let mut csv = CsvSink::open(&path)?;
+    csv.write(snapshot)?;
+    Ok(std::env::current_dir().map_or(path.clone(), |dir| dir.join(&path)))
 }
 
 fn describe(scope: &Scope) -> String {

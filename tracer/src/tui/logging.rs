@@ -38,3 +38,11 @@ pub fn open() -> io::Result<(PathBuf, File)> {
     let _ = PATH.set(path.clone());
     Ok((path, file))
 }
+
+/// Removes the log file again when nothing was logged to it.
+pub fn remove_if_empty() {
+    let empty = |path: &PathBuf| fs::metadata(path).is_ok_and(|m| m.len() == 0);
+    if let Some(path) = PATH.get().filter(|p| empty(p)) {
+        let _ = fs::remove_file(path);
+    }
+}

@@ -14,7 +14,12 @@ mod render;
 mod state;
 mod terminal;
 
-use std::{future::Future, io, path::PathBuf, sync::Arc};
+use std::{
+    future::Future,
+    io::{self, IsTerminal as _},
+    path::PathBuf,
+    sync::Arc,
+};
 
 use anyhow::Context as _;
 use ratatui::{
@@ -27,6 +32,7 @@ use tokio::{
     sync::{mpsc, watch},
 };
 
+pub use self::terminal::TerminalError;
 use self::{
     state::{Effect, FilterKey, Status, ViewState},
     terminal::{Input, TerminalGuard},
@@ -60,6 +66,16 @@ impl ViewContext {
             scope,
             log_path: logging::path(),
         }
+    }
+}
+
+/// Refuses, with a message that suggests `--headless`, when standard output
+/// is not a terminal.
+pub fn require_terminal() -> Result<(), TerminalError> {
+    if io::stdout().is_terminal() {
+        Ok(())
+    } else {
+        Err(TerminalError::NotATerminal)
     }
 }
 

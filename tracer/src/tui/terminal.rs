@@ -4,7 +4,7 @@
 //! so the hook and `Drop` may both run.
 
 use std::{
-    io::{self, IsTerminal as _, Stdout, stdout},
+    io::{self, Stdout, stdout},
     sync::{
         Once,
         atomic::{AtomicBool, Ordering},
@@ -71,9 +71,7 @@ pub struct TerminalGuard {
 impl TerminalGuard {
     /// Refuses when standard output is not a terminal.
     pub fn enter() -> Result<Self, TerminalError> {
-        if !stdout().is_terminal() {
-            return Err(TerminalError::NotATerminal);
-        }
+        super::require_terminal()?;
         install_panic_hook();
         terminal::enable_raw_mode().map_err(TerminalError::Setup)?;
         ACTIVE.store(true, Ordering::SeqCst);
