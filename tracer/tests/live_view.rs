@@ -85,6 +85,30 @@ fn live_view_in_a_real_terminal() {
     let refused_row = row(&screen, refused.pid()).expect("refused client's row");
     assert_eq!(refused_row[4], "5", "FAIL column: {refused_row:?}");
 
+    // Resizing redraws at the new size: 80×24 keeps the rows, 40×10 says it
+    // is too small.
+    tmux.resize(80, 24);
+    tmux.wait_for(
+        "the view at 80×24",
+        WAIT,
+        || {},
+        |s| s.lines().all(|l| l.chars().count() <= 80) && row(s, client_pid).is_some(),
+    );
+    tmux.resize(40, 10);
+    tmux.wait_for(
+        "the too-small notice",
+        WAIT,
+        || {},
+        |s| s.contains("terminal too small"),
+    );
+    tmux.resize(100, 30);
+    tmux.wait_for(
+        "the view at 100×30",
+        WAIT,
+        || {},
+        |s| s.contains("nothing listening there") && row(s, client_pid).is_some(),
+    );
+
     // Filter down to the refused client, open it, come back.
     tmux.keys(&["/"]);
     tmux.keys(&["-l", &refused.pid().to_string()]);

@@ -511,6 +511,17 @@ impl Tmux {
         assert!(status.success());
     }
 
+    /// Resizes the terminal, as a user dragging its window would.
+    pub fn resize(&self, width: u16, height: u16) {
+        let status = self
+            .command()
+            .args(["resize-window", "-t", &self.target])
+            .args(["-x", &width.to_string(), "-y", &height.to_string()])
+            .status()
+            .expect("tmux resize-window");
+        assert!(status.success());
+    }
+
     /// A tmux format evaluated for the pane, e.g. `#{alternate_on}`.
     pub fn query(&self, format: &str) -> String {
         let out = self
