@@ -47,7 +47,8 @@ pub struct TraceArgs {
     pub pids: Vec<u32>,
 
     /// Run without the live view; stop on Ctrl-C, SIGTERM or after --duration.
-    /// (This build has no live view yet: it always runs headless.)
+    /// Without it tracer shows the live view, which needs a terminal on
+    /// standard output (press ? there for its keys).
     #[arg(long)]
     pub headless: bool,
 

@@ -6,13 +6,18 @@ mod doctor;
 mod ebpf;
 mod errno;
 mod event;
+mod findings;
+#[cfg(test)]
+mod fixtures;
+mod human;
 mod proc;
 mod sink;
 mod snapshot;
 mod system;
 mod trace;
+mod tui;
 
-use std::process::ExitCode;
+use std::{io::IsTerminal as _, process::ExitCode, sync::Mutex};
 
 use clap::Parser as _;
 
@@ -20,13 +25,8 @@ use crate::cli::{Cli, Command};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("TRACER_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
-        )
-        .init();
+    let live_view = cli.command.is_none() && !cli.trace.headless && std::io::stdout().is_terminal();
+    init_logging(live_view);
     let result = match cli.command {
         Some(Command::Doctor) => doctor::run(),
         None => tokio::runtime::Builder::new_current_thread()
@@ -35,12 +35,31 @@ fn main() -> ExitCode {
             .map_err(anyhow::Error::from)
             .and_then(|rt| rt.block_on(trace::run(&cli.trace))),
     };
+    tui::logging::remove_if_empty();
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
             eprintln!("tracer: error: {}", chain(&err));
             ExitCode::from(exit_code(&err))
         }
+    }
+}
+
+/// Log messages go to stderr, or to a file while the live view owns the
+/// terminal (the help names it); if that file cannot be created, they are
+/// dropped rather than drawn over the view.
+fn init_logging(live_view: bool) {
+    let logs = tracing_subscriber::fmt().with_env_filter(
+        tracing_subscriber::EnvFilter::try_from_env("TRACER_LOG")
+            .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+    );
+    if !live_view {
+        logs.with_writer(std::io::stderr).init();
+        return;
+    }
+    match tui::logging::open() {
+        Ok((_, file)) => logs.with_ansi(false).with_writer(Mutex::new(file)).init(),
+        Err(_) => logs.with_writer(std::io::sink).init(),
     }
 }
 

@@ -3,6 +3,7 @@
 use std::{
     fs::File,
     io::{BufWriter, Write},
+    path::{Path, PathBuf},
     sync::Arc,
     time::{Duration, SystemTime},
 };
@@ -10,7 +11,9 @@ use std::{
 use anyhow::Context as _;
 use tokio::{
     signal::unix::{SignalKind, signal},
+    sync::watch,
     task::JoinHandle,
+    time::Instant,
 };
 
 use crate::{
@@ -32,12 +35,27 @@ use crate::{
     },
     snapshot::{KernelCounts, Snapshot},
     system,
+    tui::{self, ViewContext},
 };
 
-/// Runs until Ctrl-C, SIGTERM or `--duration`.
+/// How often the live view gets a new snapshot, whatever `--interval` says
+/// (which still paces CSV rows and `stats` lines).
+const VIEW_REFRESH: Duration = Duration::from_secs(1);
+
+/// Runs until Ctrl-C, SIGTERM, `--duration`, or `q` in the live view.
 pub async fn run(args: &TraceArgs) -> anyhow::Result<()> {
     // Everything the user can get wrong is checked before anything is loaded.
     proc::require_pids(&args.pids)?;
+    let live_view = !args.headless;
+    if live_view {
+        tui::require_terminal()?;
+        if args.events.as_deref() == Some(Path::new("-")) {
+            anyhow::bail!(
+                "--events - writes to standard output, which the live view uses; \
+                 add --headless, or write the events to a file"
+            );
+        }
+    }
     system::require_privileges()?;
     system::require_kernel()?;
     if system::ensure_tracefs()? == system::Tracefs::MountedNow {
@@ -48,9 +66,6 @@ pub async fn run(args: &TraceArgs) -> anyhow::Result<()> {
     }
     let events = args.events.as_deref().map(open_events).transpose()?;
     let csv = args.csv.as_deref().map(CsvSink::open).transpose()?;
-    if !args.headless {
-        eprintln!("tracer: the live view is not available in this build; running headless");
-    }
 
     let loaded = loader::load(&Settings {
         filters: Filters {
@@ -82,6 +97,7 @@ pub async fn run(args: &TraceArgs) -> anyhow::Result<()> {
         csv,
         write_error: None,
         latest: None,
+        view: None,
     };
     let mut sampler = Some(Sampler::new(scope.clone()));
     // Sockets that predate tracing are counted from the first snapshot on.
@@ -92,14 +108,43 @@ pub async fn run(args: &TraceArgs) -> anyhow::Result<()> {
         describe(&scope),
         plan.join(", ")
     );
+    // The live view, or a future that never resolves when headless. Boxed so
+    // it can be dropped, restoring the terminal, before the summary is printed.
+    let mut view = Box::pin({
+        let parts = if live_view {
+            let (tx, rx) = watch::channel(session.take()?.0);
+            session.view = Some(tx);
+            let ctx = ViewContext::new(
+                format!("{}; {connect_errors}", plan.join(", ")),
+                describe(&scope),
+            );
+            Some((ctx, rx))
+        } else {
+            None
+        };
+        async move {
+            match parts {
+                Some((ctx, rx)) => tui::run(ctx, rx, Box::new(save_snapshot)).await,
+                None => std::future::pending().await,
+            }
+        }
+    });
 
     let mut sigint = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
     let mut sigterm = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
     let deadline = tokio::time::sleep(args.duration.unwrap_or(Duration::from_secs(u64::MAX / 4)));
     tokio::pin!(deadline);
-    let mut tick = tokio::time::interval(args.interval);
+    // Samples are taken every --interval, or every second for the live view;
+    // CSV rows and `stats` lines still follow --interval.
+    let every = if live_view {
+        VIEW_REFRESH.min(args.interval)
+    } else {
+        args.interval
+    };
+    let mut tick = tokio::time::interval(every);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     tick.tick().await;
+    let mut next_write = Instant::now() + args.interval;
 
     // Reading /proc on a busy host takes long enough to fill the ring buffer,
     // so samples are taken on a blocking thread while events keep draining.
@@ -115,7 +160,15 @@ pub async fn run(args: &TraceArgs) -> anyhow::Result<()> {
                 let (back, sample) = done.context("the /proc sampler failed")?;
                 sampler = Some(back);
                 session.apply(sample);
-                session.snapshot()?;
+                let (snapshot, counters) = session.take()?;
+                if Instant::now() + every / 2 >= next_write {
+                    next_write += args.interval;
+                    session.write(&snapshot, &counters)?;
+                }
+            }
+            r = &mut view => {
+                r?;
+                break;
             }
             _ = sigint.recv() => break,
             _ = sigterm.recv() => break,
@@ -123,6 +176,7 @@ pub async fn run(args: &TraceArgs) -> anyhow::Result<()> {
         }
         session.check_events()?;
     }
+    drop(view);
 
     // Stopped: take what is still in the ring, then write the final snapshot.
     if let Some(handle) = pending {
@@ -132,7 +186,8 @@ pub async fn run(args: &TraceArgs) -> anyhow::Result<()> {
     session.drain_now();
     let last = sample_off_loop(&mut sampler, &session).await?;
     session.apply(last);
-    session.snapshot()?;
+    let (snapshot, counters) = session.take()?;
+    session.write(&snapshot, &counters)?;
     session.check_events()?;
     session.summary();
     Ok(())
@@ -172,6 +227,8 @@ struct Session {
     /// The first failed write to `--events`, reported by `check_events`.
     write_error: Option<std::io::Error>,
     latest: Option<Arc<Snapshot>>,
+    /// Where the live view reads snapshots, when it runs.
+    view: Option<watch::Sender<Arc<Snapshot>>>,
 }
 
 impl Session {
@@ -213,8 +270,8 @@ impl Session {
         self.aggregator.apply(&sample);
     }
 
-    /// Takes a snapshot and hands it to the sinks.
-    fn snapshot(&mut self) -> anyhow::Result<()> {
+    /// Takes a snapshot; the live view gets it at once.
+    fn take(&mut self) -> anyhow::Result<(Arc<Snapshot>, Counters)> {
         let c = Counters::read(&self.counters).context("reading the kernel counters")?;
         let kernel = KernelCounts {
             submitted: c.submitted,
@@ -229,13 +286,22 @@ impl Session {
             monotonic_ns(),
             kernel,
         ));
+        if let Some(view) = &self.view {
+            view.send_replace(Arc::clone(&snapshot));
+        }
+        self.latest = Some(Arc::clone(&snapshot));
+        Ok((snapshot, c))
+    }
+
+    /// Hands a snapshot to the CSV file and a `stats` line to `--events`.
+    fn write(&mut self, snapshot: &Snapshot, c: &Counters) -> anyhow::Result<()> {
         if let Some(csv) = self.csv.as_mut() {
-            csv.write(&snapshot)?;
+            csv.write(snapshot)?;
         }
         if let Some(sink) = self.events.as_mut() {
             let stats = json::render_stats(
                 self.clock.wall_ns(monotonic_ns()),
-                &c,
+                c,
                 self.reader.decode_errors,
             );
             record(
@@ -243,7 +309,6 @@ impl Session {
                 &mut self.write_error,
             );
         }
-        self.latest = Some(snapshot);
         Ok(())
     }
 
@@ -303,6 +368,25 @@ fn observe(
             record(sink.write(&connect), error);
         }
     }
+}
+
+/// `s` in the live view: the shown snapshot to a new CSV file in the current
+/// directory, named after the snapshot's time.
+fn save_snapshot(snapshot: &Snapshot) -> anyhow::Result<PathBuf> {
+    let stamp: String = humantime::format_rfc3339_seconds(snapshot.taken_at)
+        .to_string()
+        .chars()
+        .filter(|c| !matches!(c, '-' | ':'))
+        .collect();
+    let mut path = PathBuf::from(format!("tracer-{stamp}.csv"));
+    let mut n = 1;
+    while path.exists() {
+        n += 1;
+        path = PathBuf::from(format!("tracer-{stamp}-{n}.csv"));
+    }
+    let mut csv = CsvSink::open(&path)?;
+    csv.write(snapshot)?;
+    Ok(std::env::current_dir().map_or(path.clone(), |dir| dir.join(&path)))
 }
 
 fn describe(scope: &Scope) -> String {

@@ -136,3 +136,14 @@ fn help_teaches_the_flags() {
         assert!(text.contains(flag), "--help lacks {flag}");
     }
 }
+
+#[test]
+fn the_live_view_refuses_a_pipe() {
+    // Standard output is a pipe here: the live view cannot run.
+    let out = tracer(&["--pid", "1"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(err.contains("needs a terminal"), "{err}");
+    assert!(err.contains("--headless"), "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+}

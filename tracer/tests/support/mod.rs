@@ -443,3 +443,132 @@ pub fn num(row: &Row, column: &str) -> u64 {
         .parse()
         .unwrap_or_else(|_| panic!("{column} = {:?} is not a number", row[column]))
 }
+
+/// Whether `tool` runs here (`tool -V`). Under CI it must: a missing tool
+/// fails the test instead of skipping it.
+pub fn tool_available(tool: &str) -> bool {
+    let ok = Command::new(tool)
+        .arg("-V")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if ok {
+        return true;
+    }
+    let ci = std::env::var("CI").is_ok_and(|v| v == "true" || v == "1");
+    assert!(
+        !ci,
+        "{tool} is not installed (cargo xtask setup installs it); under CI this test must run, not skip"
+    );
+    eprintln!("skipping: {tool} is not installed (cargo xtask setup installs it)");
+    false
+}
+
+/// A detached tmux session on a private server, so the test drives a real
+/// terminal: it reads the screen and types keys. Killed on drop.
+pub struct Tmux {
+    socket: String,
+    target: String,
+}
+
+impl Tmux {
+    /// Runs `sh -c script` in a `width`×`height` terminal.
+    pub fn start(tag: &str, width: u16, height: u16, script: &str) -> Self {
+        let tmux = Self {
+            socket: format!("tracer-{tag}-{}", std::process::id()),
+            target: "t".to_owned(),
+        };
+        let status = tmux
+            .command()
+            .args(["new-session", "-d", "-s", &tmux.target])
+            .args(["-x", &width.to_string(), "-y", &height.to_string()])
+            .args(["sh", "-c", script])
+            .status()
+            .expect("run tmux");
+        assert!(status.success(), "tmux new-session failed");
+        tmux
+    }
+
+    fn command(&self) -> Command {
+        let mut c = Command::new("tmux");
+        c.args(["-L", &self.socket, "-f", "/dev/null"]);
+        c
+    }
+
+    /// The text on screen now.
+    pub fn screen(&self) -> String {
+        let out = self
+            .command()
+            .args(["capture-pane", "-p", "-t", &self.target])
+            .output()
+            .expect("tmux capture-pane");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// Types keys, in tmux's names (`Enter`, `Escape`, `q`).
+    pub fn keys(&self, keys: &[&str]) {
+        let status = self
+            .command()
+            .args(["send-keys", "-t", &self.target])
+            .args(keys)
+            .status()
+            .expect("tmux send-keys");
+        assert!(status.success());
+    }
+
+    /// Resizes the terminal, as a user dragging its window would.
+    pub fn resize(&self, width: u16, height: u16) {
+        let status = self
+            .command()
+            .args(["resize-window", "-t", &self.target])
+            .args(["-x", &width.to_string(), "-y", &height.to_string()])
+            .status()
+            .expect("tmux resize-window");
+        assert!(status.success());
+    }
+
+    /// A tmux format evaluated for the pane, e.g. `#{alternate_on}`.
+    pub fn query(&self, format: &str) -> String {
+        let out = self
+            .command()
+            .args(["display-message", "-p", "-t", &self.target, format])
+            .output()
+            .expect("tmux display-message");
+        String::from_utf8_lossy(&out.stdout).trim().to_owned()
+    }
+
+    /// Waits until the screen satisfies `pred`, calling `meanwhile` between
+    /// looks; returns the screen, or panics with it after `timeout`.
+    pub fn wait_for(
+        &self,
+        what: &str,
+        timeout: Duration,
+        mut meanwhile: impl FnMut(),
+        pred: impl Fn(&str) -> bool,
+    ) -> String {
+        let start = Instant::now();
+        loop {
+            let screen = self.screen();
+            if pred(&screen) {
+                return screen;
+            }
+            assert!(
+                start.elapsed() < timeout,
+                "timed out waiting for {what}; the screen:\n{screen}"
+            );
+            meanwhile();
+            thread::sleep(Duration::from_millis(200));
+        }
+    }
+}
+
+impl Drop for Tmux {
+    fn drop(&mut self) {
+        let _ = self
+            .command()
+            .arg("kill-server")
+            .stderr(Stdio::null())
+            .status();
+    }
+}

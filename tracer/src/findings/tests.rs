@@ -1,0 +1,273 @@
+//! Each rule at, just below and around its threshold.
+
+use std::time::Duration;
+
+use super::*;
+use crate::{
+    fixtures::{self, process, server},
+    snapshot::{FdUsage, ProcessSnapshot},
+};
+
+fn kinds(p: ProcessSnapshot) -> Vec<(Kind, Severity)> {
+    findings(&fixtures::snapshot(vec![p]))
+        .into_iter()
+        .map(|f| (f.kind, f.severity))
+        .collect()
+}
+
+fn only(p: ProcessSnapshot) -> Finding {
+    let mut all = findings(&fixtures::snapshot(vec![p]));
+    assert_eq!(all.len(), 1, "{all:#?}");
+    all.remove(0)
+}
+
+#[test]
+fn a_quiet_process_has_no_findings() {
+    assert!(findings(&fixtures::healthy()).is_empty());
+}
+
+#[test]
+fn close_wait_by_count() {
+    let mut p = process(10, "app");
+    p.gauges.close_wait = CLOSE_WAIT_SOCKETS - 1;
+    p.gauges.oldest_close_wait = Some(CLOSE_WAIT_AGE - Duration::from_secs(1));
+    assert!(kinds(p.clone()).is_empty());
+    p.gauges.close_wait = CLOSE_WAIT_SOCKETS;
+    let f = only(p);
+    assert_eq!(
+        (f.kind, f.severity),
+        (Kind::CloseWaitLeak, Severity::Warning)
+    );
+    assert_eq!(f.headline, "not closing connections its peers closed");
+    assert_eq!(f.evidence, "10 sockets in CLOSE_WAIT, oldest 29s");
+    assert_eq!((f.pid, f.comm.as_str()), (10, "app"));
+}
+
+#[test]
+fn close_wait_by_age() {
+    let mut p = process(10, "app");
+    p.gauges.close_wait = 1;
+    p.gauges.oldest_close_wait = Some(CLOSE_WAIT_AGE);
+    let mut peer = server("10.0.0.1:80");
+    peer.close_wait = 1;
+    p.remotes = vec![peer];
+    let f = only(p.clone());
+    assert_eq!(f.severity, Severity::Warning);
+    assert_eq!(
+        f.evidence,
+        "1 socket in CLOSE_WAIT, oldest 30s; 1 of them from 10.0.0.1:80"
+    );
+    p.gauges.close_wait = CLOSE_WAIT_SOCKETS;
+    assert_eq!(only(p).severity, Severity::Critical, "many and old");
+}
+
+#[test]
+fn close_wait_without_sockets_is_nothing() {
+    let mut p = process(10, "app");
+    p.gauges.oldest_close_wait = Some(Duration::from_secs(3600));
+    assert!(kinds(p).is_empty());
+}
+
+#[test]
+fn fds_near_the_limit() {
+    let mut p = process(10, "app");
+    let at = |open| {
+        Some(FdUsage {
+            open,
+            limit: Some(1000),
+            sockets: 5,
+        })
+    };
+    p.fds = at(799);
+    assert!(kinds(p.clone()).is_empty());
+    p.fds = at(800);
+    let f = only(p.clone());
+    assert_eq!(
+        (f.kind, f.severity),
+        (Kind::FdsNearLimit, Severity::Warning)
+    );
+    assert_eq!(f.evidence, "800 of 1000 FDs open (80%), 5 sockets");
+    p.fds = at(949);
+    assert_eq!(only(p.clone()).severity, Severity::Warning);
+    p.fds = at(950);
+    let f = only(p.clone());
+    assert_eq!(f.severity, Severity::Critical);
+    assert_eq!(f.headline, "about to run out of file descriptors");
+    // No limit, or gone: nothing to compare with.
+    p.fds = Some(FdUsage {
+        open: 1_000_000,
+        limit: None,
+        sockets: 0,
+    });
+    assert!(kinds(p.clone()).is_empty());
+    p.fds = None;
+    assert!(kinds(p).is_empty());
+}
+
+#[test]
+fn emfile_is_critical_even_far_from_the_limit() {
+    let mut p = process(10, "app");
+    p.counts.emfile_errors = 1;
+    let f = only(p.clone());
+    assert_eq!(
+        (f.kind, f.severity),
+        (Kind::FdsExhausted, Severity::Critical)
+    );
+    assert_eq!(
+        f.evidence,
+        "1 syscall failed with EMFILE/ENFILE; 12 of 1024 FDs open (1%), 3 sockets"
+    );
+    // One finding about FDs, not two.
+    p.fds = Some(FdUsage {
+        open: 1024,
+        limit: Some(1024),
+        sockets: 1000,
+    });
+    assert_eq!(kinds(p), vec![(Kind::FdsExhausted, Severity::Critical)]);
+}
+
+#[test]
+fn unreachable_by_syn_retransmits_or_timeouts() {
+    let mut p = process(10, "app");
+    let mut r = server("203.0.113.7:443");
+    r.counts.syn_retransmits = SYN_RETRANSMITS - 1;
+    r.counts.connect_ok = 1;
+    p.remotes = vec![r.clone()];
+    assert!(kinds(p.clone()).is_empty());
+
+    r.counts.syn_retransmits = SYN_RETRANSMITS;
+    p.remotes = vec![r.clone()];
+    let f = only(p.clone());
+    assert_eq!((f.kind, f.severity), (Kind::Unreachable, Severity::Warning));
+    assert_eq!(
+        f.headline,
+        "connects to 203.0.113.7:443 go unanswered: unreachable or filtered"
+    );
+    assert_eq!(
+        f.evidence,
+        "3 SYN retransmits, 0 connects timed out, 1 succeeded"
+    );
+    assert_eq!(f.remote, Some(r.remote));
+
+    r.counts.syn_retransmits = 0;
+    r.counts.connect_timeout = CONNECT_TIMEOUTS;
+    r.counts.connect_ok = 0;
+    p.remotes = vec![r];
+    assert_eq!(only(p).severity, Severity::Critical, "nothing succeeded");
+}
+
+#[test]
+fn clients_are_never_unreachable() {
+    let mut p = process(10, "app");
+    let mut r = fixtures::remote(Remote::Client("10.0.0.9".parse().unwrap()));
+    r.counts.syn_retransmits = 100;
+    r.counts.rst_received_handshake = 100;
+    p.remotes = vec![r];
+    assert!(kinds(p).is_empty());
+}
+
+#[test]
+fn refused_means_nothing_listening() {
+    let mut p = process(10, "app");
+    let mut r = server("127.0.0.1:9");
+    r.counts.connect_refused = REFUSED_CONNECTS - 1;
+    p.remotes = vec![r.clone()];
+    assert!(kinds(p.clone()).is_empty());
+    // RSTs in the handshake count even when the connect outcome was missed.
+    r.counts.rst_received_handshake = REFUSED_CONNECTS;
+    p.remotes = vec![r.clone()];
+    let f = only(p.clone());
+    assert_eq!(
+        (f.kind, f.severity),
+        (Kind::NothingListening, Severity::Critical)
+    );
+    assert_eq!(
+        f.headline,
+        "connects to 127.0.0.1:9 are refused: nothing listening there"
+    );
+    assert_eq!(
+        f.evidence,
+        "3 connects refused (RST during the handshake), 0 succeeded"
+    );
+    r.counts.connect_ok = 5;
+    p.remotes = vec![r];
+    assert_eq!(only(p).severity, Severity::Warning, "some connects work");
+}
+
+#[test]
+fn packet_loss_needs_count_and_share() {
+    let mut p = process(10, "app");
+    let mut lossy = server("10.0.0.1:443");
+    let mut fine = server("10.0.0.2:443");
+    lossy.counts.retransmits = RETRANSMITS - 1;
+    p.counts.retransmits = RETRANSMITS - 1;
+    p.remotes = vec![lossy.clone()];
+    assert!(kinds(p.clone()).is_empty(), "below the count");
+
+    lossy.counts.retransmits = RETRANSMITS;
+    fine.counts.retransmits = 30;
+    p.counts.retransmits = 40;
+    p.remotes = vec![lossy.clone(), fine.clone()];
+    let f: Vec<_> = findings(&fixtures::snapshot(vec![p.clone()]));
+    assert_eq!(f.len(), 2, "25% and 75% both count: {f:#?}");
+    assert_eq!(f[0].remote, Some(lossy.remote));
+    assert_eq!(
+        f[0].headline,
+        "retransmitting to 10.0.0.1:443: packet loss on that path"
+    );
+    assert_eq!(
+        f[0].evidence,
+        "10 data retransmits, 25% of the process's 40"
+    );
+
+    fine.counts.retransmits = 31;
+    p.counts.retransmits = 41;
+    p.remotes = vec![lossy, fine.clone()];
+    let f = only(p);
+    assert_eq!(f.remote, Some(fine.remote), "24% is below the share");
+    assert_eq!(f.severity, Severity::Warning);
+}
+
+#[test]
+fn time_wait_pile_up() {
+    let mut p = process(10, "app");
+    let mut r = server("10.0.0.1:80");
+    r.time_wait = TIME_WAIT_SOCKETS - 1;
+    p.remotes = vec![r.clone()];
+    assert!(kinds(p.clone()).is_empty());
+    r.time_wait = TIME_WAIT_SOCKETS;
+    r.counts.connects = 900;
+    p.remotes = vec![r.clone()];
+    let f = only(p.clone());
+    assert_eq!(
+        (f.kind, f.severity),
+        (Kind::TimeWaitPileUp, Severity::Warning)
+    );
+    assert_eq!(
+        f.headline,
+        "TIME_WAIT pile-up to 10.0.0.1:80: connections are not reused"
+    );
+    assert_eq!(f.evidence, "200 sockets in TIME_WAIT, 900 connects so far");
+    r.time_wait = TIME_WAIT_CRITICAL;
+    p.remotes = vec![r];
+    assert_eq!(only(p).severity, Severity::Critical);
+}
+
+#[test]
+fn most_severe_first_then_by_pid() {
+    let all = findings(&fixtures::misbehaving());
+    let summary: Vec<(Severity, u32, Kind)> =
+        all.iter().map(|f| (f.severity, f.pid, f.kind)).collect();
+    assert_eq!(
+        summary,
+        vec![
+            (Severity::Critical, 1187, Kind::CloseWaitLeak),
+            (Severity::Critical, 1187, Kind::FdsNearLimit),
+            (Severity::Critical, 2044, Kind::NothingListening),
+            (Severity::Critical, 2050, Kind::FdsExhausted),
+            (Severity::Critical, 2050, Kind::Unreachable),
+            (Severity::Warning, 1187, Kind::PacketLoss),
+            (Severity::Warning, 1187, Kind::TimeWaitPileUp),
+        ]
+    );
+}

@@ -1,0 +1,347 @@
+//! Synthetic snapshots for unit tests of the findings and the live view:
+//! builders for one process or remote with every number zero, and two fixed
+//! scenes (a healthy host and a misbehaving one).
+
+use std::{
+    net::SocketAddr,
+    time::{Duration, SystemTime},
+};
+
+use crate::snapshot::{
+    ConnectionSnapshot, Counts, FdUsage, Gauges, KernelCounts, Latency, ProcessId, ProcessSnapshot,
+    Rates, RecentEvent, Remote, RemoteSnapshot, Snapshot, SyscallErrors,
+};
+
+/// 2025-01-01T12:00:00Z: fixed, so rendered times never change.
+pub fn epoch() -> SystemTime {
+    SystemTime::UNIX_EPOCH + Duration::from_secs(1_735_732_800)
+}
+
+pub fn snapshot(processes: Vec<ProcessSnapshot>) -> Snapshot {
+    Snapshot {
+        taken_at: epoch(),
+        uptime: Duration::from_secs(754),
+        kernel: KernelCounts::default(),
+        events_per_sec: 0.0,
+        processes,
+        unattributed: Counts::default(),
+    }
+}
+
+pub fn process(pid: u32, comm: &str) -> ProcessSnapshot {
+    ProcessSnapshot {
+        id: ProcessId {
+            pid,
+            start_ticks: u64::from(pid) * 100,
+        },
+        comm: comm.to_owned(),
+        exited: false,
+        counts: Counts::default(),
+        rates: Rates::default(),
+        handshake_us: Latency::default(),
+        lifetime_ms: Latency::default(),
+        gauges: Gauges::default(),
+        fds: Some(FdUsage {
+            open: 12,
+            limit: Some(1024),
+            sockets: 3,
+        }),
+        syscall_errors: Vec::new(),
+        remotes: Vec::new(),
+        connections: Vec::new(),
+        connections_total: 0,
+        recent: Vec::new(),
+    }
+}
+
+pub fn addr(text: &str) -> SocketAddr {
+    text.parse().expect("socket address")
+}
+
+pub fn server(text: &str) -> RemoteSnapshot {
+    remote(Remote::Server(addr(text)))
+}
+
+pub fn remote(remote: Remote) -> RemoteSnapshot {
+    RemoteSnapshot {
+        remote,
+        counts: Counts::default(),
+        handshake_us: Latency::default(),
+        established: 0,
+        close_wait: 0,
+        time_wait: 0,
+    }
+}
+
+/// A latency summary with log2 buckets from 64 µs, `counts[i]` in bucket i.
+pub fn latency(counts: &[u64]) -> Latency {
+    let buckets: Vec<(u64, u64)> = counts
+        .iter()
+        .enumerate()
+        .map(|(i, &n)| (64u64 << i, n))
+        .collect();
+    let total: u64 = counts.iter().sum();
+    let quantile = |q: f64| {
+        let rank = (total as f64 * q).ceil().max(1.0) as u64;
+        let mut seen = 0;
+        for &(upper, n) in &buckets {
+            seen += n;
+            if seen >= rank {
+                return upper;
+            }
+        }
+        0
+    };
+    if total == 0 {
+        return Latency::default();
+    }
+    Latency {
+        count: total,
+        p50: quantile(0.5),
+        p90: quantile(0.9),
+        p99: quantile(0.99),
+        max: buckets.iter().rev().find(|b| b.1 > 0).map_or(0, |b| b.0),
+        buckets,
+    }
+}
+
+fn event(secs_ago: u64, event: &'static str, remote: &str, detail: &str) -> RecentEvent {
+    RecentEvent {
+        at: epoch() - Duration::from_secs(secs_ago),
+        event,
+        remote: Some(addr(remote)),
+        detail: detail.to_owned(),
+    }
+}
+
+fn connection(local: &str, remote: &str, state: u8, age_s: u64, retx: u64) -> ConnectionSnapshot {
+    ConnectionSnapshot {
+        local: addr(local),
+        remote: addr(remote),
+        state,
+        age: Duration::from_secs(age_s),
+        preexisting: false,
+        retransmits: retx,
+    }
+}
+
+/// A web service talking to its database and a cache; nothing wrong.
+pub fn healthy() -> Snapshot {
+    let mut api = process(2481, "api-server");
+    api.counts = Counts {
+        connects: 1_204,
+        connect_ok: 1_204,
+        accepted: 5_310,
+        retransmits: 2,
+        closed: 6_400,
+        ..Counts::default()
+    };
+    api.rates = Rates {
+        connects: 3.2,
+        connect_failures: 0.0,
+        retransmits: 0.0,
+        rsts: 0.1,
+    };
+    api.handshake_us = latency(&[40, 700, 420, 30, 12, 2]);
+    api.gauges = Gauges {
+        established: 42,
+        time_wait: 17,
+        listen: 1,
+        ..Gauges::default()
+    };
+    api.fds = Some(FdUsage {
+        open: 87,
+        limit: Some(65_536),
+        sockets: 61,
+    });
+    let mut db = server("10.0.0.5:5432");
+    db.counts = Counts {
+        connects: 1_200,
+        connect_ok: 1_200,
+        retransmits: 2,
+        ..Counts::default()
+    };
+    db.handshake_us = api.handshake_us.clone();
+    db.established = 20;
+    db.time_wait = 15;
+    let mut cache = server("10.0.0.6:6379");
+    cache.counts = Counts {
+        connects: 4,
+        connect_ok: 4,
+        ..Counts::default()
+    };
+    cache.established = 4;
+    let mut clients = remote(Remote::Client("10.0.1.20".parse().expect("ip")));
+    clients.counts.accepted = 5_310;
+    clients.established = 18;
+    api.remotes = vec![db, cache, clients];
+    api.connections = vec![
+        connection("10.0.0.2:40112", "10.0.0.5:5432", 1, 312, 2),
+        connection("10.0.0.2:40118", "10.0.0.5:5432", 1, 300, 0),
+        connection("10.0.0.2:51020", "10.0.0.6:6379", 1, 754, 0),
+        connection("10.0.0.2:8080", "10.0.1.20:53214", 1, 4, 0),
+    ];
+    api.connections_total = 42;
+    api.recent = vec![
+        event(3, "connect", "10.0.0.5:5432", "ok 410µs"),
+        event(2, "state", "10.0.0.5:5432", "SYN_SENT→ESTABLISHED 410µs"),
+        event(1, "retransmit", "10.0.0.5:5432", "ESTABLISHED"),
+        event(0, "state", "10.0.1.20:53214", "ESTABLISHED→FIN_WAIT1"),
+    ];
+
+    let mut worker = process(3307, "worker");
+    worker.counts = Counts {
+        connects: 96,
+        connect_ok: 96,
+        closed: 95,
+        ..Counts::default()
+    };
+    worker.rates.connects = 0.2;
+    worker.handshake_us = latency(&[10, 80, 6]);
+    worker.gauges.established = 1;
+
+    let mut s = snapshot(vec![api, worker]);
+    s.events_per_sec = 48.5;
+    s.kernel = KernelCounts {
+        submitted: 40_210,
+        read: 40_210,
+        ..KernelCounts::default()
+    };
+    s
+}
+
+/// Every finding at once: a leaking proxy, a client of a dead backend, a
+/// client behind a firewall, a lossy path and connection churn.
+pub fn misbehaving() -> Snapshot {
+    let mut proxy = process(1187, "proxy");
+    proxy.counts = Counts {
+        accepted: 2_210,
+        connects: 2_210,
+        connect_ok: 2_210,
+        retransmits: 412,
+        rst_sent: 35,
+        closed: 2_000,
+        ..Counts::default()
+    };
+    proxy.rates = Rates {
+        connects: 14.0,
+        connect_failures: 0.0,
+        retransmits: 6.5,
+        rsts: 0.4,
+    };
+    proxy.handshake_us = latency(&[0, 30, 900, 1_100, 150, 40, 9, 3]);
+    proxy.gauges = Gauges {
+        established: 180,
+        close_wait: 37,
+        time_wait: 640,
+        listen: 1,
+        oldest_close_wait: Some(Duration::from_secs(431)),
+        ..Gauges::default()
+    };
+    proxy.fds = Some(FdUsage {
+        open: 987,
+        limit: Some(1024),
+        sockets: 950,
+    });
+    let mut upstream = server("10.0.2.9:8443");
+    upstream.counts = Counts {
+        connects: 2_210,
+        connect_ok: 2_210,
+        retransmits: 398,
+        ..Counts::default()
+    };
+    upstream.handshake_us = proxy.handshake_us.clone();
+    upstream.established = 90;
+    upstream.time_wait = 640;
+    let mut clients = remote(Remote::Client("192.168.7.14".parse().expect("ip")));
+    clients.counts.accepted = 2_210;
+    clients.counts.retransmits = 14;
+    clients.close_wait = 37;
+    clients.established = 90;
+    proxy.remotes = vec![upstream, clients];
+    proxy.connections = vec![
+        connection("10.0.2.2:39002", "10.0.2.9:8443", 1, 95, 41),
+        connection("10.0.2.2:39010", "10.0.2.9:8443", 1, 80, 17),
+        connection("10.0.2.2:443", "192.168.7.14:50112", 8, 431, 0),
+        connection("10.0.2.2:443", "192.168.7.14:50230", 8, 390, 0),
+    ];
+    proxy.connections_total = 217;
+    proxy.recent = vec![
+        event(4, "retransmit", "10.0.2.9:8443", "ESTABLISHED"),
+        event(3, "state", "192.168.7.14:50544", "ESTABLISHED→CLOSE_WAIT"),
+        event(2, "rst_sent", "10.0.2.9:8443", "closing"),
+        event(1, "retransmit", "10.0.2.9:8443", "ESTABLISHED"),
+    ];
+
+    let mut billing = process(2044, "billing");
+    billing.counts = Counts {
+        connects: 64,
+        connect_refused: 64,
+        rst_received: 64,
+        rst_received_handshake: 64,
+        syscall_errors: 64,
+        ..Counts::default()
+    };
+    billing.rates = Rates {
+        connects: 2.0,
+        connect_failures: 2.0,
+        retransmits: 0.0,
+        rsts: 2.0,
+    };
+    billing.syscall_errors = vec![SyscallErrors {
+        syscall: "connect",
+        errno: libc::ECONNREFUSED,
+        count: 64,
+    }];
+    let mut dead = server("127.0.0.1:9");
+    dead.counts = billing.counts;
+    billing.remotes = vec![dead];
+    billing.recent = vec![
+        event(1, "rst_received", "127.0.0.1:9", "handshake"),
+        event(1, "connect", "127.0.0.1:9", "refused ECONNREFUSED"),
+    ];
+
+    let mut fetcher = process(2050, "fetcher");
+    fetcher.counts = Counts {
+        connects: 6,
+        connect_timeout: 2,
+        syn_retransmits: 14,
+        emfile_errors: 3,
+        syscall_errors: 5,
+        ..Counts::default()
+    };
+    fetcher.rates = Rates {
+        connects: 0.1,
+        connect_failures: 0.1,
+        retransmits: 0.6,
+        rsts: 0.0,
+    };
+    fetcher.gauges.syn_sent = 4;
+    fetcher.fds = Some(FdUsage {
+        open: 64,
+        limit: Some(64),
+        sockets: 58,
+    });
+    let mut filtered = server("203.0.113.7:443");
+    filtered.counts = fetcher.counts;
+    filtered.counts.emfile_errors = 0;
+    fetcher.remotes = vec![filtered];
+
+    let mut exited = process(2990, "cron-job");
+    exited.exited = true;
+    exited.fds = None;
+    exited.counts.connects = 3;
+    exited.counts.connect_ok = 3;
+
+    let mut s = snapshot(vec![proxy, billing, fetcher, exited]);
+    s.events_per_sec = 1_312.0;
+    s.kernel = KernelCounts {
+        submitted: 901_344,
+        dropped: 1_022,
+        read: 900_322,
+        unattributed: 57,
+        ..KernelCounts::default()
+    };
+    s.unattributed.rst_received = 57;
+    s
+}

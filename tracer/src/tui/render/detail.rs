@@ -1,0 +1,332 @@
+//! One process (Enter): its numbers in words, its findings, its remote
+//! endpoints, the handshake-latency chart, live connections and recent events.
+
+use std::time::Duration;
+
+use ratatui::{
+    Frame,
+    layout::{Constraint, Layout, Rect},
+    style::Style,
+    text::{Line, Span},
+    widgets::Paragraph,
+};
+
+use super::{histogram, panel, style, table, title};
+use crate::{
+    errno,
+    findings::Finding,
+    human,
+    snapshot::{ProcessSnapshot, Snapshot},
+    tui::state::ViewState,
+};
+
+pub fn render(
+    state: &ViewState,
+    snapshot: &Snapshot,
+    all: &[Finding],
+    area: Rect,
+    frame: &mut Frame<'_>,
+) {
+    let Some(p) = state.selected_process(snapshot) else {
+        let inner = panel(title("Process", String::new()), area, frame);
+        frame.render_widget(
+            Paragraph::new(Line::styled("no process selected (Esc back)", style::dim())),
+            inner,
+        );
+        return;
+    };
+    let mine: Vec<&Finding> = all.iter().filter(|f| f.pid == p.id.pid).collect();
+    let summary = summary(p);
+    let findings_height = (mine.len() as u16).min(3);
+    let [summary_area, findings_area, top, bottom] = Layout::vertical([
+        Constraint::Length(summary.len() as u16 + 1),
+        Constraint::Length(findings_height),
+        Constraint::Fill(1),
+        Constraint::Fill(1),
+    ])
+    .areas(area);
+
+    let mut note = format!("pid {}", p.id.pid);
+    if p.exited {
+        note += " · exited, last numbers seen";
+    }
+    note += " · ↑↓ other processes · Esc back";
+    let inner = panel(title(&p.comm, note), summary_area, frame);
+    frame.render_widget(Paragraph::new(summary), inner);
+    let lines: Vec<Line<'_>> = mine
+        .iter()
+        .map(|f| {
+            Line::from(vec![
+                Span::styled(format!("{} ", f.headline), style::severity_tag(f.severity)),
+                Span::styled(format!("— {}", f.evidence), style::severity(f.severity)),
+            ])
+        })
+        .collect();
+    frame.render_widget(Paragraph::new(lines), findings_area);
+
+    let [remotes_area, chart_area] =
+        Layout::horizontal([Constraint::Fill(1), Constraint::Length(36)])
+            .spacing(1)
+            .areas(top);
+    remotes(p, remotes_area, frame);
+    chart(p, chart_area, frame);
+    let [connections_area, events_area] =
+        Layout::horizontal([Constraint::Fill(1), Constraint::Fill(1)])
+            .spacing(1)
+            .areas(bottom);
+    connections(p, connections_area, frame);
+    events(p, snapshot, events_area, frame);
+}
+
+/// The process's numbers in words, four lines at most; parts that are zero
+/// are left out so the lines fit 80 columns.
+fn summary(p: &ProcessSnapshot) -> Vec<Line<'static>> {
+    let c = &p.counts;
+    let g = &p.gauges;
+    let mut connects = vec![format!(
+        "connects {} ({}/s): {} ok",
+        human::count(c.connects),
+        human::rate(p.rates.connects),
+        human::count(c.connect_ok)
+    )];
+    connects.extend(nonzero(&[
+        (c.connect_refused, "refused"),
+        (c.connect_timeout, "timed out"),
+        (c.connect_failed_other, "failed otherwise"),
+    ]));
+    let mut first = vec![connects.join(", ")];
+    first.extend(nonzero(&[(c.accepted, "accepted"), (c.closed, "closed")]));
+
+    let retransmits = nonzero(&[
+        (c.retransmits, "data"),
+        (c.syn_retransmits, "SYN"),
+        (c.synack_retransmits, "SYN-ACK"),
+    ]);
+    let retransmits = if retransmits.is_empty() {
+        "no retransmits".to_owned()
+    } else {
+        format!("retransmits {}", retransmits.join(", "))
+    };
+    let mut rsts = nonzero(&[(c.rst_sent, "sent"), (c.rst_received, "received")]);
+    if c.rst_received_handshake > 0 {
+        rsts.push(format!(
+            "{} of them in the handshake",
+            human::count(c.rst_received_handshake)
+        ));
+    }
+    let rsts = if rsts.is_empty() {
+        "no RSTs".to_owned()
+    } else {
+        format!("RSTs {}", rsts.join(", "))
+    };
+
+    let mut sockets = nonzero(&[
+        (g.established, "established"),
+        (g.syn_sent, "connecting"),
+        (g.syn_recv, "SYN_RECV"),
+        (g.closing, "closing"),
+        (g.close_wait, "CLOSE_WAIT"),
+    ]);
+    // CLOSE_WAIT, when there are any, is the last part so far.
+    if let (true, Some(age), Some(last)) =
+        (g.close_wait > 0, g.oldest_close_wait, sockets.last_mut())
+    {
+        *last += &format!(" (oldest {})", human::age(age));
+    }
+    sockets.extend(nonzero(&[
+        (g.time_wait, "TIME_WAIT"),
+        (g.listen, "listening"),
+    ]));
+    let sockets = if sockets.is_empty() {
+        "no sockets".to_owned()
+    } else {
+        format!("sockets {}", sockets.join(", "))
+    };
+
+    let mut fds = vec![match p.fds {
+        Some(f) => {
+            let limit = f
+                .limit
+                .map_or(String::new(), |l| format!(" of {}", human::count(l)));
+            format!(
+                "FDs {}{limit}, {} sockets",
+                human::count(f.open),
+                human::count(f.sockets)
+            )
+        }
+        None => "FDs unknown".to_owned(),
+    }];
+    if !p.syscall_errors.is_empty() {
+        let errors: Vec<String> = p
+            .syscall_errors
+            .iter()
+            .map(|e| {
+                format!(
+                    "{} {} ×{}",
+                    e.syscall,
+                    errno::name(e.errno),
+                    human::count(e.count)
+                )
+            })
+            .collect();
+        fds.push(format!("failed syscalls: {}", errors.join(", ")));
+    }
+    [first, vec![retransmits, rsts], vec![sockets], fds]
+        .into_iter()
+        .map(|parts| {
+            let mut spans = Vec::new();
+            for (i, part) in parts.into_iter().enumerate() {
+                if i > 0 {
+                    spans.push(Span::styled(" · ", style::dim()));
+                }
+                spans.push(Span::raw(part));
+            }
+            Line::from(spans)
+        })
+        .collect()
+}
+
+/// `12 refused`, `3 timed out` for the values that are not zero.
+fn nonzero(parts: &[(u64, &str)]) -> Vec<String> {
+    parts
+        .iter()
+        .filter(|(n, _)| *n > 0)
+        .map(|(n, what)| format!("{} {what}", human::count(*n)))
+        .collect()
+}
+
+fn remotes(p: &ProcessSnapshot, area: Rect, frame: &mut Frame<'_>) {
+    let inner = panel(
+        title("Remote endpoints", p.remotes.len().to_string()),
+        area,
+        frame,
+    );
+    let cols = [
+        table::text("REMOTE", 21, 0),
+        table::number("CONN", 5, 1),
+        table::number("FAIL", 5, 1),
+        table::number("RETX", 5, 1),
+        table::number("RST RX", 6, 2),
+        table::number("HS p99", 6, 2),
+        table::number("ESTAB", 5, 3),
+        table::number("CLS_W", 5, 1),
+        table::number("TIME_W", 6, 2),
+    ];
+    let rows = p
+        .remotes
+        .iter()
+        .map(|r| {
+            let c = &r.counts;
+            let p99 = if r.handshake_us.is_empty() {
+                "-".to_owned()
+            } else {
+                human::micros(r.handshake_us.p99)
+            };
+            (
+                vec![
+                    human::remote(&r.remote),
+                    human::count(c.connects + c.accepted),
+                    human::count(c.connect_failures()),
+                    human::count(c.retransmits + c.syn_retransmits + c.synack_retransmits),
+                    human::count(c.rst_received),
+                    p99,
+                    human::count(r.established),
+                    human::count(r.close_wait),
+                    human::count(r.time_wait),
+                ],
+                Style::new(),
+            )
+        })
+        .collect();
+    frame.render_widget(table::build(&cols, inner.width, rows), inner);
+}
+
+fn chart(p: &ProcessSnapshot, area: Rect, frame: &mut Frame<'_>) {
+    let inner = panel(
+        title(
+            "Handshake latency",
+            format!("{} connects", human::count(p.handshake_us.count)),
+        ),
+        area,
+        frame,
+    );
+    let lines = histogram::lines(&p.handshake_us, inner.width, inner.height);
+    frame.render_widget(Paragraph::new(lines), inner);
+}
+
+fn connections(p: &ProcessSnapshot, area: Rect, frame: &mut Frame<'_>) {
+    let note = if p.connections_total as usize > p.connections.len() {
+        format!("{} of {}", p.connections.len(), p.connections_total)
+    } else {
+        p.connections_total.to_string()
+    };
+    let inner = panel(title("Connections", note), area, frame);
+    let cols = [
+        table::text("REMOTE", 21, 0),
+        table::text("STATE", 11, 0),
+        table::number("AGE", 6, 1),
+        table::number("RETX", 5, 1),
+        table::text("LOCAL", 21, 2),
+    ];
+    let rows = p
+        .connections
+        .iter()
+        .map(|c| {
+            let age = if c.preexisting {
+                format!("≥{}", human::age(c.age))
+            } else {
+                human::age(c.age)
+            };
+            let row_style = if c.retransmits > 0 {
+                Style::new().fg(ratatui::style::Color::Yellow)
+            } else {
+                Style::new()
+            };
+            (
+                vec![
+                    c.remote.to_string(),
+                    tracer_common::tcp::state_name(c.state)
+                        .map_or_else(|| format!("state {}", c.state), str::to_owned),
+                    age,
+                    human::count(c.retransmits),
+                    c.local.to_string(),
+                ],
+                row_style,
+            )
+        })
+        .collect();
+    frame.render_widget(table::build(&cols, inner.width, rows), inner);
+}
+
+fn events(p: &ProcessSnapshot, snapshot: &Snapshot, area: Rect, frame: &mut Frame<'_>) {
+    let inner = panel(title("Recent events", String::new()), area, frame);
+    let cols = [
+        table::number("AGO", 5, 1),
+        table::text("EVENT", 14, 0),
+        table::text("REMOTE", 21, 1),
+        table::text("DETAIL", 12, 0),
+    ];
+    // Newest on top; as many as fit.
+    let rows = p
+        .recent
+        .iter()
+        .rev()
+        .take(usize::from(inner.height.saturating_sub(1)))
+        .map(|e| {
+            let ago = snapshot
+                .taken_at
+                .duration_since(e.at)
+                .unwrap_or(Duration::ZERO);
+            (
+                vec![
+                    human::age(ago),
+                    e.event.to_owned(),
+                    e.remote.map(|r| r.to_string()).unwrap_or_default(),
+                    e.detail.clone(),
+                ],
+                Style::new(),
+            )
+        })
+        .collect();
+    frame.render_widget(table::build(&cols, inner.width, rows), inner);
+}

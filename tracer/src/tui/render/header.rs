@@ -1,0 +1,61 @@
+//! Two lines on top: what tracer is doing and what it may be missing
+//! (dropped and unattributed events are always shown, never hidden).
+
+use ratatui::{
+    Frame,
+    layout::Rect,
+    text::{Line, Span},
+    widgets::Paragraph,
+};
+
+use super::style;
+use crate::{
+    human,
+    snapshot::Snapshot,
+    tui::{ViewContext, state::ViewState},
+};
+
+pub const HEIGHT: u16 = 2;
+
+pub fn render(
+    state: &ViewState,
+    snapshot: &Snapshot,
+    ctx: &ViewContext,
+    area: Rect,
+    frame: &mut Frame<'_>,
+) {
+    let k = &snapshot.kernel;
+    let counter = |name: &'static str, n: u64| {
+        let style = if n > 0 { style::bad() } else { style::dim() };
+        [
+            Span::styled(format!("{name} "), style::dim()),
+            Span::styled(human::count(n), style),
+            Span::raw("  "),
+        ]
+    };
+    let mut first = vec![
+        Span::styled("tracer", style::title()),
+        Span::raw("  "),
+        Span::styled("up ", style::dim()),
+        Span::raw(human::age(snapshot.uptime)),
+        Span::raw("  "),
+        Span::raw(human::rate(snapshot.events_per_sec)),
+        Span::styled(" events/s  ", style::dim()),
+    ];
+    first.extend(counter("dropped", k.dropped));
+    first.extend(counter("unattributed", k.unattributed));
+    if state.paused.is_some() {
+        first.push(Span::styled(" PAUSED ", style::paused()));
+    }
+    let second = Line::from(vec![
+        Span::styled("host ", style::dim()),
+        Span::raw(ctx.host.clone()),
+        Span::styled(" · kernel ", style::dim()),
+        Span::raw(ctx.kernel.clone()),
+        Span::styled(" · ", style::dim()),
+        Span::raw(ctx.scope.clone()),
+        Span::styled(" · hooks ", style::dim()),
+        Span::raw(ctx.hooks.clone()),
+    ]);
+    frame.render_widget(Paragraph::new(vec![Line::from(first), second]), area);
+}

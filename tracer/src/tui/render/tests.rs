@@ -1,0 +1,226 @@
+//! The screens drawn from fixed snapshots into a `TestBackend`, compared with
+//! the committed insta snapshots (`cargo insta review` after a deliberate
+//! change).
+
+use std::sync::Arc;
+
+use ratatui::{Terminal, backend::TestBackend, style::Color};
+
+use super::*;
+use crate::{
+    fixtures,
+    tui::{
+        keys::{self, Action},
+        state::{FilterKey, Status},
+    },
+};
+
+fn ctx() -> ViewContext {
+    ViewContext {
+        host: "web-1".into(),
+        kernel: "6.18.44".into(),
+        hooks: "tracepoint sock:inet_sock_set_state, tracepoint tcp:tcp_retransmit_skb, tracepoint tcp:tcp_send_reset".into(),
+        scope: "all processes".into(),
+        log_path: Some("/tmp/tracer-4242.log".into()),
+    }
+}
+
+fn draw(state: &ViewState, snapshot: &Snapshot, width: u16, height: u16) -> Terminal<TestBackend> {
+    let mut t = Terminal::new(TestBackend::new(width, height)).unwrap();
+    t.draw(|f| render(state, snapshot, &ctx(), f)).unwrap();
+    t
+}
+
+/// The state after pressing `actions` on `snapshot`.
+fn after(actions: &[Action], snapshot: &Snapshot) -> ViewState {
+    let live = Arc::new(snapshot.clone());
+    let mut state = ViewState::default();
+    for &a in actions {
+        state.apply(a, &live);
+    }
+    state
+}
+
+fn screen_text(t: &Terminal<TestBackend>) -> String {
+    let buffer = t.backend().buffer();
+    let mut out = String::new();
+    for y in 0..buffer.area.height {
+        for x in 0..buffer.area.width {
+            out.push_str(buffer[(x, y)].symbol());
+        }
+        out.push('\n');
+    }
+    out
+}
+
+#[test]
+fn main_screen_healthy() {
+    let s = fixtures::healthy();
+    insta::assert_snapshot!(draw(&ViewState::default(), &s, 120, 30).backend());
+}
+
+#[test]
+fn main_screen_misbehaving_80x24() {
+    let s = fixtures::misbehaving();
+    insta::assert_snapshot!(draw(&ViewState::default(), &s, 80, 24).backend());
+}
+
+#[test]
+fn main_screen_misbehaving_wide() {
+    let s = fixtures::misbehaving();
+    let state = ViewState {
+        status: Some(Status {
+            text: "saved /tmp/tracer-20250101T120000Z.csv".into(),
+            error: false,
+        }),
+        ..after(&[Action::Pause, Action::Down], &s)
+    };
+    insta::assert_snapshot!(draw(&state, &s, 160, 30).backend());
+}
+
+#[test]
+fn detail_80x24() {
+    let s = fixtures::misbehaving();
+    let state = after(&[Action::Open], &s);
+    insta::assert_snapshot!(draw(&state, &s, 80, 24).backend());
+}
+
+#[test]
+fn detail_healthy_wide() {
+    let s = fixtures::healthy();
+    let state = after(&[Action::Open], &s);
+    insta::assert_snapshot!(draw(&state, &s, 140, 40).backend());
+}
+
+#[test]
+fn detail_of_a_refused_client() {
+    let s = fixtures::misbehaving();
+    let state = after(&[Action::Down, Action::Open], &s);
+    insta::assert_snapshot!(draw(&state, &s, 100, 30).backend());
+}
+
+#[test]
+fn help_80x24() {
+    let s = fixtures::healthy();
+    let state = after(&[Action::Help], &s);
+    insta::assert_snapshot!(draw(&state, &s, 80, 24).backend());
+}
+
+#[test]
+fn help_tall() {
+    let s = fixtures::healthy();
+    let state = after(&[Action::Help], &s);
+    insta::assert_snapshot!(draw(&state, &s, 120, 50).backend());
+}
+
+#[test]
+fn findings_screen() {
+    let s = fixtures::misbehaving();
+    let state = after(&[Action::Findings, Action::Down], &s);
+    insta::assert_snapshot!(draw(&state, &s, 100, 24).backend());
+}
+
+#[test]
+fn filtering() {
+    let s = fixtures::misbehaving();
+    let mut state = after(&[Action::Filter], &s);
+    for c in "fe".chars() {
+        state.type_filter(FilterKey::Char(c));
+    }
+    insta::assert_snapshot!(draw(&state, &s, 80, 24).backend());
+}
+
+#[test]
+fn tiny_terminal_says_so() {
+    let s = fixtures::misbehaving();
+    insta::assert_snapshot!(draw(&ViewState::default(), &s, 40, 10).backend());
+}
+
+#[test]
+fn no_size_panics() {
+    let snapshots = [
+        fixtures::misbehaving(),
+        fixtures::healthy(),
+        fixtures::snapshot(Vec::new()),
+    ];
+    let screens = [
+        vec![],
+        vec![Action::Open],
+        vec![Action::Findings],
+        vec![Action::Help],
+        vec![Action::Open, Action::Help, Action::PageDown],
+    ];
+    for s in &snapshots {
+        for actions in &screens {
+            let state = after(actions, s);
+            for (w, h) in [
+                (1, 1),
+                (20, 5),
+                (59, 14),
+                (60, 15),
+                (61, 16),
+                (80, 24),
+                (200, 60),
+            ] {
+                draw(&state, s, w, h);
+            }
+        }
+    }
+}
+
+#[test]
+fn rows_with_findings_are_coloured() {
+    let s = fixtures::misbehaving();
+    let t = draw(&ViewState::default(), &s, 80, 24);
+    let text = screen_text(&t);
+    let buffer = t.backend().buffer();
+    let row_of = |needle: &str| {
+        text.lines()
+            .position(|l| l.contains(needle))
+            .unwrap_or_else(|| panic!("{needle} not on screen:\n{text}")) as u16
+    };
+    // billing (critical) is red, cron-job (exited, no finding) is grey.
+    let x = text
+        .lines()
+        .nth(usize::from(row_of("billing")))
+        .unwrap()
+        .find("billing")
+        .unwrap() as u16;
+    assert_eq!(buffer[(x, row_of("billing"))].fg, Color::Red);
+    let x = text
+        .lines()
+        .nth(usize::from(row_of("cron-job")))
+        .unwrap()
+        .find("cron-job")
+        .unwrap() as u16;
+    assert_eq!(buffer[(x, row_of("cron-job"))].fg, Color::DarkGray);
+    // Dropped events are shown in red, never hidden.
+    let header = text.lines().next().unwrap();
+    assert!(header.contains("dropped 1022"), "{header}");
+}
+
+/// The key table, the help and the footer agree: every binding is in the
+/// help with all its keys, and every footer entry is in the footer.
+#[test]
+fn key_table_help_and_footer_agree() {
+    let s = fixtures::healthy();
+    let state = after(&[Action::Help], &s);
+    let help = screen_text(&draw(&state, &s, 200, 80));
+    for b in keys::BINDINGS {
+        let line = help
+            .lines()
+            .find(|l| l.contains(b.help))
+            .unwrap_or_else(|| panic!("help lacks {:?}:\n{help}", b.action));
+        assert!(line.contains(&keys::names(b)), "{line}");
+    }
+    let footer = footer::text(&ViewState::default());
+    for (key, word) in keys::footer() {
+        assert!(footer.contains(&format!("{key} {word}")), "{footer}");
+    }
+    // And nothing else: every `key word` pair of the footer is a binding.
+    let pairs: Vec<(String, &str)> = keys::footer().collect();
+    assert_eq!(
+        pairs.len(),
+        keys::BINDINGS.iter().filter(|b| b.footer.is_some()).count()
+    );
+}
