@@ -17,7 +17,11 @@ mod system;
 mod trace;
 mod tui;
 
-use std::{io::IsTerminal as _, process::ExitCode, sync::Mutex};
+use std::{
+    io::{IsTerminal as _, Write as _},
+    process::ExitCode,
+    sync::Mutex,
+};
 
 use clap::Parser as _;
 
@@ -39,7 +43,8 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
-            eprintln!("tracer: error: {}", chain(&err));
+            // Not eprintln!: it panics when the terminal is gone.
+            let _ = writeln!(std::io::stderr(), "tracer: error: {}", chain(&err));
             ExitCode::from(exit_code(&err))
         }
     }

@@ -132,6 +132,8 @@ pub async fn run(args: &TraceArgs) -> anyhow::Result<()> {
 
     let mut sigint = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
     let mut sigterm = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
+    // A closed terminal or session: stop cleanly too, restoring and flushing.
+    let mut sighup = signal(SignalKind::hangup()).context("installing the SIGHUP handler")?;
     let deadline = tokio::time::sleep(args.duration.unwrap_or(Duration::from_secs(u64::MAX / 4)));
     tokio::pin!(deadline);
     // Samples are taken every --interval, or every second for the live view;
@@ -149,6 +151,7 @@ pub async fn run(args: &TraceArgs) -> anyhow::Result<()> {
     // Reading /proc on a busy host takes long enough to fill the ring buffer,
     // so samples are taken on a blocking thread while events keep draining.
     let mut pending: Option<JoinHandle<(Sampler, Sample)>> = None;
+    let mut view_result = Ok(());
     loop {
         tokio::select! {
             r = session.drain() => r?,
@@ -167,11 +170,14 @@ pub async fn run(args: &TraceArgs) -> anyhow::Result<()> {
                 }
             }
             r = &mut view => {
-                r?;
+                // Even when the view failed (the terminal went away), the
+                // final snapshot below is still written.
+                view_result = r;
                 break;
             }
             _ = sigint.recv() => break,
             _ = sigterm.recv() => break,
+            _ = sighup.recv() => break,
             () = &mut deadline => break,
         }
         session.check_events()?;
@@ -190,7 +196,7 @@ pub async fn run(args: &TraceArgs) -> anyhow::Result<()> {
     session.write(&snapshot, &counters)?;
     session.check_events()?;
     session.summary();
-    Ok(())
+    view_result
 }
 
 /// Starts a /proc sample of `sampler` on a blocking thread.
@@ -319,17 +325,22 @@ impl Session {
         }
     }
 
+    /// The exit summary on stderr. Written without `eprintln!`, which would
+    /// panic when the terminal is already gone (a hang-up).
     fn summary(&self) {
         let Some(s) = self.latest.as_deref() else {
             return;
         };
         let k = &s.kernel;
-        eprintln!(
+        let mut err = std::io::stderr();
+        let _ = writeln!(
+            err,
             "tracer: {} events read; kernel: {} submitted, {} dropped (ring buffer full), {} filtered, {} unattributed; {} undecodable",
             k.read, k.submitted, k.dropped, k.filtered, k.unattributed, k.decode_errors
         );
         if let Some(csv) = &self.csv {
-            eprintln!(
+            let _ = writeln!(
+                err,
                 "tracer: {} CSV rows written to {}",
                 csv.rows,
                 csv.path().display()

@@ -103,7 +103,15 @@ pub async fn run(
     )
     .await;
     drop(input);
-    terminal::restore().context("restoring the terminal")?;
+    if let Err(err) = terminal::restore() {
+        if matches!(err.raw_os_error(), Some(libc::EIO | libc::ENXIO)) {
+            // The terminal is gone (hung up): nothing is left to restore, and
+            // ratatui's own drop would try to print about it on that terminal.
+            std::mem::forget(guard);
+            return result;
+        }
+        return Err(err).context("restoring the terminal");
+    }
     drop(guard);
     result
 }

@@ -98,6 +98,8 @@ impl Drop for TerminalGuard {
 pub struct Input {
     pub events: mpsc::UnboundedReceiver<io::Result<event::Event>>,
     thread: Option<thread::JoinHandle<()>>,
+    /// Disconnects when the reader thread has ended.
+    done: std::sync::mpsc::Receiver<()>,
 }
 
 /// How long the reader waits for input before checking whether the view is
@@ -107,9 +109,12 @@ const POLL: Duration = Duration::from_millis(100);
 impl Input {
     pub fn spawn() -> Result<Self, TerminalError> {
         let (tx, events) = mpsc::unbounded_channel();
+        let (done_tx, done) = std::sync::mpsc::channel::<()>();
         let thread = thread::Builder::new()
             .name("tracer-input".into())
             .spawn(move || {
+                // Dropped when the thread ends, which `Drop` waits for.
+                let _finished = done_tx;
                 loop {
                     match event::poll(POLL) {
                         Ok(true) => {
@@ -132,15 +137,22 @@ impl Input {
         Ok(Self {
             events,
             thread: Some(thread),
+            done,
         })
     }
 }
 
 impl Drop for Input {
-    /// Stops the reader so it takes no keystrokes meant for the shell.
+    /// Stops the reader so it takes no keystrokes meant for the shell. On a
+    /// hung-up terminal the reader may never return (every read is an
+    /// immediate end of file): it is then left behind, as tracer is exiting.
     fn drop(&mut self) {
         self.events.close();
-        if let Some(t) = self.thread.take() {
+        let ended = matches!(
+            self.done.recv_timeout(POLL * 3),
+            Err(std::sync::mpsc::RecvTimeoutError::Disconnected)
+        );
+        if let Some(t) = self.thread.take().filter(|_| ended) {
             let _ = t.join();
         }
     }
