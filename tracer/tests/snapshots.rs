@@ -152,3 +152,31 @@ fn csv_file_is_continued_not_clobbered() {
     // Counters are per run: each run saw one refused connect.
     assert_eq!(num(rows.last().expect("rows"), "connect_refused"), 1);
 }
+
+/// Tracing every process: a process that starts after tracer is picked up,
+/// with its own row and numbers.
+#[test]
+fn a_process_started_later_is_picked_up() {
+    if !kernel_tests_enabled() {
+        return;
+    }
+    let ns = Netns::new("later");
+    let csv = CsvFile::new();
+    let tracer = Tracer::start(&["--csv", &csv.path]);
+    let mut late = Peer::spawn_in(Some(&ns.name), &["connect", HOST, "9"]);
+    for _ in 0..2 {
+        assert_eq!(late.connect_once(), Err(libc::ECONNREFUSED));
+    }
+    thread::sleep(Duration::from_millis(1500));
+    let (status, _, stderr) = tracer.stop();
+    assert!(status.success(), "{stderr}");
+    let row = csv.last_of(late.pid());
+    println!(
+        "all processes: late process {} has connects {} refused {}",
+        late.pid(),
+        row["connects"],
+        row["connect_refused"]
+    );
+    assert_eq!(row["comm"], "python3");
+    assert_eq!(num(&row, "connect_refused"), 2);
+}
