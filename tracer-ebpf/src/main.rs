@@ -1,5 +1,7 @@
 //! tracer's eBPF programs: one file per kernel hook under `probes/`, shared
-//! maps in `maps`, attribution in `owner`, record output in `emit`.
+//! maps in `maps`, attribution in `owner`, what an event means in
+//! `transition`, record output in `emit`, reading tracepoint records in `read`
+//! and sockets in `sock`.
 #![no_std]
 #![no_main]
 
@@ -8,6 +10,8 @@ mod maps;
 mod owner;
 mod probes;
 mod read;
+mod sock;
+mod transition;
 
 #[cfg(not(test))]
 #[panic_handler]
