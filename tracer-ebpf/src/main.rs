@@ -1,10 +1,11 @@
 //! tracer's eBPF programs: one file per kernel hook under `probes/`, shared
 //! maps in `maps`, attribution in `owner`, what an event means in
 //! `transition`, record output in `emit`, reading tracepoint records in `read`
-//! and sockets in `sock`.
+//! and sockets in `sock`, kretprobe bookkeeping in `calls`.
 #![no_std]
 #![no_main]
 
+mod calls;
 mod emit;
 mod maps;
 mod owner;

@@ -1,7 +1,7 @@
 //! What the hooks make of an event once they have read it: attribution of
 //! state changes (owner, handshake latency, connect errors) and the data/SYN
-//! split of retransmits. Every hook of a data source ends here, so hooks that
-//! read the same data differently report it the same way.
+//! split of retransmits. The tracepoint and the kprobe programs of a data
+//! source both end here, so the two hook plans report the same way.
 
 use tracer_common::{
     Event, EventKind,
@@ -10,13 +10,27 @@ use tracer_common::{
 
 use crate::{emit::emit, owner, sock};
 
+/// Where the owner of a connecting socket comes from at CLOSE→SYN_SENT.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum ConnectOwner {
+    /// The current process, recorded now (the tracepoint plan).
+    Current,
+    /// Already recorded on entry to `tcp_v4_connect`/`tcp_v6_connect` (the
+    /// kprobe plan), so the handshake is timed from the connect call; the
+    /// current process when that record is missing.
+    Recorded,
+}
+
 /// A TCP state change, with `ev`'s socket, states and tuple already filled in:
 /// records or looks up the owner, adds handshake latency and connect errors,
 /// and emits the event.
 #[inline(always)]
-pub fn state_change(ev: &mut Event) {
+pub fn state_change(ev: &mut Event, connect: ConnectOwner) {
     ev.kind = EventKind::State as u32;
     let owner = match (ev.old_state, ev.new_state) {
+        (CLOSE, SYN_SENT) if connect == ConnectOwner::Recorded => {
+            owner::lookup(ev.sk).or_else(|| record_current(ev))
+        }
         // Process context: the caller of connect()/listen() owns the socket.
         (CLOSE, SYN_SENT) | (CLOSE, LISTEN) => record_current(ev),
         (_, SYN_RECV) => {
@@ -29,8 +43,9 @@ pub fn state_change(ev: &mut Event) {
             }
             inherited
         }
-        // Kernels that do not trace the child's creation (6.1) show an accepted
-        // socket first at SYN_RECV→ESTABLISHED.
+        // Hooks that do not see the child's creation (6.1's tracepoint, the
+        // kprobe on tcp_set_state) show an accepted socket first at
+        // SYN_RECV→ESTABLISHED.
         (SYN_RECV, _) => owner::lookup(ev.sk).or_else(|| {
             let inherited = owner::listener(ev.sport);
             if let Some(l) = &inherited {

@@ -45,6 +45,7 @@ pub async fn run(args: &TraceArgs) -> anyhow::Result<()> {
             pids: args.pids.clone(),
         },
         ring_bytes: args.ring_buffer_size,
+        hooks: args.hooks.kind(),
     })?;
     let loader::Loaded {
         ebpf: _ebpf,
@@ -61,10 +62,7 @@ pub async fn run(args: &TraceArgs) -> anyhow::Result<()> {
         let pids: Vec<String> = args.pids.iter().map(u32::to_string).collect();
         format!("pid {}", pids.join(", "))
     };
-    eprintln!(
-        "tracer: tracing {scope} via {}; {connect_errors}",
-        plan.join(", ")
-    );
+    eprintln!("tracer: tracing {scope} via {plan}; {connect_errors}");
 
     let mut sigint = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
     let mut sigterm = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;

@@ -3,7 +3,8 @@
 //! connection on a listener). Read skaddr, state and the address tuple at the
 //! offsets in `LAYOUT_TCP_RETRANSMIT_SKB` / `LAYOUT_TCP_RETRANSMIT_SYNACK`.
 //!
-//! Both fire from timers (softirq): the owner comes from the owner map.
+//! Both fire from timers (softirq): the owner comes from the owner map. The
+//! kprobe plan reads the same from `tcp_retransmit_skb` (`kprobe_retransmit`).
 
 use aya_ebpf::{
     Global, helpers::bpf_ktime_get_ns, macros::tracepoint, programs::TracePointContext,

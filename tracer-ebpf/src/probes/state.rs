@@ -12,7 +12,10 @@ use aya_ebpf::{
 };
 use tracer_common::{Event, FieldOffsets, tcp::IPPROTO_TCP};
 
-use crate::{read, transition};
+use crate::{
+    read,
+    transition::{self, ConnectOwner},
+};
 
 #[unsafe(no_mangle)]
 static LAYOUT_INET_SOCK_SET_STATE: Global<FieldOffsets> = Global::new(FieldOffsets::NONE);
@@ -35,6 +38,6 @@ fn try_inet_sock_set_state(ctx: &TracePointContext) -> Result<u32, u32> {
     ev.old_state = read::field::<i32>(ctx, o.oldstate)? as u8;
     ev.new_state = read::field::<i32>(ctx, o.newstate)? as u8;
     read::tuple(ctx, &o, &mut ev)?;
-    transition::state_change(&mut ev);
+    transition::state_change(&mut ev, ConnectOwner::Current);
     Ok(0)
 }
