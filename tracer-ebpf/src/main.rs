@@ -4,6 +4,8 @@
 //! and sockets in `sock`, kretprobe bookkeeping in `calls`.
 #![no_std]
 #![no_main]
+// For the one atomic add (`maps::atomic_add`); the eBPF build uses nightly anyway.
+#![feature(asm_experimental_arch)]
 
 mod calls;
 mod emit;

@@ -3,9 +3,9 @@
 use std::{path::PathBuf, time::Duration};
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use tracer_common::maps::DEFAULT_RING_BYTES;
+use tracer_common::maps::{DEFAULT_RING_BYTES, OWNERS_CAPACITY};
 
-use crate::ebpf::hooks::HookKind;
+use crate::ebpf::{hooks::HookKind, loader::MIN_OWNER_MAP_SIZE};
 
 /// Per-process TCP connection tracer.
 ///
@@ -69,6 +69,17 @@ pub struct TraceArgs {
     /// Events that do not fit are counted as dropped.
     #[arg(long, default_value_t = DEFAULT_RING_BYTES, value_name = "BYTES")]
     pub ring_buffer_size: u32,
+
+    /// How many sockets' owners tracer remembers at once. When full, recording
+    /// a new socket evicts the least recently used one (whose later events are
+    /// unattributed); stats count that as `owners_evicted`.
+    #[arg(
+        long,
+        default_value_t = OWNERS_CAPACITY,
+        value_name = "ENTRIES",
+        value_parser = clap::value_parser!(u32).range(i64::from(MIN_OWNER_MAP_SIZE)..)
+    )]
+    pub owner_map_size: u32,
 
     /// Which kernel hooks report state changes and retransmits. `auto` picks,
     /// for each, the cheapest that works on this kernel (tracepoints where

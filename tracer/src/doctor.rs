@@ -85,6 +85,7 @@ pub fn run() -> anyhow::Result<()> {
     let settings = |hooks| Settings {
         filters: Filters::default(),
         ring_bytes: tracer_common::maps::DEFAULT_RING_BYTES,
+        owner_map_size: tracer_common::maps::OWNERS_CAPACITY,
         hooks,
     };
     let tried: Vec<(HookKind, Result<Plan, String>)> = HookKind::ALL

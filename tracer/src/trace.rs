@@ -45,6 +45,7 @@ pub async fn run(args: &TraceArgs) -> anyhow::Result<()> {
             pids: args.pids.clone(),
         },
         ring_bytes: args.ring_buffer_size,
+        owner_map_size: args.owner_map_size,
         hooks: args.hooks.kind(),
     })?;
     let loader::Loaded {
@@ -108,8 +109,14 @@ pub async fn run(args: &TraceArgs) -> anyhow::Result<()> {
         return Err(err).context("writing --events output");
     }
     eprintln!(
-        "tracer: {} events read; kernel: {} submitted, {} dropped (ring buffer full), {} filtered, {} unattributed; {} undecodable",
-        reader.read, c.submitted, c.dropped, c.filtered, c.unattributed, reader.decode_errors
+        "tracer: {} events read; kernel: {} submitted, {} dropped (ring buffer full), {} filtered, {} unattributed, {} owners evicted (owner map full); {} undecodable",
+        reader.read,
+        c.submitted,
+        c.dropped,
+        c.filtered,
+        c.unattributed,
+        c.owners_evicted,
+        reader.decode_errors
     );
     Ok(())
 }

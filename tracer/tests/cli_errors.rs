@@ -108,6 +108,17 @@ fn forced_kprobes_need_kprobes() {
 }
 
 #[test]
+fn tiny_owner_map_is_a_usage_error() {
+    let out = tracer(&["--headless", "--owner-map-size", "4"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("4 is not in 16.."),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
 fn unknown_hook_kind_is_a_usage_error() {
     let out = tracer(&["--headless", "--hooks", "fentry"]);
     assert_eq!(out.status.code(), Some(2));

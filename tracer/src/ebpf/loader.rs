@@ -5,7 +5,7 @@ use std::fmt;
 
 use aya::{
     Ebpf, EbpfLoader,
-    maps::{HashMap, MapData, PerCpuArray, RingBuf},
+    maps::{Array, HashMap, MapData, PerCpuArray, RingBuf},
     programs::{KProbe, TracePoint},
 };
 use tracer_common::{FieldOffsets, Owner, SockOffsets, maps, tcp};
@@ -15,9 +15,13 @@ use crate::{proc::sockets, system};
 use super::{
     OBJECT,
     btf::{self, Btf, BtfError},
+    counters::CounterMaps,
     format::{Format, FormatError},
     hooks::{DESTROY, HookKind, KprobeHook, SHARED, SOURCES, Source, TracepointHook},
 };
+
+/// The smallest owner map accepted (tests use tiny ones to fill them).
+pub const MIN_OWNER_MAP_SIZE: u32 = 16;
 
 /// Load-time global: [`SockOffsets`] for the kprobes.
 const GLOBAL_SOCK_LAYOUT: &str = "SOCK_LAYOUT";
@@ -56,6 +60,8 @@ pub enum LoadError {
     },
     #[error("--ring-buffer-size {0}: must be a power of two and at least 4096 bytes")]
     RingSize(u32),
+    #[error("--owner-map-size {0}: must be at least {MIN_OWNER_MAP_SIZE}")]
+    OwnerMapSize(u32),
     #[error("--hooks kprobe cannot work here: {0}; use --hooks auto or --hooks tracepoint")]
     KprobesUnavailable(String),
     #[error("no hook for {data} on this kernel: {tracepoint}; and {kprobe}")]
@@ -78,6 +84,8 @@ pub struct Filters {
 pub struct Settings {
     pub filters: Filters,
     pub ring_bytes: u32,
+    /// Capacity of the owner map (sockets whose owner is remembered).
+    pub owner_map_size: u32,
     /// The kind of hook for every source that has a choice; `None` picks, per
     /// source, the cheapest that works here (tracepoints where present).
     pub hooks: Option<HookKind>,
@@ -133,7 +141,7 @@ pub struct Loaded {
     /// Keeps programs and links alive.
     pub ebpf: Ebpf,
     pub events: RingBuf<MapData>,
-    pub counters: PerCpuArray<MapData, u64>,
+    pub counters: CounterMaps,
     /// The hooks attached.
     pub plan: Plan,
     /// Where connect errors come from (or why they are unavailable).
@@ -165,7 +173,11 @@ pub fn load(settings: &Settings) -> Result<Loaded, LoadError> {
     if !settings.ring_bytes.is_power_of_two() || settings.ring_bytes < 4096 {
         return Err(LoadError::RingSize(settings.ring_bytes));
     }
+    if settings.owner_map_size < MIN_OWNER_MAP_SIZE {
+        return Err(LoadError::OwnerMapSize(settings.owner_map_size));
+    }
     let filter_pids: u32 = u32::from(!settings.filters.pids.is_empty());
+    let owners_max = u64::from(settings.owner_map_size);
     // Tracepoints every plan uses.
     let destroy = layout(&DESTROY)?;
     let shared = SHARED
@@ -204,7 +216,9 @@ pub fn load(settings: &Settings) -> Result<Loaded, LoadError> {
     let mut loader = EbpfLoader::new();
     loader
         .map_max_entries(maps::EVENTS, settings.ring_bytes)
-        .override_global(maps::GLOBAL_FILTER_PIDS, &filter_pids, true);
+        .map_max_entries(maps::OWNERS, settings.owner_map_size)
+        .override_global(maps::GLOBAL_FILTER_PIDS, &filter_pids, true)
+        .override_global(maps::GLOBAL_OWNERS_CAPACITY, &owners_max, true);
     let mut layouts: Vec<(&TracepointHook, &FieldOffsets)> = vec![(&DESTROY, &destroy)];
     layouts.extend(shared.iter().map(|(hook, offsets)| (hook, offsets)));
     for (source, candidates) in &sources {
@@ -302,8 +316,11 @@ pub fn load(settings: &Settings) -> Result<Loaded, LoadError> {
 
     let events = take_map(&mut ebpf, maps::EVENTS)?;
     let events = RingBuf::try_from(events).map_err(map_error(maps::EVENTS))?;
-    let counters = take_map(&mut ebpf, maps::COUNTERS)?;
-    let counters = PerCpuArray::try_from(counters).map_err(map_error(maps::COUNTERS))?;
+    let per_cpu = take_map(&mut ebpf, maps::COUNTERS)?;
+    let per_cpu = PerCpuArray::try_from(per_cpu).map_err(map_error(maps::COUNTERS))?;
+    let owners = take_map(&mut ebpf, maps::OWNER_COUNT)?;
+    let owners = Array::try_from(owners).map_err(map_error(maps::OWNER_COUNT))?;
+    let counters = CounterMaps { per_cpu, owners };
     Ok(Loaded {
         ebpf,
         events,
