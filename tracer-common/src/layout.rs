@@ -1,6 +1,7 @@
-//! Tracepoint field offsets, read by userspace from
-//! `/sys/kernel/tracing/events/<category>/<name>/format` and handed to the eBPF
-//! programs as load-time globals, because layouts differ between kernels.
+//! Field offsets handed to the eBPF programs as load-time globals, because
+//! layouts differ between kernels: tracepoint records (from
+//! `/sys/kernel/tracing/events/<category>/<name>/format`) and `struct sock`
+//! (from the kernel's BTF, for the kprobes).
 
 /// Marks a field the running kernel's tracepoint does not have.
 pub const ABSENT: u16 = u16::MAX;
@@ -64,3 +65,53 @@ impl Default for FieldOffsets {
 #[cfg(feature = "user")]
 // SAFETY: repr(C), only u16 fields, no padding.
 unsafe impl aya::Pod for FieldOffsets {}
+
+/// Byte offsets of the `struct sock` members the kprobes read, relative to the
+/// start of the socket; [`ABSENT`] where unknown. The tuple members live in
+/// `struct sock_common`, the socket's first member.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SockOffsets {
+    /// `skc_state` (u8): the TCP state.
+    pub state: u16,
+    /// `skc_family` (u16).
+    pub family: u16,
+    /// `sk_protocol` (u16).
+    pub protocol: u16,
+    /// `skc_num` (u16, host byte order): the local port.
+    pub sport: u16,
+    /// `skc_dport` (u16, network byte order): the remote port.
+    pub dport: u16,
+    /// `skc_rcv_saddr` (4 bytes): the local IPv4 address.
+    pub saddr: u16,
+    /// `skc_daddr` (4 bytes): the remote IPv4 address.
+    pub daddr: u16,
+    /// `skc_v6_rcv_saddr` (16 bytes).
+    pub saddr_v6: u16,
+    /// `skc_v6_daddr` (16 bytes).
+    pub daddr_v6: u16,
+}
+
+impl SockOffsets {
+    pub const NONE: Self = Self {
+        state: ABSENT,
+        family: ABSENT,
+        protocol: ABSENT,
+        sport: ABSENT,
+        dport: ABSENT,
+        saddr: ABSENT,
+        daddr: ABSENT,
+        saddr_v6: ABSENT,
+        daddr_v6: ABSENT,
+    };
+}
+
+impl Default for SockOffsets {
+    fn default() -> Self {
+        Self::NONE
+    }
+}
+
+#[cfg(feature = "user")]
+// SAFETY: repr(C), only u16 fields, no padding.
+unsafe impl aya::Pod for SockOffsets {}

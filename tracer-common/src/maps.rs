@@ -16,11 +16,17 @@ pub const PREEXISTING: &str = "PREEXISTING";
 pub const TRACED_PIDS: &str = "TRACED_PIDS";
 /// Per-CPU array of u64, indexed by [`Counter`].
 pub const COUNTERS: &str = "COUNTERS";
+/// Array of one u64: the number of entries in [`OWNERS`], kept by the programs.
+pub const OWNER_COUNT: &str = "OWNER_COUNT";
 
 /// Global (u32): 1 when only [`TRACED_PIDS`] are traced.
 pub const GLOBAL_FILTER_PIDS: &str = "FILTER_PIDS";
+/// Global (u64): the capacity [`OWNERS`] was created with.
+pub const GLOBAL_OWNERS_CAPACITY: &str = "OWNERS_MAX";
 
-/// Default capacity of [`OWNERS`]: room for well over 100k live sockets.
+/// Default capacity of [`OWNERS`]: room for well over 100k live sockets. When
+/// it is full the least recently used owner is evicted, and counted
+/// ([`Counter::OwnerEvicted`]).
 pub const OWNERS_CAPACITY: u32 = 262_144;
 /// Capacity of [`LISTENERS`].
 pub const LISTENERS_CAPACITY: u32 = 16_384;
@@ -43,15 +49,19 @@ pub enum Counter {
     Filtered = 2,
     /// Events on sockets whose owner is unknown (sent with pid 0).
     Unattributed = 3,
+    /// Owners recorded while [`OWNERS`] was full, each pushing out the owner
+    /// of another socket, whose later events then go unattributed.
+    OwnerEvicted = 4,
 }
 
 impl Counter {
-    pub const COUNT: u32 = 4;
+    pub const COUNT: u32 = 5;
     pub const ALL: [Self; Self::COUNT as usize] = [
         Self::Submitted,
         Self::Dropped,
         Self::Filtered,
         Self::Unattributed,
+        Self::OwnerEvicted,
     ];
 }
 

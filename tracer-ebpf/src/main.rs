@@ -1,13 +1,20 @@
 //! tracer's eBPF programs: one file per kernel hook under `probes/`, shared
-//! maps in `maps`, attribution in `owner`, record output in `emit`.
+//! maps in `maps`, attribution in `owner`, what an event means in
+//! `transition`, record output in `emit`, reading tracepoint records in `read`
+//! and sockets in `sock`, kretprobe bookkeeping in `calls`.
 #![no_std]
 #![no_main]
+// For the one atomic add (`maps::atomic_add`); the eBPF build uses nightly anyway.
+#![feature(asm_experimental_arch)]
 
+mod calls;
 mod emit;
 mod maps;
 mod owner;
 mod probes;
 mod read;
+mod sock;
+mod transition;
 
 #[cfg(not(test))]
 #[panic_handler]

@@ -4,7 +4,7 @@
 use aya_ebpf::{
     Global,
     macros::map,
-    maps::{HashMap, LruHashMap, PerCpuArray, RingBuf},
+    maps::{Array, HashMap, LruHashMap, PerCpuArray, RingBuf},
 };
 use tracer_common::{
     Counter, Owner,
@@ -33,9 +33,30 @@ pub static TRACED_PIDS: HashMap<u32, u8> = HashMap::with_max_entries(TRACED_PIDS
 #[map]
 pub static COUNTERS: PerCpuArray<u64> = PerCpuArray::with_max_entries(Counter::COUNT, 0);
 
+/// Entries in `OWNERS` (one slot, updated atomically from every CPU).
+#[map]
+pub static OWNER_COUNT: Array<u64> = Array::with_max_entries(1, 0);
+
+/// The capacity `OWNERS` was created with (userspace may resize it at load).
+#[unsafe(no_mangle)]
+pub static OWNERS_MAX: Global<u64> = Global::new(OWNERS_CAPACITY as u64);
+
 /// 1 when only processes in `TRACED_PIDS` are traced.
 #[unsafe(no_mangle)]
 pub static FILTER_PIDS: Global<u32> = Global::new(0);
+
+/// Adds `delta` (wrapping) to the u64 at `slot`, atomically across CPUs: the
+/// BPF_XADD instruction (`lock ... +=`), which every kernel with eBPF accepts.
+/// Written as assembly because core's atomics offer no read-modify-write on
+/// the BPF target (it has no compare-and-swap).
+#[inline(always)]
+pub fn atomic_add(slot: *mut u64, delta: u64) {
+    // SAFETY: callers pass a map value pointer, valid and 8-byte aligned for
+    // the map's lifetime; the instruction touches only that u64.
+    unsafe {
+        core::arch::asm!("lock *(u64 *)({0} + 0) += {1}", in(reg) slot, in(reg) delta);
+    }
+}
 
 /// Adds one to a per-CPU counter.
 #[inline(always)]

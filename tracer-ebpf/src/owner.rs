@@ -2,10 +2,16 @@
 //! process is on the CPU (connect, listen) and looked up for every later event,
 //! which may fire in softirq context under an unrelated task.
 
-use aya_ebpf::helpers::{bpf_get_current_comm, bpf_get_current_pid_tgid, bpf_ktime_get_ns};
+use aya_ebpf::{
+    bindings::{BPF_ANY, BPF_NOEXIST},
+    helpers::{bpf_get_current_comm, bpf_get_current_pid_tgid, bpf_ktime_get_ns},
+};
 use tracer_common::{Counter, Event, Owner, event::FLAG_UNATTRIBUTED, maps::SocketKey};
 
-use crate::maps::{FILTER_PIDS, LISTENERS, OWNERS, PREEXISTING, TRACED_PIDS, bump};
+use crate::maps::{
+    FILTER_PIDS, LISTENERS, OWNER_COUNT, OWNERS, OWNERS_MAX, PREEXISTING, TRACED_PIDS, atomic_add,
+    bump,
+};
 
 /// Whether events of `pid` pass the in-kernel pid filter.
 #[inline(always)]
@@ -28,9 +34,34 @@ pub fn current() -> Option<Owner> {
     })
 }
 
+/// Records (or replaces) the owner of `sk`. A socket new to the map is
+/// counted; when the map is full it takes the place of the least recently
+/// used entry, and that eviction is counted instead.
 #[inline(always)]
 pub fn record(sk: u64, owner: &Owner) {
-    let _ = OWNERS.insert(&sk, owner, 0);
+    if OWNERS.insert(&sk, owner, BPF_NOEXIST.into()).is_ok() {
+        added();
+    } else {
+        let _ = OWNERS.insert(&sk, owner, BPF_ANY.into());
+    }
+}
+
+#[inline(always)]
+fn added() {
+    let Some(count) = OWNER_COUNT.get_ptr_mut(0) else {
+        return;
+    };
+    // A plain read: racing CPUs may each see room for one more, which only
+    // blurs the count by as many entries as there are CPUs. The kernel's LRU
+    // may also evict a little early (its free lists are per CPU); such an
+    // entry stays in the count, as its delete fails, so the count still
+    // reaches the capacity and the evictions after that are counted.
+    // SAFETY: the slot is a valid, aligned u64 for the map's lifetime.
+    if unsafe { core::ptr::read_volatile(count) } >= OWNERS_MAX.load() {
+        bump(Counter::OwnerEvicted);
+    } else {
+        atomic_add(count, 1);
+    }
 }
 
 #[inline(always)]
@@ -39,9 +70,17 @@ pub fn lookup(sk: u64) -> Option<Owner> {
     unsafe { OWNERS.get(&sk) }.copied()
 }
 
+/// Deletes the owner of `sk`, if the map still holds it.
 #[inline(always)]
 pub fn forget(sk: u64) {
-    let _ = OWNERS.remove(&sk);
+    if OWNERS.remove(&sk).is_err() {
+        // Not there: never recorded, or evicted (and counted) when the map was full.
+        return;
+    }
+    if let Some(count) = OWNER_COUNT.get_ptr_mut(0) {
+        // Subtracts one (wrapping add).
+        atomic_add(count, u64::MAX);
+    }
 }
 
 #[inline(always)]

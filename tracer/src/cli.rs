@@ -2,8 +2,10 @@
 
 use std::{path::PathBuf, time::Duration};
 
-use clap::{Args, Parser, Subcommand};
-use tracer_common::maps::DEFAULT_RING_BYTES;
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use tracer_common::maps::{DEFAULT_RING_BYTES, OWNERS_CAPACITY};
+
+use crate::ebpf::{hooks::HookKind, loader::MIN_OWNER_MAP_SIZE};
 
 /// Per-process TCP connection tracer.
 ///
@@ -35,7 +37,7 @@ Exit status: 0 on a clean stop (Ctrl-C, --duration elapsed), 2 on bad usage,
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Check kernel support (root, tracefs, BTF, lockdown, which program kinds
-    /// load) and print the hook plan tracer would use.
+    /// load), try each hook plan and print the one tracer would use.
     Doctor,
 }
 
@@ -75,6 +77,44 @@ pub struct TraceArgs {
     /// Events that do not fit are counted as dropped.
     #[arg(long, default_value_t = DEFAULT_RING_BYTES, value_name = "BYTES")]
     pub ring_buffer_size: u32,
+
+    /// How many sockets' owners tracer remembers at once. When full, recording
+    /// a new socket evicts the least recently used one (whose later events are
+    /// unattributed); stats count that as `owners_evicted`.
+    #[arg(
+        long,
+        default_value_t = OWNERS_CAPACITY,
+        value_name = "ENTRIES",
+        value_parser = clap::value_parser!(u32).range(i64::from(MIN_OWNER_MAP_SIZE)..)
+    )]
+    pub owner_map_size: u32,
+
+    /// Which kernel hooks report state changes and retransmits. `auto` picks,
+    /// for each, the cheapest that works on this kernel (tracepoints where
+    /// present, else kprobes); `tracepoint` and `kprobe` insist on one kind.
+    /// Resets, teardown, SYN-ACK retransmits and syscall errors always come
+    /// from tracepoints. The start-up line and `tracer doctor` show the plan.
+    #[arg(long, value_enum, default_value_t = Hooks::Auto, value_name = "KIND")]
+    pub hooks: Hooks,
+}
+
+/// `--hooks`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Hooks {
+    Auto,
+    Tracepoint,
+    Kprobe,
+}
+
+impl Hooks {
+    /// The kind to insist on; `None` for auto.
+    pub fn kind(self) -> Option<HookKind> {
+        match self {
+            Self::Auto => None,
+            Self::Tracepoint => Some(HookKind::Tracepoint),
+            Self::Kprobe => Some(HookKind::Kprobe),
+        }
+    }
 }
 
 /// Parses `500ms`, `30s`, `5m`, `1h` or a bare number of seconds.

@@ -1,5 +1,5 @@
-//! `tracer doctor`: what this kernel supports, found by trying, and the plan
-//! tracer will use.
+//! `tracer doctor`: what this kernel supports, found by trying: each program
+//! kind, each hook plan (`--hooks`), and the plan tracer will use.
 
 use aya::{
     Btf, Ebpf, EbpfLoader,
@@ -8,10 +8,10 @@ use aya::{
 
 use crate::{
     ebpf::{
-        OBJECT,
+        self, OBJECT,
         format::{Format, TRACEFS},
-        hooks::TRACEPOINTS,
-        loader::{self, Filters, Settings, permission_hint},
+        hooks::{HookKind, TRACEPOINTS},
+        loader::{self, Filters, Plan, Settings, permission_hint},
     },
     system,
 };
@@ -81,14 +81,27 @@ pub fn run() -> anyhow::Result<()> {
         }
     }
 
-    println!("program kinds (loaded and attached here, then detached)");
-    let plan = loader::load(&Settings {
+    // Each plan, loaded and attached for real, then detached.
+    let settings = |hooks| Settings {
         filters: Filters::default(),
         ring_bytes: tracer_common::maps::DEFAULT_RING_BYTES,
-    });
-    let tracepoint = match &plan {
-        Ok(l) => Ok(format!("{} programs attached", l.plan.len())),
-        Err(e) => Err(e.to_string()),
+        owner_map_size: tracer_common::maps::OWNERS_CAPACITY,
+        hooks,
+    };
+    let tried: Vec<(HookKind, Result<Plan, String>)> = HookKind::ALL
+        .into_iter()
+        .map(|kind| {
+            let plan = loader::load(&settings(Some(kind)))
+                .map(|l| l.plan)
+                .map_err(|e| e.to_string());
+            (kind, plan)
+        })
+        .collect();
+
+    println!("program kinds (loaded and attached here, then detached)");
+    let tracepoint = match &tried[0].1 {
+        Ok(plan) => Ok(format!("{} programs attached", plan.hooks.len())),
+        Err(e) => Err(e.clone()),
     };
     let mut probes = vec![Probe {
         kind: "tracepoint",
@@ -102,20 +115,51 @@ pub fn run() -> anyhow::Result<()> {
         }
     }
 
-    println!("plan");
-    match &plan {
+    println!("hook plans (--hooks; state changes and retransmits, the rest is tracepoints)");
+    for (kind, plan) in &tried {
+        match plan {
+            Ok(plan) => println!(
+                "  {:<15} loads ({} programs attached)",
+                kind.name(),
+                plan.hooks.len()
+            ),
+            Err(e) => println!("  {:<15} does not load: {e}", kind.name()),
+        }
+    }
+    let btf = ebpf::btf::Btf::kernel();
+    if let Ok(o) = loader::kprobe_support(btf.as_ref()) {
+        println!(
+            "  {:<15} struct sock offsets from BTF: state {}, family {}, protocol {}, \
+             sport {}, dport {}, saddr {}, daddr {}, saddr_v6 {}, daddr_v6 {}",
+            "",
+            o.state,
+            o.family,
+            o.protocol,
+            o.sport,
+            o.dport,
+            o.saddr,
+            o.daddr,
+            o.saddr_v6,
+            o.daddr_v6
+        );
+    }
+    drop(tried);
+
+    let auto = loader::load(&settings(None));
+    match &auto {
         Ok(l) => {
-            for line in &l.plan {
+            println!("plan (--hooks auto): {}", l.plan);
+            for line in &l.plan.hooks {
                 println!("  {line}");
             }
             println!("  {}", l.connect_errors);
         }
         Err(e) => {
-            println!("  none: {e}");
+            println!("plan (--hooks auto): none: {e}");
             missing.push("a working hook plan".into());
         }
     }
-    drop(plan);
+    drop(auto);
 
     if missing.is_empty() {
         println!("missing: nothing — tracer can run here");
@@ -186,9 +230,7 @@ fn try_kprobe(ebpf: &mut Ebpf) -> Result<String, String> {
         .ok_or("program missing from object")?
         .try_into()
         .map_err(describe)?;
-    if !std::path::Path::new("/sys/bus/event_source/devices/kprobe").exists() {
-        return Err("this kernel has no kprobe support (CONFIG_KPROBES is not set)".into());
-    }
+    system::kprobes_available()?;
     p.load().map_err(describe)?;
     p.attach("tcp_v4_connect", 0).map_err(describe)?;
     Ok("tcp_v4_connect".into())

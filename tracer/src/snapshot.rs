@@ -36,6 +36,10 @@ pub struct KernelCounts {
     pub read: u64,
     /// Records userspace could not decode.
     pub decode_errors: u64,
+    /// Sockets whose owner the kernel holds now.
+    pub owners: u64,
+    /// Owners recorded while the owner map was full, each evicting another.
+    pub owners_evicted: u64,
 }
 
 /// A process: pid plus start time, so a reused pid is a different process.

@@ -126,6 +126,18 @@ pub fn lockdown() -> Option<String> {
     Some(text[start + 1..end].to_owned())
 }
 
+/// Whether the kernel can run kprobes (CONFIG_KPROBES): its perf event source
+/// or the tracefs interface exists. `Err` says why not.
+pub fn kprobes_available() -> Result<(), String> {
+    let pmu = Path::new("/sys/bus/event_source/devices/kprobe");
+    let tracefs = Path::new(TRACEFS).join("kprobe_events");
+    if pmu.exists() || tracefs.exists() {
+        Ok(())
+    } else {
+        Err("this kernel has no kprobes (CONFIG_KPROBES is not set)".into())
+    }
+}
+
 pub fn has_btf() -> bool {
     Path::new("/sys/kernel/btf/vmlinux").exists()
 }

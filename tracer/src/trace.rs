@@ -20,7 +20,7 @@ use crate::{
     aggregate::{Aggregator, Sample},
     cli::TraceArgs,
     ebpf::{
-        counters::Counters,
+        counters::{CounterMaps, Counters},
         loader::{self, Filters, Settings},
         reader::Reader,
     },
@@ -72,6 +72,8 @@ pub async fn run(args: &TraceArgs) -> anyhow::Result<()> {
             pids: args.pids.clone(),
         },
         ring_bytes: args.ring_buffer_size,
+        owner_map_size: args.owner_map_size,
+        hooks: args.hooks.kind(),
     })?;
     let loader::Loaded {
         ebpf: _ebpf,
@@ -104,9 +106,8 @@ pub async fn run(args: &TraceArgs) -> anyhow::Result<()> {
     let first = sample_off_loop(&mut sampler, &session).await?;
     session.apply(first);
     eprintln!(
-        "tracer: tracing {} via {}; {connect_errors}",
+        "tracer: tracing {} via {plan}; {connect_errors}",
         describe(&scope),
-        plan.join(", ")
     );
     // The live view, or a future that never resolves when headless. Boxed so
     // it can be dropped, restoring the terminal, before the summary is printed.
@@ -114,10 +115,7 @@ pub async fn run(args: &TraceArgs) -> anyhow::Result<()> {
         let parts = if live_view {
             let (tx, rx) = watch::channel(session.take()?.0);
             session.view = Some(tx);
-            let ctx = ViewContext::new(
-                format!("{}; {connect_errors}", plan.join(", ")),
-                describe(&scope),
-            );
+            let ctx = ViewContext::new(format!("{plan}; {connect_errors}"), describe(&scope));
             Some((ctx, rx))
         } else {
             None
@@ -226,7 +224,7 @@ struct Session {
     aggregator: Aggregator,
     identities: Identities,
     reader: Reader,
-    counters: aya::maps::PerCpuArray<aya::maps::MapData, u64>,
+    counters: CounterMaps,
     clock: Clock,
     events: Option<JsonSink>,
     csv: Option<CsvSink>,
@@ -284,6 +282,8 @@ impl Session {
             dropped: c.dropped,
             filtered: c.filtered,
             unattributed: c.unattributed,
+            owners: c.owners,
+            owners_evicted: c.owners_evicted,
             read: self.reader.read,
             decode_errors: self.reader.decode_errors,
         };
@@ -335,8 +335,14 @@ impl Session {
         let mut err = std::io::stderr();
         let _ = writeln!(
             err,
-            "tracer: {} events read; kernel: {} submitted, {} dropped (ring buffer full), {} filtered, {} unattributed; {} undecodable",
-            k.read, k.submitted, k.dropped, k.filtered, k.unattributed, k.decode_errors
+            "tracer: {} events read; kernel: {} submitted, {} dropped (ring buffer full), {} filtered, {} unattributed, {} owners evicted (owner map full); {} undecodable",
+            k.read,
+            k.submitted,
+            k.dropped,
+            k.filtered,
+            k.unattributed,
+            k.owners_evicted,
+            k.decode_errors
         );
         if let Some(csv) = &self.csv {
             let _ = writeln!(

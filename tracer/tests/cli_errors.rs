@@ -118,6 +118,50 @@ fn without_privileges_it_says_what_is_missing() {
     );
 }
 
+/// `--hooks kprobe` on a kernel without kprobes (CONFIG_KPROBES unset) is one
+/// line and exit status 1; where kprobes exist (the 6.1 VM) the plan runs.
+#[test]
+fn forced_kprobes_need_kprobes() {
+    if !support::kernel_tests_enabled() {
+        return;
+    }
+    let out = tracer(&["--headless", "--hooks", "kprobe", "--duration", "1s"]);
+    let err = stderr(&out);
+    if std::path::Path::new("/sys/bus/event_source/devices/kprobe").exists() {
+        assert_eq!(out.status.code(), Some(0), "{err}");
+        assert!(err.contains(" via the kprobe plan "), "{err}");
+        return;
+    }
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert_eq!(
+        err.trim(),
+        "tracer: error: --hooks kprobe cannot work here: this kernel has no kprobes \
+         (CONFIG_KPROBES is not set); use --hooks auto or --hooks tracepoint"
+    );
+}
+
+#[test]
+fn tiny_owner_map_is_a_usage_error() {
+    let out = tracer(&["--headless", "--owner-map-size", "4"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("4 is not in 16.."),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn unknown_hook_kind_is_a_usage_error() {
+    let out = tracer(&["--headless", "--hooks", "fentry"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("possible values: auto, tracepoint, kprobe"),
+        "{}",
+        stderr(&out)
+    );
+}
+
 #[test]
 fn help_teaches_the_flags() {
     let out = tracer(&["--help"]);
@@ -130,6 +174,7 @@ fn help_teaches_the_flags() {
         "--events",
         "--csv",
         "--interval",
+        "--hooks",
         "doctor",
         "Exit status",
     ] {

@@ -1,5 +1,5 @@
 //! `tracer doctor` on the running kernel: it must find by trying which program
-//! kinds load, and end with a plan.
+//! kinds and which hook plans load, and end with the plan auto picks.
 
 mod support;
 
@@ -24,10 +24,34 @@ fn doctor_reports_kinds_and_plan() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(text.contains("tracepoint      yes"), "{text}");
-    assert!(text.contains("plan\n  tracepoint "), "{text}");
+    // Both plans are tried; auto picks tracepoints where they exist.
+    assert!(
+        text.contains("hook plans (--hooks;") && text.contains("\n  tracepoint      loads ("),
+        "{text}"
+    );
+    assert!(
+        text.contains(
+            "plan (--hooks auto): the tracepoint plan (tracepoints only)\n  tracepoint tcp:tcp_destroy_sock\n"
+        ),
+        "{text}"
+    );
     assert!(text.contains("missing: nothing"), "{text}");
+    let kprobes = std::path::Path::new("/sys/bus/event_source/devices/kprobe").exists();
+    if kprobes {
+        assert!(text.contains("\n  kprobe          loads ("), "{text}");
+        assert!(
+            text.contains("struct sock offsets from BTF: state "),
+            "{text}"
+        );
+    } else {
+        assert!(
+            text.contains("\n  kprobe          does not load: ") && text.contains("CONFIG_KPROBES"),
+            "{text}"
+        );
+    }
     // Inside the 6.1 test VM (`cargo xtask test --vm`) kprobes and fentry exist.
     if std::env::var("TRACER_TEST_KERNEL").is_ok_and(|v| v == "vm") {
+        assert!(kprobes, "no kprobes in the VM");
         assert!(text.contains("kprobe          yes"), "{text}");
         assert!(text.contains("fentry          yes"), "{text}");
     }

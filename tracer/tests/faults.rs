@@ -302,3 +302,46 @@ fn emfile() {
         .expect("count");
     assert_eq!(num(&row, "socket_fds"), opened, "{row:?}");
 }
+
+/// An owner map too small for the traced sockets: recording more owners than
+/// it holds evicts, and every eviction is counted in the stats line and the
+/// exit summary instead of passing silently.
+#[test]
+fn full_owner_map_is_counted() {
+    if !kernel_tests_enabled() {
+        return;
+    }
+    const SIZE: u64 = 16;
+    const CONNECTIONS: u64 = 64;
+    let ns = Netns::new("owners");
+    let (_server, port) = Peer::listen_in(&ns.name, HOST);
+    let mut client = Peer::spawn_in(
+        Some(&ns.name),
+        &["open", HOST, &port.to_string(), &CONNECTIONS.to_string()],
+    );
+    let tracer = Tracer::start(&[
+        "--pid",
+        &client.pid().to_string(),
+        "--owner-map-size",
+        &SIZE.to_string(),
+    ]);
+    assert_eq!(client.ask("go"), CONNECTIONS.to_string());
+    thread::sleep(Duration::from_millis(1500));
+    let (status, events, stderr) = tracer.stop();
+    assert!(status.success(), "{stderr}");
+    let stats = events
+        .iter()
+        .rev()
+        .find(|e| e["event"] == "stats")
+        .expect("stats line");
+    let owners = stats["owners"].as_u64().expect("owners");
+    let evicted = stats["owners_evicted"].as_u64().expect("owners_evicted");
+    println!("owner map of {SIZE}: {CONNECTIONS} connects, {owners} owners, {evicted} evicted");
+    // Every connect records a new owner: it either fits or evicts another.
+    assert_eq!(owners, SIZE, "{stats}");
+    assert_eq!(owners + evicted, CONNECTIONS, "{stats}");
+    assert!(
+        stderr.contains(&format!(", {evicted} owners evicted (owner map full);")),
+        "{stderr}"
+    );
+}

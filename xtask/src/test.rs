@@ -20,6 +20,12 @@ use crate::{
 /// The package whose tests exercise the kernel and so run again in the VM.
 const KERNEL_TEST_PACKAGE: &str = "tracer";
 
+/// The kernel suites that run once per hook plan in the VM, where both plans
+/// work, with identical expectations. `TRACER_TEST_HOOKS` makes them start
+/// tracer with `--hooks PLAN`.
+const PLAN_SUITES: &[&str] = &["states", "faults"];
+const PLANS: &[&str] = &["tracepoint", "kprobe"];
+
 #[derive(Debug, Args)]
 pub struct TestArgs {
     /// Run only the tests on this machine's kernel; skip the VM.
@@ -28,6 +34,8 @@ pub struct TestArgs {
 
     /// Run only the VM part: tracer's tests and `tracer doctor` on Debian's 6.1
     /// kernel under virtme-ng (one boot, about half a minute plus the tests).
+    /// The state and fault suites run twice there, with `--hooks tracepoint`
+    /// and `--hooks kprobe`.
     #[arg(long)]
     pub vm: bool,
 
@@ -112,7 +120,7 @@ fn vm_tests(ws: &Workspace, args: &TestArgs) -> Result<bool> {
         })?;
 
     // Same package selection as the host run, so nothing is rebuilt.
-    let mut test_exes: Vec<(String, PathBuf)> = cargo_artifacts(
+    let mut test_exes: Vec<(String, String, PathBuf)> = cargo_artifacts(
         ws,
         &[
             "test",
@@ -132,7 +140,7 @@ fn vm_tests(ws: &Workspace, args: &TestArgs) -> Result<bool> {
             .map(|kind| kind.to_string())
             .unwrap_or_default();
         let exe = a.executable?.into_std_path_buf();
-        Some((format!("{} ({kind})", a.target.name), exe))
+        Some((a.target.name.clone(), kind, exe))
     })
     .collect();
     test_exes.sort();
@@ -144,12 +152,38 @@ fn vm_tests(ws: &Workspace, args: &TestArgs) -> Result<bool> {
     let mut jobs = vec![Job {
         name: "tracer doctor".into(),
         argv: vec![path_string(&tracer_bin)?, "doctor".into()],
+        env: Vec::new(),
     }];
-    for (name, exe) in &test_exes {
-        jobs.push(Job {
-            name: format!("tests: {name}"),
-            argv: vec![path_string(exe)?, "--test-threads=1".into()],
-        });
+    // Every suite once; the plan suites once per plan, all in this one boot.
+    let plan_suite = |name: &str, kind: &str| kind == "test" && PLAN_SUITES.contains(&name);
+    for (name, kind, exe) in &test_exes {
+        let plans: &[&str] = if plan_suite(name, kind) { PLANS } else { &[""] };
+        for plan in plans {
+            let (label, env) = if plan.is_empty() {
+                (String::new(), Vec::new())
+            } else {
+                (
+                    format!(", --hooks {plan}"),
+                    vec![("TRACER_TEST_HOOKS".to_owned(), (*plan).to_owned())],
+                )
+            };
+            jobs.push(Job {
+                name: format!("tests: {name} ({kind}{label})"),
+                argv: vec![path_string(exe)?, "--test-threads=1".into()],
+                env,
+            });
+        }
+    }
+    let missing: Vec<&&str> = PLAN_SUITES
+        .iter()
+        .filter(|suite| {
+            !test_exes
+                .iter()
+                .any(|(name, kind, _)| plan_suite(name, kind) && name == *suite)
+        })
+        .collect();
+    if !missing.is_empty() {
+        bail!("`cargo test --no-run` reported no test executable for {missing:?}");
     }
 
     let env_vars = vec![

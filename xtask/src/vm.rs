@@ -33,6 +33,8 @@ pub struct Job {
     /// Shown in the output and the results.
     pub name: String,
     pub argv: Vec<String>,
+    /// Environment for this job only, on top of the VM-wide one.
+    pub env: Vec<(String, String)>,
 }
 
 /// How the guest should be booted.
@@ -251,7 +253,12 @@ pub fn script(workdir: &Path, env: &[(String, String)], jobs: &[Job]) -> String 
     }
     s += &format!("echo \"{MARKER} kernel $(uname -r)\"\nfailed=0\n");
     for (index, job) in jobs.iter().enumerate() {
-        let argv: Vec<String> = job.argv.iter().map(|arg| quote(arg)).collect();
+        let argv: Vec<String> = job
+            .env
+            .iter()
+            .map(|(key, value)| format!("{key}={}", quote(value)))
+            .chain(job.argv.iter().map(|arg| quote(arg)))
+            .collect();
         s += &format!(
             "echo {}\n{} 2>&1\nstatus=$?\necho \"{MARKER} status {index} $status\"\n\
              [ \"$status\" -eq 0 ] || failed=1\n",
@@ -371,17 +378,20 @@ mod tests {
             Job {
                 name: "a".into(),
                 argv: vec!["true".into()],
+                env: Vec::new(),
             },
             Job {
                 name: "b c".into(),
                 argv: vec!["/bin/x".into(), "--flag=1".into(), "it's".into()],
+                env: vec![("MODE".into(), "a b".into())],
             },
         ];
         let env = [("CI".to_owned(), "true".to_owned())];
         let s = script(Path::new("/work/main"), &env, &jobs);
         assert!(s.contains("cd /work/main || exit 99\n"));
         assert!(s.contains("export CI=true\n"));
-        assert!(s.contains("/bin/x --flag=1 'it'\\''s' 2>&1\n"));
+        assert!(s.contains("\ntrue 2>&1\n"));
+        assert!(s.contains("MODE='a b' /bin/x --flag=1 'it'\\''s' 2>&1\n"));
         assert!(s.contains("echo \"::xtask-vm:: status 0 $status\""));
         assert!(s.contains("echo \"::xtask-vm:: status 1 $status\""));
         assert!(s.ends_with("echo \"::xtask-vm:: done\"\nexit $failed\n"));

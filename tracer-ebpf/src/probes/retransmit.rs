@@ -3,17 +3,15 @@
 //! connection on a listener). Read skaddr, state and the address tuple at the
 //! offsets in `LAYOUT_TCP_RETRANSMIT_SKB` / `LAYOUT_TCP_RETRANSMIT_SYNACK`.
 //!
-//! Both fire from timers (softirq): the owner comes from the owner map.
+//! Both fire from timers (softirq): the owner comes from the owner map. The
+//! kprobe plan reads the same from `tcp_retransmit_skb` (`kprobe_retransmit`).
 
 use aya_ebpf::{
     Global, helpers::bpf_ktime_get_ns, macros::tracepoint, programs::TracePointContext,
 };
-use tracer_common::{
-    Event, EventKind, FieldOffsets,
-    tcp::{SYN_RECV, SYN_SENT},
-};
+use tracer_common::{Event, EventKind, FieldOffsets, tcp::SYN_RECV};
 
-use crate::{emit::emit, owner, read};
+use crate::{emit::emit, owner, read, transition};
 
 #[unsafe(no_mangle)]
 static LAYOUT_TCP_RETRANSMIT_SKB: Global<FieldOffsets> = Global::new(FieldOffsets::NONE);
@@ -34,18 +32,8 @@ fn try_tcp_retransmit_skb(ctx: &TracePointContext) -> Result<u32, u32> {
     ev.ts_ns = unsafe { bpf_ktime_get_ns() };
     ev.sk = read::field::<u64>(ctx, o.skaddr)?;
     let state = read::field::<i32>(ctx, o.state)? as u8;
-    ev.old_state = state;
-    ev.new_state = state;
-    ev.kind = if state == SYN_SENT {
-        EventKind::SynRetransmit
-    } else {
-        EventKind::Retransmit
-    } as u32;
     read::tuple(ctx, &o, &mut ev)?;
-    let owner = owner::lookup(ev.sk);
-    if owner::attribute(&mut ev, owner) {
-        emit(&ev);
-    }
+    transition::retransmit(&mut ev, state);
     Ok(0)
 }
 

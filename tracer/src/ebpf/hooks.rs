@@ -1,4 +1,9 @@
 //! The hooks tracer attaches, and the tracepoint fields each program reads.
+//!
+//! Two data sources can come from either tracepoints or kprobes: state changes
+//! and retransmits ([`SOURCES`]). Each plan uses one kind per source; everything
+//! else (resets, teardown, SYN-ACK retransmits, syscall errors) is a tracepoint
+//! in every plan ([`SHARED`]).
 
 /// A program attached to a classic tracepoint, whose field offsets come from
 /// the running kernel's format file.
@@ -98,8 +103,7 @@ const fn sys_exit(program: &'static str) -> TracepointHook {
     }
 }
 
-/// Every tracepoint program, in attach order: teardown first, so that no owner
-/// outlives its socket while the rest attaches, then the owner-recording state
+/// Every tracepoint program: teardown first, then the owner-recording state
 /// program, then the consumers of owners.
 pub const TRACEPOINTS: &[TracepointHook] = &[
     DESTROY,
@@ -115,3 +119,115 @@ pub const TRACEPOINTS: &[TracepointHook] = &[
     sys_exit("sys_exit_bind"),
     sys_exit("sys_exit_listen"),
 ];
+
+/// The tracepoints of every plan, after [`DESTROY`] (attached first, so that
+/// no owner outlives its socket while the rest attaches) and the sources.
+pub const SHARED: &[TracepointHook] = &[
+    RETRANSMIT_SYNACK,
+    SEND_RESET,
+    RECEIVE_RESET,
+    sys_exit("sys_exit_socket"),
+    sys_exit("sys_exit_connect"),
+    sys_exit("sys_exit_accept"),
+    sys_exit("sys_exit_accept4"),
+    sys_exit("sys_exit_bind"),
+    sys_exit("sys_exit_listen"),
+];
+
+/// The two kinds of hook a source can use, cheapest and most stable first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HookKind {
+    /// Stable tracepoints: fields described by their format files.
+    Tracepoint,
+    /// kprobes on kernel functions, reading `struct sock` at offsets from BTF:
+    /// for kernels that lack (or refuse) the tracepoints.
+    Kprobe,
+}
+
+impl HookKind {
+    pub const ALL: [Self; 2] = [Self::Tracepoint, Self::Kprobe];
+
+    pub const fn name(self) -> &'static str {
+        match self {
+            Self::Tracepoint => "tracepoint",
+            Self::Kprobe => "kprobe",
+        }
+    }
+}
+
+/// A kprobe or kretprobe program.
+#[derive(Debug, Clone, Copy)]
+pub struct KprobeHook {
+    /// Program name in the eBPF object.
+    pub program: &'static str,
+    /// The kernel function it is attached to.
+    pub function: &'static str,
+    /// A kretprobe (on the function's return) rather than a kprobe.
+    pub ret: bool,
+}
+
+impl KprobeHook {
+    const fn entry(program: &'static str, function: &'static str) -> Self {
+        Self {
+            program,
+            function,
+            ret: false,
+        }
+    }
+
+    const fn exit(program: &'static str, function: &'static str) -> Self {
+        Self {
+            program,
+            function,
+            ret: true,
+        }
+    }
+
+    /// How the plan shows it, e.g. `kretprobe tcp_retransmit_skb`.
+    pub fn describe(&self) -> String {
+        let kind = if self.ret { "kretprobe" } else { "kprobe" };
+        format!("{kind} {}", self.function)
+    }
+}
+
+/// A data source with a tracepoint and a kprobe alternative.
+#[derive(Debug, Clone, Copy)]
+pub struct Source {
+    /// What it provides, for messages.
+    pub name: &'static str,
+    pub tracepoint: TracepointHook,
+    /// The kprobe alternative, in attach order: return probes before their
+    /// entry probes, so that no entry is left waiting for a return.
+    pub kprobes: &'static [KprobeHook],
+}
+
+/// State changes. The connect probes record owners that `tcp_set_state` finds;
+/// `inet_csk_listen_start` covers CLOSE→LISTEN, which `tcp_set_state` never sees.
+pub const STATE_SOURCE: Source = Source {
+    name: "state changes",
+    tracepoint: STATE,
+    kprobes: &[
+        KprobeHook::entry("kprobe_tcp_v4_connect", "tcp_v4_connect"),
+        KprobeHook::entry("kprobe_tcp_v6_connect", "tcp_v6_connect"),
+        KprobeHook::exit("kretprobe_inet_csk_listen_start", "inet_csk_listen_start"),
+        KprobeHook::entry("kprobe_inet_csk_listen_start", "inet_csk_listen_start"),
+        KprobeHook::entry("kprobe_tcp_set_state", "tcp_set_state"),
+    ],
+};
+
+/// Retransmits of data and SYNs. Both functions, at entry and return: see
+/// `tracer-ebpf/src/probes/kprobe_retransmit.rs`.
+pub const RETRANSMIT_SOURCE: Source = Source {
+    name: "retransmits",
+    tracepoint: RETRANSMIT,
+    kprobes: &[
+        KprobeHook::exit("kretprobe_tcp_retransmit_skb", "tcp_retransmit_skb"),
+        KprobeHook::exit("kretprobe_tcp_retransmit_skb_inner", "__tcp_retransmit_skb"),
+        KprobeHook::entry("kprobe_tcp_retransmit_skb", "tcp_retransmit_skb"),
+        KprobeHook::entry("kprobe_tcp_retransmit_skb_inner", "__tcp_retransmit_skb"),
+    ],
+};
+
+/// The sources with a choice of hook, in attach order (owners are recorded by
+/// the state source before anything looks them up).
+pub const SOURCES: &[Source] = &[STATE_SOURCE, RETRANSMIT_SOURCE];

@@ -1,20 +1,32 @@
 //! Loading the eBPF object with the running kernel's field offsets and the
 //! user's filters, then attaching the programs.
 
+use std::fmt;
+
 use aya::{
     Ebpf, EbpfLoader,
-    maps::{HashMap, MapData, PerCpuArray, RingBuf},
-    programs::TracePoint,
+    maps::{Array, HashMap, MapData, PerCpuArray, RingBuf},
+    programs::{KProbe, TracePoint},
 };
-use tracer_common::{FieldOffsets, Owner, maps, maps::SocketKey, tcp};
+use tracer_common::{FieldOffsets, Owner, SockOffsets, maps, maps::SocketKey, tcp};
 
-use crate::proc::sockets;
+use crate::{proc::sockets, system};
 
 use super::{
-    OBJECT, btf,
+    OBJECT,
+    btf::{self, Btf, BtfError},
+    counters::CounterMaps,
     format::{Format, FormatError},
-    hooks::{TRACEPOINTS, TracepointHook},
+    hooks::{DESTROY, HookKind, KprobeHook, SHARED, SOURCES, Source, TracepointHook},
 };
+
+/// The smallest owner map accepted (tests use tiny ones to fill them).
+pub const MIN_OWNER_MAP_SIZE: u32 = 16;
+
+/// Load-time global: [`SockOffsets`] for the kprobes.
+const GLOBAL_SOCK_LAYOUT: &str = "SOCK_LAYOUT";
+/// Load-time global (u32): offset of `sk_err` in `struct sock`.
+const GLOBAL_SK_ERR_OFFSET: &str = "SOCK_SK_ERR_OFFSET";
 
 #[derive(Debug, thiserror::Error)]
 pub enum LoadError {
@@ -48,6 +60,16 @@ pub enum LoadError {
     },
     #[error("--ring-buffer-size {0}: must be a power of two and at least 4096 bytes")]
     RingSize(u32),
+    #[error("--owner-map-size {0}: must be at least {MIN_OWNER_MAP_SIZE}")]
+    OwnerMapSize(u32),
+    #[error("--hooks kprobe cannot work here: {0}; use --hooks auto or --hooks tracepoint")]
+    KprobesUnavailable(String),
+    #[error("no hook for {data} on this kernel: {tracepoint}; and {kprobe}")]
+    NoHook {
+        data: &'static str,
+        tracepoint: FormatError,
+        kprobe: String,
+    },
 }
 
 /// What the user asked to trace.
@@ -62,6 +84,56 @@ pub struct Filters {
 pub struct Settings {
     pub filters: Filters,
     pub ring_bytes: u32,
+    /// Capacity of the owner map (sockets whose owner is remembered).
+    pub owner_map_size: u32,
+    /// The kind of hook for every source that has a choice; `None` picks, per
+    /// source, the cheapest that works here (tracepoints where present).
+    pub hooks: Option<HookKind>,
+}
+
+/// The hooks in use.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    /// The kind serving each of [`SOURCES`], in that order.
+    pub sources: Vec<HookKind>,
+    /// Every attached program in attach order, e.g. `tracepoint
+    /// sock:inet_sock_set_state` or `kretprobe tcp_retransmit_skb`.
+    pub hooks: Vec<String>,
+}
+
+impl Plan {
+    /// `tracepoint` or `kprobe` when every source uses that kind, else `mixed`.
+    pub fn name(&self) -> &'static str {
+        match HookKind::ALL
+            .into_iter()
+            .find(|kind| self.sources.iter().all(|k| k == kind))
+        {
+            Some(kind) => kind.name(),
+            None => "mixed",
+        }
+    }
+}
+
+impl fmt::Display for Plan {
+    /// `the tracepoint plan (tracepoints only)`, `the kprobe plan (state
+    /// changes and retransmits from kprobes, the rest from tracepoints)`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "the {} plan (", self.name())?;
+        if self.sources.iter().all(|k| *k == HookKind::Tracepoint) {
+            return write!(f, "tracepoints only)");
+        }
+        let mut by_kind: Vec<(HookKind, Vec<&str>)> = Vec::new();
+        for (source, kind) in SOURCES.iter().zip(&self.sources) {
+            match by_kind.iter_mut().find(|(k, _)| k == kind) {
+                Some((_, names)) => names.push(source.name),
+                None => by_kind.push((*kind, vec![source.name])),
+            }
+        }
+        for (kind, names) in &by_kind {
+            write!(f, "{} from {}s, ", names.join(" and "), kind.name())?;
+        }
+        write!(f, "the rest from tracepoints)")
+    }
 }
 
 /// The loaded and attached programs plus the maps userspace reads.
@@ -69,22 +141,31 @@ pub struct Loaded {
     /// Keeps programs and links alive.
     pub ebpf: Ebpf,
     pub events: RingBuf<MapData>,
-    pub counters: PerCpuArray<MapData, u64>,
-    /// One line per attached hook, e.g. `tracepoint sock:inet_sock_set_state`.
-    pub plan: Vec<String>,
+    pub counters: CounterMaps,
+    /// The hooks attached.
+    pub plan: Plan,
     /// Where connect errors come from (or why they are unavailable).
     pub connect_errors: String,
 }
 
-/// Reads the field offsets every tracepoint program needs from the running kernel.
-pub fn layouts() -> Result<Vec<(TracepointHook, FieldOffsets)>, FormatError> {
-    TRACEPOINTS
-        .iter()
-        .map(|hook| {
-            let format = Format::read(hook.category, hook.name)?;
-            Ok((*hook, format.offsets(hook.required, hook.optional)?))
-        })
-        .collect()
+/// The field offsets `hook`'s program needs, from the running kernel.
+fn layout(hook: &TracepointHook) -> Result<FieldOffsets, FormatError> {
+    Format::read(hook.category, hook.name)?.offsets(hook.required, hook.optional)
+}
+
+/// Whether the kprobe alternatives can run here: the kernel has kprobes and
+/// its BTF places every `struct sock` member they read. Returns those offsets,
+/// or why not.
+pub fn kprobe_support(btf: Result<&Btf, &BtfError>) -> Result<SockOffsets, String> {
+    system::kprobes_available()?;
+    let btf = btf.map_err(|e| format!("kprobes read struct sock through BTF: {e}"))?;
+    btf::sock_offsets(btf).map_err(|e| format!("kprobes cannot read struct sock here: {e}"))
+}
+
+/// A hook a source may use here, with what it needs.
+enum Candidate {
+    Tracepoint(FieldOffsets),
+    Kprobe,
 }
 
 /// Loads the object, applies the filters and attaches every program.
@@ -92,15 +173,63 @@ pub fn load(settings: &Settings) -> Result<Loaded, LoadError> {
     if !settings.ring_bytes.is_power_of_two() || settings.ring_bytes < 4096 {
         return Err(LoadError::RingSize(settings.ring_bytes));
     }
-    let layouts = layouts()?;
+    if settings.owner_map_size < MIN_OWNER_MAP_SIZE {
+        return Err(LoadError::OwnerMapSize(settings.owner_map_size));
+    }
     let filter_pids: u32 = u32::from(!settings.filters.pids.is_empty());
+    let owners_max = u64::from(settings.owner_map_size);
+    // Tracepoints every plan uses.
+    let destroy = layout(&DESTROY)?;
+    let shared = SHARED
+        .iter()
+        .map(|hook| Ok((*hook, layout(hook)?)))
+        .collect::<Result<Vec<_>, FormatError>>()?;
+    // What each source can use here, in the order to try.
+    let btf = Btf::kernel();
+    let sock = kprobe_support(btf.as_ref());
+    let mut sources: Vec<(&Source, Vec<Candidate>)> = Vec::new();
+    for source in SOURCES {
+        let tracepoint = layout(&source.tracepoint);
+        let candidates = match settings.hooks {
+            Some(HookKind::Tracepoint) => vec![Candidate::Tracepoint(tracepoint?)],
+            Some(HookKind::Kprobe) => {
+                sock.as_ref()
+                    .map_err(|reason| LoadError::KprobesUnavailable(reason.clone()))?;
+                vec![Candidate::Kprobe]
+            }
+            None => match (tracepoint, &sock) {
+                (Ok(offsets), Ok(_)) => vec![Candidate::Tracepoint(offsets), Candidate::Kprobe],
+                (Ok(offsets), Err(_)) => vec![Candidate::Tracepoint(offsets)],
+                (Err(_), Ok(_)) => vec![Candidate::Kprobe],
+                (Err(tracepoint), Err(kprobe)) => {
+                    return Err(LoadError::NoHook {
+                        data: source.name,
+                        tracepoint,
+                        kprobe: kprobe.clone(),
+                    });
+                }
+            },
+        };
+        sources.push((source, candidates));
+    }
 
     let mut loader = EbpfLoader::new();
     loader
         .map_max_entries(maps::EVENTS, settings.ring_bytes)
-        .override_global(maps::GLOBAL_FILTER_PIDS, &filter_pids, true);
+        .map_max_entries(maps::OWNERS, settings.owner_map_size)
+        .override_global(maps::GLOBAL_FILTER_PIDS, &filter_pids, true)
+        .override_global(maps::GLOBAL_OWNERS_CAPACITY, &owners_max, true);
+    let mut layouts: Vec<(&TracepointHook, &FieldOffsets)> = vec![(&DESTROY, &destroy)];
+    layouts.extend(shared.iter().map(|(hook, offsets)| (hook, offsets)));
+    for (source, candidates) in &sources {
+        for candidate in candidates {
+            if let Candidate::Tracepoint(offsets) = candidate {
+                layouts.push((&source.tracepoint, offsets));
+            }
+        }
+    }
     let mut globals: Vec<(&TracepointHook, &FieldOffsets)> = Vec::new();
-    for (hook, offsets) in &layouts {
+    for (hook, offsets) in layouts {
         match globals.iter().find(|(h, _)| h.global == hook.global) {
             Some((h, o)) if *o != offsets => {
                 return Err(LoadError::LayoutConflict {
@@ -116,10 +245,15 @@ pub fn load(settings: &Settings) -> Result<Loaded, LoadError> {
             }
         }
     }
+    let sock_layout = sock.as_ref().copied().unwrap_or(SockOffsets::NONE);
+    loader.override_global(GLOBAL_SOCK_LAYOUT, &sock_layout, true);
     // Where the kernel keeps a socket's pending error, for connect outcomes.
-    let sk_err = btf::member_offset("sock", "sk_err");
+    let sk_err = btf.as_ref().map_err(ToString::to_string).and_then(|btf| {
+        btf.member_offset("sock", "sk_err")
+            .map_err(|e| e.to_string())
+    });
     let sk_err_offset = *sk_err.as_ref().unwrap_or(&u32::MAX);
-    loader.override_global("SOCK_SK_ERR_OFFSET", &sk_err_offset, true);
+    loader.override_global(GLOBAL_SK_ERR_OFFSET, &sk_err_offset, true);
     let mut ebpf = loader.load(OBJECT).map_err(LoadError::Object)?;
 
     // The filter must be complete before the first program runs.
@@ -138,10 +272,42 @@ pub fn load(settings: &Settings) -> Result<Loaded, LoadError> {
 
     seed_owners(&mut ebpf, &settings.filters.pids)?;
 
-    let mut plan = Vec::new();
-    for (hook, _) in &layouts {
-        attach_tracepoint(&mut ebpf, hook)?;
-        plan.push(format!("tracepoint {}:{}", hook.category, hook.name));
+    let mut plan = Plan {
+        sources: Vec::new(),
+        hooks: vec![attach_tracepoint(&mut ebpf, &DESTROY)?],
+    };
+    for (source, candidates) in &sources {
+        // The first candidate that attaches wins; with none, the first error.
+        let mut first_error = None;
+        for candidate in candidates {
+            let attached = match candidate {
+                Candidate::Tracepoint(_) => attach_tracepoint(&mut ebpf, &source.tracepoint)
+                    .map(|hook| (HookKind::Tracepoint, vec![hook])),
+                Candidate::Kprobe => source
+                    .kprobes
+                    .iter()
+                    .map(|hook| attach_kprobe(&mut ebpf, hook))
+                    .collect::<Result<Vec<_>, _>>()
+                    .map(|hooks| (HookKind::Kprobe, hooks)),
+            };
+            match attached {
+                Ok((kind, hooks)) => {
+                    plan.sources.push(kind);
+                    plan.hooks.extend(hooks);
+                    first_error = None;
+                    break;
+                }
+                Err(e) => {
+                    first_error.get_or_insert(e);
+                }
+            }
+        }
+        if let Some(e) = first_error {
+            return Err(e);
+        }
+    }
+    for (hook, _) in &shared {
+        plan.hooks.push(attach_tracepoint(&mut ebpf, hook)?);
     }
     let connect_errors = match sk_err {
         Ok(offset) => format!("connect errors from struct sock.sk_err (BTF offset {offset})"),
@@ -150,8 +316,11 @@ pub fn load(settings: &Settings) -> Result<Loaded, LoadError> {
 
     let events = take_map(&mut ebpf, maps::EVENTS)?;
     let events = RingBuf::try_from(events).map_err(map_error(maps::EVENTS))?;
-    let counters = take_map(&mut ebpf, maps::COUNTERS)?;
-    let counters = PerCpuArray::try_from(counters).map_err(map_error(maps::COUNTERS))?;
+    let per_cpu = take_map(&mut ebpf, maps::COUNTERS)?;
+    let per_cpu = PerCpuArray::try_from(per_cpu).map_err(map_error(maps::COUNTERS))?;
+    let owners = take_map(&mut ebpf, maps::OWNER_COUNT)?;
+    let owners = Array::try_from(owners).map_err(map_error(maps::OWNER_COUNT))?;
+    let counters = CounterMaps { per_cpu, owners };
     Ok(Loaded {
         ebpf,
         events,
@@ -239,10 +408,12 @@ fn take_map(ebpf: &mut Ebpf, name: &'static str) -> Result<aya::maps::Map, LoadE
     ebpf.take_map(name).ok_or(LoadError::NoMap(name))
 }
 
-fn attach_tracepoint(ebpf: &mut Ebpf, hook: &TracepointHook) -> Result<(), LoadError> {
+/// Loads and attaches a tracepoint program; returns how the plan shows it.
+fn attach_tracepoint(ebpf: &mut Ebpf, hook: &TracepointHook) -> Result<String, LoadError> {
+    let name = format!("tracepoint {}:{}", hook.category, hook.name);
     let refused = |source: aya::programs::ProgramError| LoadError::Program {
         program: hook.program,
-        hook: format!("tracepoint {}:{}", hook.category, hook.name),
+        hook: name.clone(),
         hint: permission_hint(&source),
         source: Box::new(source),
     };
@@ -253,7 +424,26 @@ fn attach_tracepoint(ebpf: &mut Ebpf, hook: &TracepointHook) -> Result<(), LoadE
         .map_err(refused)?;
     program.load().map_err(refused)?;
     program.attach(hook.category, hook.name).map_err(refused)?;
-    Ok(())
+    Ok(name)
+}
+
+/// Loads and attaches a kprobe or kretprobe program; returns how the plan shows it.
+fn attach_kprobe(ebpf: &mut Ebpf, hook: &KprobeHook) -> Result<String, LoadError> {
+    let name = hook.describe();
+    let refused = |source: aya::programs::ProgramError| LoadError::Program {
+        program: hook.program,
+        hook: name.clone(),
+        hint: permission_hint(&source),
+        source: Box::new(source),
+    };
+    let program: &mut KProbe = ebpf
+        .program_mut(hook.program)
+        .ok_or(LoadError::NoProgram(hook.program))?
+        .try_into()
+        .map_err(refused)?;
+    program.load().map_err(refused)?;
+    program.attach(hook.function, 0).map_err(refused)?;
+    Ok(name)
 }
 
 /// A hint for the errors users can act on.
@@ -266,5 +456,34 @@ pub fn permission_hint(err: &aya::programs::ProgramError) -> &'static str {
         " (the kernel refuses this program kind even with full privileges: lockdown or missing kernel support)"
     } else {
         " (permission denied: run tracer as root, e.g. with sudo)"
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn plan(sources: &[HookKind]) -> Plan {
+        Plan {
+            sources: sources.to_vec(),
+            hooks: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn plans_say_what_they_use() {
+        use HookKind::{Kprobe, Tracepoint};
+        assert_eq!(
+            plan(&[Tracepoint, Tracepoint]).to_string(),
+            "the tracepoint plan (tracepoints only)"
+        );
+        assert_eq!(
+            plan(&[Kprobe, Kprobe]).to_string(),
+            "the kprobe plan (state changes and retransmits from kprobes, the rest from tracepoints)"
+        );
+        assert_eq!(
+            plan(&[Tracepoint, Kprobe]).to_string(),
+            "the mixed plan (state changes from tracepoints, retransmits from kprobes, the rest from tracepoints)"
+        );
     }
 }

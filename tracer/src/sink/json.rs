@@ -76,7 +76,8 @@ pub fn render(ev: &TraceEvent, state_at: u8) -> Value {
     Value::Object(o)
 }
 
-/// The periodic `stats` object: kernel counters and userspace decode errors.
+/// The periodic `stats` object: kernel counters, the owner map's fill and
+/// evictions, and userspace decode errors.
 pub fn render_stats(ts_ns: u64, c: &Counters, decode_errors: u64) -> Value {
     json!({
         "ts_ns": ts_ns,
@@ -87,6 +88,8 @@ pub fn render_stats(ts_ns: u64, c: &Counters, decode_errors: u64) -> Value {
         "dropped": c.dropped,
         "filtered": c.filtered,
         "unattributed": c.unattributed,
+        "owners": c.owners,
+        "owners_evicted": c.owners_evicted,
         "decode_errors": decode_errors,
     })
 }
@@ -207,9 +210,15 @@ mod tests {
             dropped: 1,
             filtered: 2,
             unattributed: 3,
+            owners_evicted: 4,
+            owners: 5,
         };
         let v = render_stats(9, &c, 0);
         assert_eq!(v["event"], "stats");
         assert_eq!(v["dropped"], 1);
+        assert_eq!(
+            (v["owners"].as_u64(), v["owners_evicted"].as_u64()),
+            (Some(5), Some(4))
+        );
     }
 }

@@ -34,6 +34,14 @@ pub fn kernel_tests_enabled() -> bool {
     false
 }
 
+/// The hook plan the kernel tests force (`--hooks`), from `TRACER_TEST_HOOKS`
+/// (`tracepoint` or `kprobe`); unset or empty leaves tracer's default (auto).
+pub fn test_hooks() -> Option<String> {
+    std::env::var("TRACER_TEST_HOOKS")
+        .ok()
+        .filter(|hooks| !hooks.is_empty())
+}
+
 /// A running `tracer --headless --events -`.
 pub struct Tracer {
     child: Child,
@@ -44,9 +52,13 @@ pub struct Tracer {
 
 impl Tracer {
     /// Starts tracer with `args` and waits until it reports that it is tracing.
+    /// With `TRACER_TEST_HOOKS` set, forces that hook plan and checks that
+    /// tracer says it uses it.
     pub fn start(args: &[&str]) -> Self {
+        let hooks = test_hooks();
         let mut child = Command::new(TRACER)
             .args(["--headless", "--events", "-", "--interval", "1s"])
+            .args(hooks.iter().flat_map(|h| ["--hooks", h.as_str()]))
             .args(args)
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -69,7 +81,7 @@ impl Tracer {
         thread::spawn(move || {
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
                 if line.starts_with("tracer: tracing ") {
-                    let _ = ready_tx.send(());
+                    let _ = ready_tx.send(line.clone());
                 }
                 let mut t = text.lock().expect("lock");
                 t.push_str(&line);
@@ -82,16 +94,18 @@ impl Tracer {
             stderr: stderr_text,
             reader: Some(reader),
         };
-        // Emulated VMs start slowly.
-        let patience = if std::env::var("TRACER_TEST_KERNEL").is_ok_and(|k| k == "vm") {
-            Duration::from_secs(90)
-        } else {
-            Duration::from_secs(30)
-        };
-        if ready_rx.recv_timeout(patience).is_err() {
+        // Generous: under emulation on a busy host, loading and attaching
+        // (kprobes especially) has taken over 30 s.
+        let Ok(ready) = ready_rx.recv_timeout(Duration::from_secs(120)) else {
             let _ = tracer.child.kill();
             let _ = tracer.child.wait();
             panic!("tracer did not start tracing; stderr:\n{}", tracer.stderr());
+        };
+        if let Some(hooks) = hooks {
+            assert!(
+                ready.contains(&format!(" via the {hooks} plan ")),
+                "--hooks {hooks} not in effect: {ready}"
+            );
         }
         tracer
     }

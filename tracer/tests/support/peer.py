@@ -11,6 +11,8 @@ driven line by line over stdin so the test controls when traffic happens.
                                keeps the connection and sends on each later "go")
   peer.py emfile LIMIT         on "go": lower RLIMIT_NOFILE to LIMIT, open sockets until
                                that fails, print "error ERRNO COUNT", wait for EOF
+  peer.py open HOST PORT COUNT on "go": open COUNT connections and keep them, print
+                               COUNT, wait for EOF
 """
 import errno
 import os
@@ -109,5 +111,14 @@ def emfile(limit):
     sys.stdin.read()
 
 
+def open_many(host, port, count):
+    sys.stdin.readline()
+    conns = [socket.create_connection((host, int(port))) for _ in range(int(count))]
+    print(len(conns), flush=True)
+    sys.stdin.read()
+
+
 if __name__ == "__main__":
-    {"listen": listen, "connect": connect, "emfile": emfile}[sys.argv[1]](*sys.argv[2:])
+    {"listen": listen, "connect": connect, "emfile": emfile, "open": open_many}[sys.argv[1]](
+        *sys.argv[2:]
+    )

@@ -1,0 +1,69 @@
+//! Reading `struct sock` directly (kprobes get only the pointer), at member
+//! offsets userspace found in the running kernel's BTF and handed over as
+//! load-time globals.
+
+use aya_ebpf::{Global, helpers::bpf_probe_read_kernel};
+use tracer_common::{Event, SockOffsets, layout::ABSENT, tcp::AF_INET};
+
+#[unsafe(no_mangle)]
+static SOCK_LAYOUT: Global<SockOffsets> = Global::new(SockOffsets::NONE);
+
+/// Byte offset of `sk_err` in `struct sock`, from the kernel's BTF; `u32::MAX`
+/// when unknown (connect failures then carry no errno). Both plans read it.
+#[unsafe(no_mangle)]
+static SOCK_SK_ERR_OFFSET: Global<u32> = Global::new(u32::MAX);
+
+/// Reads a `T` at byte `offset` of the socket at `sk`; `Err` when the offset
+/// is unknown or the read faults.
+#[inline(always)]
+fn member<T>(sk: u64, offset: u16) -> Result<T, u32> {
+    if offset == ABSENT {
+        return Err(0);
+    }
+    // SAFETY: bpf_probe_read_kernel checks the access; the offset comes from BTF.
+    unsafe { bpf_probe_read_kernel((sk as *const u8).wrapping_add(offset as usize) as *const T) }
+        .map_err(|_| 0)
+}
+
+/// The socket's TCP state (`skc_state`).
+#[inline(always)]
+pub fn state(sk: u64) -> Result<u8, u32> {
+    member::<u8>(sk, SOCK_LAYOUT.load().state)
+}
+
+/// The socket's protocol (`sk_protocol`), e.g. IPPROTO_TCP.
+#[inline(always)]
+pub fn protocol(sk: u64) -> Result<u16, u32> {
+    member::<u16>(sk, SOCK_LAYOUT.load().protocol)
+}
+
+/// Fills family, ports and addresses of `ev` from the socket, as the
+/// tracepoints do from theirs.
+#[inline(always)]
+pub fn tuple(sk: u64, ev: &mut Event) -> Result<(), u32> {
+    let o = SOCK_LAYOUT.load();
+    ev.family = member::<u16>(sk, o.family)?;
+    ev.sport = member::<u16>(sk, o.sport)?;
+    ev.dport = u16::from_be(member::<u16>(sk, o.dport)?);
+    if ev.family == AF_INET {
+        ev.saddr[..4].copy_from_slice(&member::<[u8; 4]>(sk, o.saddr)?);
+        ev.daddr[..4].copy_from_slice(&member::<[u8; 4]>(sk, o.daddr)?);
+    } else {
+        ev.saddr = member::<[u8; 16]>(sk, o.saddr_v6)?;
+        ev.daddr = member::<[u8; 16]>(sk, o.daddr_v6)?;
+    }
+    Ok(())
+}
+
+/// The error the kernel stored on the socket (`sk_err`, e.g. ECONNREFUSED);
+/// 0 when there is none or its offset is unknown.
+#[inline(always)]
+pub fn error(sk: u64) -> i32 {
+    let offset = SOCK_SK_ERR_OFFSET.load();
+    if offset == u32::MAX {
+        return 0;
+    }
+    // SAFETY: reads kernel memory through bpf_probe_read_kernel.
+    unsafe { bpf_probe_read_kernel((sk as *const u8).wrapping_add(offset as usize) as *const i32) }
+        .unwrap_or(0)
+}

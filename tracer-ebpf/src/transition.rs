@@ -1,0 +1,102 @@
+//! What the hooks make of an event once they have read it: attribution of
+//! state changes (owner, handshake latency, connect errors) and the data/SYN
+//! split of retransmits. The tracepoint and the kprobe programs of a data
+//! source both end here, so the two hook plans report the same way.
+
+use tracer_common::{
+    Event, EventKind,
+    tcp::{CLOSE, ESTABLISHED, LISTEN, SYN_RECV, SYN_SENT},
+};
+
+use crate::{emit::emit, owner, sock};
+
+/// Where the owner of a connecting socket comes from at CLOSE→SYN_SENT.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum ConnectOwner {
+    /// The current process, recorded now (the tracepoint plan).
+    Current,
+    /// Already recorded on entry to `tcp_v4_connect`/`tcp_v6_connect` (the
+    /// kprobe plan), so the handshake is timed from the connect call; the
+    /// current process when that record is missing.
+    Recorded,
+}
+
+/// A TCP state change, with `ev`'s socket, states and tuple already filled in:
+/// records or looks up the owner, adds handshake latency and connect errors,
+/// and emits the event.
+#[inline(always)]
+pub fn state_change(ev: &mut Event, connect: ConnectOwner) {
+    ev.kind = EventKind::State as u32;
+    let owner = match (ev.old_state, ev.new_state) {
+        (CLOSE, SYN_SENT) if connect == ConnectOwner::Recorded => {
+            owner::lookup(ev.sk).or_else(|| record_current(ev))
+        }
+        // Process context: the caller of connect()/listen() owns the socket.
+        (CLOSE, SYN_SENT) | (CLOSE, LISTEN) => record_current(ev),
+        (_, SYN_RECV) => {
+            let inherited = owner::listener(ev.sport).map(|mut l| {
+                l.start_ns = ev.ts_ns;
+                l
+            });
+            if let Some(l) = &inherited {
+                owner::record(ev.sk, l);
+            }
+            inherited
+        }
+        // Hooks that do not see the child's creation (6.1's tracepoint, the
+        // kprobe on tcp_set_state) show an accepted socket first at
+        // SYN_RECV→ESTABLISHED.
+        (SYN_RECV, _) => owner::lookup(ev.sk).or_else(|| {
+            let inherited = owner::listener(ev.sport);
+            if let Some(l) = &inherited {
+                owner::record(ev.sk, l);
+            }
+            inherited
+        }),
+        _ => owner::lookup(ev.sk),
+    };
+    if !owner::attribute(ev, owner) {
+        return;
+    }
+    if let (SYN_SENT, ESTABLISHED, Some(o)) = (ev.old_state, ev.new_state, &owner) {
+        ev.value = ev.ts_ns.saturating_sub(o.start_ns);
+    }
+    // A connect that ends before ESTABLISHED: the kernel stored why in sk_err
+    // (ECONNREFUSED, ETIMEDOUT, ...) before moving the socket to CLOSE.
+    if ev.old_state == SYN_SENT && ev.new_state == CLOSE {
+        ev.errno = sock::error(ev.sk);
+    }
+    if ev.old_state == LISTEN && ev.new_state == CLOSE {
+        owner::forget_listener(ev.sport);
+    }
+    emit(ev);
+}
+
+#[inline(always)]
+fn record_current(ev: &Event) -> Option<tracer_common::Owner> {
+    let current = owner::current();
+    if let Some(cur) = &current {
+        owner::record(ev.sk, cur);
+        if ev.new_state == LISTEN {
+            owner::record_listener(ev.sport, cur);
+        }
+    }
+    current
+}
+
+/// A segment retransmitted by `ev`'s socket, in `state`, with the tuple filled
+/// in: a SYN while connecting, data otherwise. Emitted under the socket's owner.
+#[inline(always)]
+pub fn retransmit(ev: &mut Event, state: u8) {
+    ev.old_state = state;
+    ev.new_state = state;
+    ev.kind = if state == SYN_SENT {
+        EventKind::SynRetransmit
+    } else {
+        EventKind::Retransmit
+    } as u32;
+    let owner = owner::lookup(ev.sk);
+    if owner::attribute(ev, owner) {
+        emit(ev);
+    }
+}
