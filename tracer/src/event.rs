@@ -16,6 +16,17 @@ pub enum DecodeError {
     Kind(u32),
 }
 
+/// CLOCK_MONOTONIC now, the clock the kernel stamps events with.
+pub fn monotonic_ns() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: valid clock id and pointer.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    (ts.tv_sec as u64) * 1_000_000_000 + ts.tv_nsec as u64
+}
+
 /// Converts the kernel's monotonic timestamps to wall-clock time.
 #[derive(Debug, Clone, Copy)]
 pub struct Clock {

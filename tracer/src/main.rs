@@ -11,6 +11,7 @@ mod findings;
 mod fixtures;
 mod human;
 mod proc;
+mod session;
 mod sink;
 mod snapshot;
 mod system;

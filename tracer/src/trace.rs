@@ -1,12 +1,6 @@
-//! The tracing session: checks, load, the event loop, and a clean stop.
+//! A trace from start to stop: checks, load, the event loop, and a clean stop.
 
-use std::{
-    fs::File,
-    io::{BufWriter, Write},
-    path::{Path, PathBuf},
-    sync::Arc,
-    time::{Duration, SystemTime},
-};
+use std::{path::Path, time::Duration};
 
 use anyhow::Context as _;
 use tokio::{
@@ -20,20 +14,16 @@ use crate::{
     aggregate::{Aggregator, Sample},
     cli::TraceArgs,
     ebpf::{
-        counters::{CounterMaps, Counters},
         loader::{self, Filters, Settings},
         reader::Reader,
     },
-    event::{Clock, Comm, TraceEvent},
+    event::{Clock, monotonic_ns},
     proc::{
         self,
         sampler::{Identities, Sampler, Scope},
     },
-    sink::{
-        csv::CsvSink,
-        json::{self, JsonSink},
-    },
-    snapshot::{KernelCounts, Snapshot},
+    session::Session,
+    sink::{csv::CsvSink, json::JsonSink},
     system,
     tui::{self, ViewContext},
 };
@@ -64,7 +54,7 @@ pub async fn run(args: &TraceArgs) -> anyhow::Result<()> {
             crate::ebpf::format::TRACEFS
         );
     }
-    let events = args.events.as_deref().map(open_events).transpose()?;
+    let events = args.events.as_deref().map(JsonSink::open).transpose()?;
     let csv = args.csv.as_deref().map(CsvSink::open).transpose()?;
 
     let loaded = loader::load(&Settings {
@@ -122,7 +112,9 @@ pub async fn run(args: &TraceArgs) -> anyhow::Result<()> {
         };
         async move {
             match parts {
-                Some((ctx, rx)) => tui::run(ctx, rx, Box::new(save_snapshot)).await,
+                Some((ctx, rx)) => {
+                    tui::run(ctx, rx, Box::new(|s| Ok(crate::sink::csv::save_new(s)?))).await
+                }
                 None => std::future::pending().await,
             }
         }
@@ -219,193 +211,6 @@ async fn sample_off_loop(
     Ok(sample)
 }
 
-/// Everything the event loop works on.
-struct Session {
-    aggregator: Aggregator,
-    identities: Identities,
-    reader: Reader,
-    counters: CounterMaps,
-    clock: Clock,
-    events: Option<JsonSink>,
-    csv: Option<CsvSink>,
-    /// The first failed write to `--events`, reported by `check_events`.
-    write_error: Option<std::io::Error>,
-    latest: Option<Arc<Snapshot>>,
-    /// Where the live view reads snapshots, when it runs.
-    view: Option<watch::Sender<Arc<Snapshot>>>,
-}
-
-impl Session {
-    async fn drain(&mut self) -> anyhow::Result<()> {
-        let Self {
-            aggregator,
-            identities,
-            reader,
-            events,
-            write_error,
-            ..
-        } = self;
-        reader
-            .drain(|ev| observe(aggregator, identities, events, write_error, &ev))
-            .await
-            .context("reading the ring buffer")?;
-        if let Some(sink) = events.as_mut() {
-            sink.flush().ok();
-        }
-        Ok(())
-    }
-
-    fn drain_now(&mut self) {
-        let Self {
-            aggregator,
-            identities,
-            reader,
-            events,
-            write_error,
-            ..
-        } = self;
-        reader.drain_now(|ev| observe(aggregator, identities, events, write_error, &ev));
-    }
-
-    /// Takes a /proc sample into the gauges and the process identities.
-    fn apply(&mut self, sample: Sample) {
-        let known = self.aggregator.alive();
-        self.identities.refresh(&sample, &known);
-        self.aggregator.apply(&sample);
-    }
-
-    /// Takes a snapshot; the live view gets it at once.
-    fn take(&mut self) -> anyhow::Result<(Arc<Snapshot>, Counters)> {
-        let c = Counters::read(&self.counters).context("reading the kernel counters")?;
-        let kernel = KernelCounts {
-            submitted: c.submitted,
-            dropped: c.dropped,
-            filtered: c.filtered,
-            unattributed: c.unattributed,
-            owners: c.owners,
-            owners_evicted: c.owners_evicted,
-            read: self.reader.read,
-            decode_errors: self.reader.decode_errors,
-        };
-        let snapshot = Arc::new(self.aggregator.snapshot(
-            SystemTime::now(),
-            monotonic_ns(),
-            kernel,
-        ));
-        if let Some(view) = &self.view {
-            view.send_replace(Arc::clone(&snapshot));
-        }
-        self.latest = Some(Arc::clone(&snapshot));
-        Ok((snapshot, c))
-    }
-
-    /// Hands a snapshot to the CSV file and a `stats` line to `--events`.
-    fn write(&mut self, snapshot: &Snapshot, c: &Counters) -> anyhow::Result<()> {
-        if let Some(csv) = self.csv.as_mut() {
-            csv.write(snapshot)?;
-        }
-        if let Some(sink) = self.events.as_mut() {
-            let stats = json::render_stats(
-                self.clock.wall_ns(monotonic_ns()),
-                c,
-                self.reader.decode_errors,
-            );
-            record(
-                sink.write(&stats).and_then(|()| sink.flush()),
-                &mut self.write_error,
-            );
-        }
-        Ok(())
-    }
-
-    fn check_events(&mut self) -> anyhow::Result<()> {
-        match self.write_error.take() {
-            Some(err) => Err(err).context("writing --events output"),
-            None => Ok(()),
-        }
-    }
-
-    /// The exit summary on stderr. Written without `eprintln!`, which would
-    /// panic when the terminal is already gone (a hang-up).
-    fn summary(&self) {
-        let Some(s) = self.latest.as_deref() else {
-            return;
-        };
-        let k = &s.kernel;
-        let mut err = std::io::stderr();
-        let _ = writeln!(
-            err,
-            "tracer: {} events read; kernel: {} submitted, {} dropped (ring buffer full), {} filtered, {} unattributed, {} owners evicted (owner map full); {} undecodable",
-            k.read,
-            k.submitted,
-            k.dropped,
-            k.filtered,
-            k.unattributed,
-            k.owners_evicted,
-            k.decode_errors
-        );
-        if let Some(csv) = &self.csv {
-            let _ = writeln!(
-                err,
-                "tracer: {} CSV rows written to {}",
-                csv.rows,
-                csv.path().display()
-            );
-        }
-    }
-}
-
-/// Feeds one event to the aggregator and the `--events` output.
-fn observe(
-    aggregator: &mut Aggregator,
-    identities: &mut Identities,
-    sink: &mut Option<JsonSink>,
-    error: &mut Option<std::io::Error>,
-    ev: &TraceEvent,
-) {
-    let owner = (!ev.unattributed && ev.pid != 0).then(|| identities.identify(ev.pid));
-    let observed = aggregator.observe(owner, ev);
-    if let Some(sink) = sink.as_mut() {
-        let resolved;
-        let ev = match observed.owner {
-            // Unattributed in the kernel, but the socket table names its holder.
-            Some(id) if ev.unattributed => {
-                resolved = TraceEvent {
-                    pid: id.pid,
-                    comm: Comm::from(aggregator.comm(id).unwrap_or_default()),
-                    unattributed: false,
-                    ..*ev
-                };
-                &resolved
-            }
-            _ => ev,
-        };
-        record(sink.write(&json::render(ev, observed.state_at)), error);
-        if let Some(connect) = json::render_connect(ev) {
-            record(sink.write(&connect), error);
-        }
-    }
-}
-
-/// `s` in the live view: the shown snapshot to a new CSV file in the current
-/// directory, named after the snapshot's time.
-fn save_snapshot(snapshot: &Snapshot) -> anyhow::Result<PathBuf> {
-    let stamp: String = humantime::format_rfc3339_seconds(snapshot.taken_at)
-        .to_string()
-        .chars()
-        .filter(|c| !matches!(c, '-' | ':'))
-        .collect();
-    let mut path = PathBuf::from(format!("tracer-{stamp}.csv"));
-    let mut n = 1;
-    while path.exists() {
-        n += 1;
-        path = PathBuf::from(format!("tracer-{stamp}-{n}.csv"));
-    }
-    let mut csv = CsvSink::open(&path)?;
-    csv.write(snapshot)?;
-    Ok(std::env::current_dir().map_or(path.clone(), |dir| dir.join(&path)))
-}
-
 fn describe(scope: &Scope) -> String {
     match scope {
         Scope::All => "all processes".to_owned(),
@@ -414,35 +219,4 @@ fn describe(scope: &Scope) -> String {
             format!("pid {}", pids.join(", "))
         }
     }
-}
-
-fn record(result: std::io::Result<()>, error: &mut Option<std::io::Error>) {
-    if let Err(e) = result {
-        error.get_or_insert(e);
-    }
-}
-
-fn open_events(path: &std::path::Path) -> anyhow::Result<JsonSink> {
-    let out: Box<dyn Write + Send> = if path.as_os_str() == "-" {
-        Box::new(BufWriter::new(std::io::stdout()))
-    } else {
-        let file = File::options()
-            .create(true)
-            .append(true)
-            .open(path)
-            .with_context(|| format!("cannot open --events file {} for writing", path.display()))?;
-        Box::new(BufWriter::new(file))
-    };
-    Ok(JsonSink::new(out))
-}
-
-/// CLOCK_MONOTONIC now, the clock the kernel stamps events with.
-pub fn monotonic_ns() -> u64 {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: valid clock id and pointer.
-    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
-    (ts.tv_sec as u64) * 1_000_000_000 + ts.tv_nsec as u64
 }

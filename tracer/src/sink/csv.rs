@@ -113,6 +113,25 @@ impl CsvSink {
     }
 }
 
+/// The live view's `s`: `snapshot` to a new CSV file in the current
+/// directory, named after the snapshot's time; returns its full path.
+pub fn save_new(snapshot: &Snapshot) -> Result<PathBuf, CsvError> {
+    let stamp: String = humantime::format_rfc3339_seconds(snapshot.taken_at)
+        .to_string()
+        .chars()
+        .filter(|c| !matches!(c, '-' | ':'))
+        .collect();
+    let mut path = PathBuf::from(format!("tracer-{stamp}.csv"));
+    let mut n = 1;
+    while path.exists() {
+        n += 1;
+        path = PathBuf::from(format!("tracer-{stamp}-{n}.csv"));
+    }
+    let mut csv = CsvSink::open(&path)?;
+    csv.write(snapshot)?;
+    Ok(std::env::current_dir().map_or(path.clone(), |dir| dir.join(&path)))
+}
+
 /// The rows of one snapshot, each ending in a newline.
 pub fn rows(snapshot: &Snapshot) -> String {
     let ts = humantime::format_rfc3339_seconds(snapshot.taken_at).to_string();

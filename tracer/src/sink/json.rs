@@ -99,9 +99,34 @@ pub struct JsonSink {
     out: Box<dyn Write + Send>,
 }
 
+#[derive(Debug, thiserror::Error)]
+#[error("cannot open --events file {path} for writing: {source}")]
+pub struct OpenError {
+    path: std::path::PathBuf,
+    source: std::io::Error,
+}
+
 impl JsonSink {
     pub fn new(out: Box<dyn Write + Send>) -> Self {
         Self { out }
+    }
+
+    /// Opens `--events PATH` for appending (`-` is standard output).
+    pub fn open(path: &std::path::Path) -> Result<Self, OpenError> {
+        let out: Box<dyn Write + Send> = if path.as_os_str() == "-" {
+            Box::new(std::io::BufWriter::new(std::io::stdout()))
+        } else {
+            let file = std::fs::File::options()
+                .create(true)
+                .append(true)
+                .open(path)
+                .map_err(|source| OpenError {
+                    path: path.to_owned(),
+                    source,
+                })?;
+            Box::new(std::io::BufWriter::new(file))
+        };
+        Ok(Self::new(out))
     }
 
     pub fn write(&mut self, value: &Value) -> std::io::Result<()> {

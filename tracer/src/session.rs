@@ -1,0 +1,196 @@
+//! The state the event loop works on: events in, snapshots out to the sinks
+//! and the live view.
+
+use std::{io::Write as _, sync::Arc, time::SystemTime};
+
+use anyhow::Context as _;
+use tokio::sync::watch;
+
+use crate::{
+    aggregate::{Aggregator, Sample},
+    ebpf::{
+        counters::{CounterMaps, Counters},
+        reader::Reader,
+    },
+    event::{Clock, Comm, TraceEvent, monotonic_ns},
+    proc::sampler::Identities,
+    sink::{
+        csv::CsvSink,
+        json::{self, JsonSink},
+    },
+    snapshot::{KernelCounts, Snapshot},
+};
+
+/// Everything the event loop works on.
+pub struct Session {
+    pub aggregator: Aggregator,
+    pub identities: Identities,
+    pub reader: Reader,
+    pub counters: CounterMaps,
+    pub clock: Clock,
+    pub events: Option<JsonSink>,
+    pub csv: Option<CsvSink>,
+    /// The first failed write to `--events`, reported by `check_events`.
+    pub write_error: Option<std::io::Error>,
+    pub latest: Option<Arc<Snapshot>>,
+    /// Where the live view reads snapshots, when it runs.
+    pub view: Option<watch::Sender<Arc<Snapshot>>>,
+}
+
+impl Session {
+    pub async fn drain(&mut self) -> anyhow::Result<()> {
+        let Self {
+            aggregator,
+            identities,
+            reader,
+            events,
+            write_error,
+            ..
+        } = self;
+        reader
+            .drain(|ev| observe(aggregator, identities, events, write_error, &ev))
+            .await
+            .context("reading the ring buffer")?;
+        if let Some(sink) = events.as_mut() {
+            sink.flush().ok();
+        }
+        Ok(())
+    }
+
+    pub fn drain_now(&mut self) {
+        let Self {
+            aggregator,
+            identities,
+            reader,
+            events,
+            write_error,
+            ..
+        } = self;
+        reader.drain_now(|ev| observe(aggregator, identities, events, write_error, &ev));
+    }
+
+    /// Takes a /proc sample into the gauges and the process identities.
+    pub fn apply(&mut self, sample: Sample) {
+        let known = self.aggregator.alive();
+        self.identities.refresh(&sample, &known);
+        self.aggregator.apply(&sample);
+    }
+
+    /// Takes a snapshot; the live view gets it at once.
+    pub fn take(&mut self) -> anyhow::Result<(Arc<Snapshot>, Counters)> {
+        let c = Counters::read(&self.counters).context("reading the kernel counters")?;
+        let kernel = KernelCounts {
+            submitted: c.submitted,
+            dropped: c.dropped,
+            filtered: c.filtered,
+            unattributed: c.unattributed,
+            owners: c.owners,
+            owners_evicted: c.owners_evicted,
+            read: self.reader.read,
+            decode_errors: self.reader.decode_errors,
+        };
+        let snapshot = Arc::new(self.aggregator.snapshot(
+            SystemTime::now(),
+            monotonic_ns(),
+            kernel,
+        ));
+        if let Some(view) = &self.view {
+            view.send_replace(Arc::clone(&snapshot));
+        }
+        self.latest = Some(Arc::clone(&snapshot));
+        Ok((snapshot, c))
+    }
+
+    /// Hands a snapshot to the CSV file and a `stats` line to `--events`.
+    pub fn write(&mut self, snapshot: &Snapshot, c: &Counters) -> anyhow::Result<()> {
+        if let Some(csv) = self.csv.as_mut() {
+            csv.write(snapshot)?;
+        }
+        if let Some(sink) = self.events.as_mut() {
+            let stats = json::render_stats(
+                self.clock.wall_ns(monotonic_ns()),
+                c,
+                self.reader.decode_errors,
+            );
+            record(
+                sink.write(&stats).and_then(|()| sink.flush()),
+                &mut self.write_error,
+            );
+        }
+        Ok(())
+    }
+
+    pub fn check_events(&mut self) -> anyhow::Result<()> {
+        match self.write_error.take() {
+            Some(err) => Err(err).context("writing --events output"),
+            None => Ok(()),
+        }
+    }
+
+    /// The exit summary on stderr. Written without `eprintln!`, which would
+    /// panic when the terminal is already gone (a hang-up).
+    pub fn summary(&self) {
+        let Some(s) = self.latest.as_deref() else {
+            return;
+        };
+        let k = &s.kernel;
+        let mut err = std::io::stderr();
+        let _ = writeln!(
+            err,
+            "tracer: {} events read; kernel: {} submitted, {} dropped (ring buffer full), {} filtered, {} unattributed, {} owners evicted (owner map full); {} undecodable",
+            k.read,
+            k.submitted,
+            k.dropped,
+            k.filtered,
+            k.unattributed,
+            k.owners_evicted,
+            k.decode_errors
+        );
+        if let Some(csv) = &self.csv {
+            let _ = writeln!(
+                err,
+                "tracer: {} CSV rows written to {}",
+                csv.rows,
+                csv.path().display()
+            );
+        }
+    }
+}
+
+/// Feeds one event to the aggregator and the `--events` output.
+fn observe(
+    aggregator: &mut Aggregator,
+    identities: &mut Identities,
+    sink: &mut Option<JsonSink>,
+    error: &mut Option<std::io::Error>,
+    ev: &TraceEvent,
+) {
+    let owner = (!ev.unattributed && ev.pid != 0).then(|| identities.identify(ev.pid));
+    let observed = aggregator.observe(owner, ev);
+    if let Some(sink) = sink.as_mut() {
+        let resolved;
+        let ev = match observed.owner {
+            // Unattributed in the kernel, but the socket table names its holder.
+            Some(id) if ev.unattributed => {
+                resolved = TraceEvent {
+                    pid: id.pid,
+                    comm: Comm::from(aggregator.comm(id).unwrap_or_default()),
+                    unattributed: false,
+                    ..*ev
+                };
+                &resolved
+            }
+            _ => ev,
+        };
+        record(sink.write(&json::render(ev, observed.state_at)), error);
+        if let Some(connect) = json::render_connect(ev) {
+            record(sink.write(&connect), error);
+        }
+    }
+}
+
+fn record(result: std::io::Result<()>, error: &mut Option<std::io::Error>) {
+    if let Err(e) = result {
+        error.get_or_insert(e);
+    }
+}
