@@ -457,6 +457,8 @@ pub struct Totals {
     pub counted: Option<u64>,
     /// CPU seconds of the subject after it attached.
     pub cpu_s: f64,
+    /// Times the subject's main thread was woken.
+    pub wakeups: u64,
 }
 
 /// Everything measured for one subject in one close mode.
@@ -467,9 +469,14 @@ pub struct SubjectResult {
     pub untraced_rate: Option<Spread>,
     pub traced_rate: Option<Spread>,
     pub ratio: Option<Spread>,
+    /// Time tracing added to each connection, per pair: 1/traced − 1/untraced rate,
+    /// in microseconds.
+    pub added_us_per_connection: Option<Spread>,
     pub totals: Totals,
     pub events_per_connection: Option<f64>,
     pub user_cpu_s_per_million_events: Option<f64>,
+    /// How often the subject was woken per 1,000 events it read.
+    pub wakeups_per_1k_events: Option<f64>,
     /// Percent of one core the subject's process used per 10,000 connections/s.
     pub core_percent_per_10k_connections_per_s: Option<f64>,
     pub peak_rss_kib: Option<u64>,
@@ -499,6 +506,7 @@ impl SubjectResult {
         for pair in &pairs {
             totals.connections += pair.traced.connections;
             totals.cpu_s += pair.stopped.cpu_after_attach;
+            totals.wakeups += pair.stopped.wakeups;
             if let Some(s) = pair.stopped.summary {
                 let t = totals.tracer.get_or_insert_with(Summary::default);
                 t.read += s.read;
@@ -520,9 +528,19 @@ impl SubjectResult {
             untraced_rate: rates(|p| p.untraced.rate),
             traced_rate: rates(|p| p.traced.rate),
             ratio: rates(|p| p.ratio),
+            added_us_per_connection: rates(|p| {
+                if p.traced.rate > 0.0 && p.untraced.rate > 0.0 {
+                    1e6 / p.traced.rate - 1e6 / p.untraced.rate
+                } else {
+                    f64::NAN
+                }
+            }),
             events_per_connection: events.and_then(|e| per(e as f64, connections)),
             user_cpu_s_per_million_events: events
                 .and_then(|e| per(totals.cpu_s * 1e6, e as f64))
+                .filter(|_| events.unwrap_or(0) >= 1000),
+            wakeups_per_1k_events: events
+                .and_then(|e| per(totals.wakeups as f64 * 1e3, e as f64))
                 .filter(|_| events.unwrap_or(0) >= 1000),
             core_percent_per_10k_connections_per_s: per(totals.cpu_s * 1e4 * 100.0, connections),
             peak_rss_kib: pairs.iter().map(|p| p.peak_rss_kib).max(),

@@ -139,7 +139,16 @@ pub fn peak_rss_kib(pid: u32) -> Result<u64> {
     status_kib(&status, "VmHWM").with_context(|| format!("no VmHWM in {path}"))
 }
 
-/// A `Key:   1234 kB` line of `/proc/<pid>/status`.
+/// How often the main thread of `pid` went to sleep waiting (voluntary context
+/// switches): for a reader of a ring buffer, about how often it was woken.
+pub fn voluntary_switches(pid: u32) -> Result<u64> {
+    let path = format!("/proc/{pid}/status");
+    let status = fs::read_to_string(&path).with_context(|| format!("reading {path}"))?;
+    status_kib(&status, "voluntary_ctxt_switches")
+        .with_context(|| format!("no voluntary_ctxt_switches in {path}"))
+}
+
+/// A `Key:   1234 kB` (or `Key:  1234`) line of `/proc/<pid>/status`.
 pub fn status_kib(status: &str, key: &str) -> Option<u64> {
     status.lines().find_map(|line| {
         let value = line.strip_prefix(key)?.strip_prefix(':')?;
@@ -294,6 +303,8 @@ mod tests {
         assert_eq!(status_kib(status, "VmHWM"), Some(31048));
         assert_eq!(status_kib(status, "VmRSS"), Some(19956));
         assert_eq!(status_kib(status, "VmSwap"), None);
+        let switches = "voluntary_ctxt_switches:\t5321\nnonvoluntary_ctxt_switches:\t12\n";
+        assert_eq!(status_kib(switches, "voluntary_ctxt_switches"), Some(5321));
     }
 
     #[test]

@@ -25,18 +25,28 @@ pub fn render(results: &Results) -> String {
 
     let _ = writeln!(
         out,
-        "\nThroughput (connections/s, medians; ratio = traced/untraced per pair)"
+        "\nThroughput (connections/s, medians; ratio = traced/untraced per pair; +us/conn = \
+         time tracing added to a connection; other load = cores used by other processes, \
+         median / max)"
     );
     let _ = writeln!(
         out,
-        "{:<7}{:<25}{:>10}{:>10}{:>8}  {:<13}  {:<11}",
-        "mode", "subject", "untraced", "traced", "ratio", "ratio IQR", "ratio range"
+        "{:<7}{:<25}{:>10}{:>10}{:>8}  {:<13}  {:<11}{:>9}  {:<11}",
+        "mode",
+        "subject",
+        "untraced",
+        "traced",
+        "ratio",
+        "ratio IQR",
+        "ratio range",
+        "+us/conn",
+        "other load"
     );
     for mode in &results.churn {
         for r in &mode.subjects {
             let _ = writeln!(
                 out,
-                "{:<7}{:<25}{:>10}{:>10}{:>8}  {:<13}  {:<11}  {:<11}",
+                "{:<7}{:<25}{:>10}{:>10}{:>8}  {:<13}  {:<11}{:>9}  {:<11}",
                 mode.mode.name(),
                 r.label,
                 r.untraced_rate.map_or("-".into(), |s| thousands(s.median)),
@@ -46,6 +56,7 @@ pub fn render(results: &Results) -> String {
                     .map_or("-".into(), |s| format!("{:.3}-{:.3}", s.p25, s.p75)),
                 r.ratio
                     .map_or("-".into(), |s| format!("{:.2}-{:.2}", s.min, s.max)),
+                opt(r.added_us_per_connection.map(|s| s.median), 2),
                 r.other_load_cores
                     .map_or("-".into(), |s| format!("{:.2} / {:.2}", s.median, s.max)),
             );
@@ -58,7 +69,7 @@ pub fn render(results: &Results) -> String {
     );
     let _ = writeln!(
         out,
-        "{:<7}{:<25}{:>8}{:>11}{:>9}{:>10}{:>9}{:>11}{:>11}{:>9}{:>9}",
+        "{:<7}{:<25}{:>8}{:>11}{:>9}{:>10}{:>9}{:>11}{:>11}{:>9}{:>9}{:>9}",
         "mode",
         "subject",
         "ev/conn",
@@ -68,20 +79,21 @@ pub fn render(results: &Results) -> String {
         "BPF ns/",
         "user CPU s",
         "core %/10k",
+        "wakeups",
         "peak RSS",
         "attach"
     );
     let _ = writeln!(
         out,
-        "{:<7}{:<25}{:>8}{:>11}{:>9}{:>10}{:>9}{:>11}{:>11}{:>9}{:>9}",
-        "", "", "", "", "", "conn", "event", "/M events", "conn/s", "MiB", "s"
+        "{:<7}{:<25}{:>8}{:>11}{:>9}{:>10}{:>9}{:>11}{:>11}{:>9}{:>9}{:>9}",
+        "", "", "", "", "", "conn", "event", "/M events", "conn/s", "/1k ev", "MiB", "s"
     );
     for mode in &results.churn {
         for r in &mode.subjects {
             let (emitted, dropped) = emitted_dropped(r);
             let _ = writeln!(
                 out,
-                "{:<7}{:<25}{:>8}{:>11}{:>9}{:>10}{:>9}{:>11}{:>11}{:>9}{:>9}",
+                "{:<7}{:<25}{:>8}{:>11}{:>9}{:>10}{:>9}{:>11}{:>11}{:>9}{:>9}{:>9}",
                 mode.mode.name(),
                 r.label,
                 opt(r.events_per_connection, 2),
@@ -94,6 +106,7 @@ pub fn render(results: &Results) -> String {
                 opt(r.kernel.as_ref().and_then(KernelProfile::ns_per_event), 0),
                 opt(r.user_cpu_s_per_million_events, 2),
                 opt(r.core_percent_per_10k_connections_per_s, 1),
+                opt(r.wakeups_per_1k_events, 1),
                 opt(r.peak_rss_kib.map(|k| k as f64 / 1024.0), 1),
                 opt(r.attach_s.map(|s| s.median), 3),
             );

@@ -93,6 +93,8 @@ pub struct Running {
     pub attach: Duration,
     /// Its CPU seconds at that moment (start-up: loading, reading formats and BTF).
     pub cpu_at_attach: f64,
+    /// Its main thread's voluntary context switches at that moment.
+    switches_at_attach: u64,
     outputs: Receiver<Output>,
     lines: Vec<(bool, String)>,
     first_event: Option<Instant>,
@@ -109,6 +111,8 @@ pub struct Stopped {
     pub counted: Option<u64>,
     /// CPU seconds after attaching, until exit.
     pub cpu_after_attach: f64,
+    /// Times the main thread slept and was woken between attaching and Ctrl-C.
+    pub wakeups: u64,
     /// Seconds from spawn to the first event on stdout ([`Events::FirstEvent`]).
     pub first_event_s: Option<f64>,
 }
@@ -170,6 +174,7 @@ impl Running {
             started,
             attach: Duration::ZERO,
             cpu_at_attach: 0.0,
+            switches_at_attach: 0,
             outputs,
             lines: Vec::new(),
             first_event: None,
@@ -185,6 +190,7 @@ impl Running {
             Ok(at) => {
                 running.attach = at - started;
                 running.cpu_at_attach = procfs::cpu_seconds(pid)?;
+                running.switches_at_attach = procfs::voluntary_switches(pid)?;
                 Ok(running)
             }
             Err(err) => {
@@ -261,6 +267,8 @@ impl Running {
 
     /// Stops it as a user would (Ctrl-C) and collects what it reported.
     pub fn stop(mut self) -> Result<Stopped> {
+        let wakeups = procfs::voluntary_switches(self.pid)
+            .map_or(0, |n| n.saturating_sub(self.switches_at_attach));
         // SAFETY: signalling our own child, which has not been reaped yet.
         unsafe { libc::kill(self.pid as libc::pid_t, libc::SIGINT) };
         let waited = wait_with_cpu(self.pid, Duration::from_secs(60));
@@ -279,6 +287,7 @@ impl Running {
             counted: (self.subject == Subject::Bpftrace)
                 .then(|| bpftrace_total(self.lines.iter().map(|(_, text)| text.as_str()))),
             cpu_after_attach: (cpu_total - self.cpu_at_attach).max(0.0),
+            wakeups,
             first_event_s,
         };
         // bpftrace leaves with status 0 on SIGINT; tracer too.
