@@ -171,6 +171,8 @@ pub fn bench(args: &BenchArgs) -> Result<ExitCode> {
     if setup.bpftrace.is_some() {
         subjects.push(Subject::Bpftrace);
     }
+    // Untraced against untraced: the spread of its ratio is the noise floor.
+    subjects.push(Subject::Control);
 
     let mut churn_results = Vec::new();
     for &mode in &settings.modes {
@@ -219,7 +221,9 @@ pub fn bench(args: &BenchArgs) -> Result<ExitCode> {
         }
         let mut results = Vec::new();
         for ((&subject, pairs), mut failures) in subjects.iter().zip(pairs).zip(failures) {
-            let kernel = kernel_profile(&setup, &churn, &netns, mode, subject, settings.seconds)
+            let kernel = (subject != Subject::Control)
+                .then(|| kernel_profile(&setup, &churn, &netns, mode, subject, settings.seconds))
+                .transpose()
                 .map_err(|err| {
                     let err = format!("{err:#}");
                     eprintln!(
@@ -229,7 +233,8 @@ pub fn bench(args: &BenchArgs) -> Result<ExitCode> {
                     );
                     failures.push(err);
                 })
-                .ok();
+                .ok()
+                .flatten();
             results.push(SubjectResult::new(subject, pairs, kernel, failures));
         }
         churn_results.push(ModeResult {
@@ -322,13 +327,14 @@ fn loadavg() -> String {
 pub struct Pair {
     pub traced_first: bool,
     pub untraced: ChurnResult,
+    /// For the control, a second untraced sample.
     pub traced: ChurnResult,
     /// traced rate / untraced rate.
     pub ratio: f64,
     /// Seconds from spawning the subject until it had attached.
-    pub attach_s: f64,
+    pub attach_s: Option<f64>,
     /// Peak resident memory of the subject, in KiB.
-    pub peak_rss_kib: u64,
+    pub peak_rss_kib: Option<u64>,
     /// Cores' worth of CPU other processes used during the pair (noise).
     pub other_load_cores: f64,
     #[serde(flatten)]
@@ -351,12 +357,16 @@ fn run_pair(
     } else {
         Some(untraced_sample()?)
     };
-    let running = Running::start(subject, setup, Events::Null)?;
-    let traced = churn.sample(netns, mode, settings.seconds);
-    let peak_rss_kib = running.peak_rss_kib();
-    let attach_s = running.attach.as_secs_f64();
-    let stopped = running.stop()?;
-    let (traced, peak_rss_kib) = (traced?, peak_rss_kib?);
+    let (traced, attach_s, peak_rss_kib, stopped) = if subject == Subject::Control {
+        (untraced_sample()?, None, None, Stopped::default())
+    } else {
+        let running = Running::start(subject, setup, Events::Null)?;
+        let traced = churn.sample(netns, mode, settings.seconds);
+        let peak_rss_kib = running.peak_rss_kib();
+        let attach_s = running.attach.as_secs_f64();
+        let stopped = running.stop()?;
+        (traced?, Some(attach_s), Some(peak_rss_kib?), stopped)
+    };
     let untraced = match untraced {
         Some(sample) => sample,
         None => untraced_sample()?,
@@ -542,9 +552,13 @@ impl SubjectResult {
             wakeups_per_1k_events: events
                 .and_then(|e| per(totals.wakeups as f64 * 1e3, e as f64))
                 .filter(|_| events.unwrap_or(0) >= 1000),
-            core_percent_per_10k_connections_per_s: per(totals.cpu_s * 1e4 * 100.0, connections),
-            peak_rss_kib: pairs.iter().map(|p| p.peak_rss_kib).max(),
-            attach_s: rates(|p| p.attach_s),
+            core_percent_per_10k_connections_per_s: pairs
+                .iter()
+                .any(|p| p.attach_s.is_some())
+                .then(|| per(totals.cpu_s * 1e4 * 100.0, connections))
+                .flatten(),
+            peak_rss_kib: pairs.iter().filter_map(|p| p.peak_rss_kib).max(),
+            attach_s: rates(|p| p.attach_s.unwrap_or(f64::NAN)),
             other_load_cores: rates(|p| p.other_load_cores),
             listen_drops: pairs
                 .iter()

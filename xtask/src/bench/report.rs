@@ -234,6 +234,14 @@ pub fn render(results: &Results) -> String {
             t.what, t.target, t.measured, verdict
         );
     }
+    if let Some(control) = ratio(results, "control") {
+        let _ = writeln!(
+            out,
+            "  (noise floor: untraced vs untraced in reset mode gives a ratio of {:.3}, IQR \
+             {:.3}-{:.3})",
+            control.median, control.p25, control.p75
+        );
+    }
     out
 }
 

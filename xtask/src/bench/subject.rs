@@ -25,6 +25,8 @@ pub enum Subject {
     TracerPid,
     /// `bpftrace` counting the tracer's tracepoints per pid.
     Bpftrace,
+    /// Nothing: both samples of a pair untraced, for the noise floor.
+    Control,
 }
 
 impl Subject {
@@ -34,6 +36,7 @@ impl Subject {
             Self::TracerAll => "tracer_all",
             Self::TracerPid => "tracer_pid_other",
             Self::Bpftrace => "bpftrace_count",
+            Self::Control => "control",
         }
     }
 
@@ -43,11 +46,12 @@ impl Subject {
             Self::TracerAll => "tracer, all processes",
             Self::TracerPid => "tracer --pid <other>",
             Self::Bpftrace => "bpftrace count per pid",
+            Self::Control => "none (control)",
         }
     }
 
     pub fn is_tracer(self) -> bool {
-        self != Self::Bpftrace
+        matches!(self, Self::TracerAll | Self::TracerPid)
     }
 }
 
@@ -133,6 +137,7 @@ impl Running {
                 }
                 cmd
             }
+            Subject::Control => bail!("the control runs nothing"),
             Subject::Bpftrace => {
                 let Some(bpftrace) = &setup.bpftrace else {
                     bail!("bpftrace is not installed (`cargo xtask setup` installs it)");
@@ -185,6 +190,7 @@ impl Running {
                 stderr && text.starts_with("tracer: tracing ")
             }
             Subject::Bpftrace => !stderr && text == BPFTRACE_READY,
+            Subject::Control => false,
         };
         match running.wait_for(ready, Duration::from_secs(60)) {
             Ok(at) => {
