@@ -204,6 +204,12 @@ pub fn bench(args: &BenchArgs) -> Result<ExitCode> {
                             continue;
                         }
                     };
+                if !pair.other_tracers.is_empty() {
+                    eprintln!(
+                        "warning: other processes are tracing too: {}",
+                        pair.other_tracers.join(", ")
+                    );
+                }
                 println!(
                     "{:<6} {:>2}/{} {:<24} untraced {:>7.0}/s  traced {:>7.0}/s  ratio {:.3}  \
                      other load {:.2} cores",
@@ -337,6 +343,9 @@ pub struct Pair {
     pub peak_rss_kib: Option<u64>,
     /// Cores' worth of CPU other processes used during the pair (noise).
     pub other_load_cores: f64,
+    /// Other processes holding tracing BPF programs when the pair started: they
+    /// trace the "untraced" samples too.
+    pub other_tracers: Vec<String>,
     #[serde(flatten)]
     pub stopped: Stopped,
 }
@@ -350,6 +359,7 @@ fn run_pair(
     settings: &Settings,
     traced_first: bool,
 ) -> Result<Pair> {
+    let other_tracers = procfs::other_tracers(&[std::process::id()]);
     let other_load = OtherLoad::start()?;
     let untraced_sample = || churn.sample(netns, mode, settings.seconds);
     let untraced = if traced_first {
@@ -383,6 +393,7 @@ fn run_pair(
         attach_s,
         peak_rss_kib,
         other_load_cores: other_load.cores()?,
+        other_tracers,
         stopped,
     })
 }

@@ -215,6 +215,55 @@ pub fn bpf_programs(pid: u32) -> Result<BTreeMap<u32, BpfProgram>> {
     Ok(programs)
 }
 
+/// Program types that run on kernel events (kprobe, tracepoint, perf event, raw
+/// tracepoint, tracing, writable raw tracepoint): another process holding one of
+/// these may be tracing what the benchmark measures.
+const TRACING_PROG_TYPES: &[&str] = &["2", "5", "7", "17", "24", "26"];
+
+/// Processes other than `exclude` that hold tracing BPF programs, as
+/// `pid comm (N programs)`.
+pub fn other_tracers(exclude: &[u32]) -> Vec<String> {
+    let Ok(procs) = fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    let mut found = Vec::new();
+    for entry in procs.flatten() {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|n| n.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        if exclude.contains(&pid) {
+            continue;
+        }
+        let Ok(fds) = fs::read_dir(entry.path().join("fd")) else {
+            continue;
+        };
+        let programs = fds
+            .flatten()
+            .filter(|fd| {
+                fs::read_link(fd.path()).is_ok_and(|t| t.as_os_str() == "anon_inode:bpf-prog")
+            })
+            .filter(|fd| {
+                let info = entry.path().join("fdinfo").join(fd.file_name());
+                fs::read_to_string(info).is_ok_and(|text| {
+                    parse_fdinfo(&text)
+                        .get("prog_type")
+                        .is_some_and(|t| TRACING_PROG_TYPES.contains(t))
+                })
+            })
+            .count();
+        if programs > 0 {
+            let comm = fs::read_to_string(entry.path().join("comm")).unwrap_or_default();
+            found.push(format!("{pid} {} ({programs} programs)", comm.trim()));
+        }
+    }
+    found.sort();
+    found
+}
+
 /// `key:\tvalue` lines of an fdinfo file.
 pub fn parse_fdinfo(text: &str) -> BTreeMap<&str, &str> {
     text.lines()

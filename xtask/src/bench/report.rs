@@ -213,6 +213,20 @@ pub fn render(results: &Results) -> String {
              a SYN retransmit timeout, so the affected samples are too slow"
         );
     }
+    let traced_by_others = results
+        .churn
+        .iter()
+        .flat_map(|m| &m.subjects)
+        .flat_map(|r| &r.pairs)
+        .filter(|p| !p.other_tracers.is_empty())
+        .count();
+    if traced_by_others > 0 {
+        let _ = writeln!(
+            out,
+            "\nwarning: in {traced_by_others} pair(s) other processes held tracing BPF programs \
+             (see `other_tracers` in the JSON): their \"untraced\" samples were traced too"
+        );
+    }
     if noisy > 0 {
         let _ = writeln!(
             out,
