@@ -1,6 +1,8 @@
 //! `cargo xtask`: the project's tasks — install the toolchain and tools, build the
-//! eBPF programs, run the tracer, and run every test (on this kernel and in a VM).
+//! eBPF programs, run the tracer, run every test (on this kernel and in a VM), and
+//! measure what tracing costs.
 
+mod bench;
 mod ebpf;
 mod run;
 mod setup;
@@ -50,6 +52,17 @@ enum Task {
     /// Ends with a line `N passed, N failed` counting the host run and the VM run as
     /// one suite each, and exits non-zero if any failed.
     Test(test::TestArgs),
+
+    /// Measure what tracing costs (a benchmark; needs root, takes several minutes).
+    ///
+    /// A loopback connect/accept/close churn runs untraced and traced in alternating
+    /// pairs, for tracer tracing every process, tracer with --pid of an unrelated
+    /// process, and a bpftrace script counting the same tracepoints per pid. Reports
+    /// median throughput and the traced/untraced ratio with its spread, kernel time
+    /// per program, userspace CPU, peak RSS, emitted and dropped events, start-up
+    /// time, and memory with many live connections. Prints tables and writes
+    /// target/bench/results.json.
+    Bench(bench::BenchArgs),
 }
 
 fn main() -> ExitCode {
@@ -59,6 +72,7 @@ fn main() -> ExitCode {
         Task::BuildEbpf(args) => ebpf::build_ebpf(&args),
         Task::Run(args) => run::run(&args),
         Task::Test(args) => test::test(&args),
+        Task::Bench(args) => bench::bench(&args),
     };
     match result {
         Ok(code) => code,

@@ -1,0 +1,418 @@
+//! The results as tables, and the issue's targets checked against them.
+
+use std::fmt::Write as _;
+
+use super::{KernelProfile, Results, SubjectResult, Target, stats::Spread, workload::Mode};
+
+/// Other load above which a pair counts as disturbed.
+pub const NOISY_CORES: f64 = 0.1;
+
+/// Renders every table. Pure: the same results give the same text.
+pub fn render(results: &Results) -> String {
+    let mut out = String::new();
+    let m = &results.machine;
+    let s = &results.settings;
+    let _ = writeln!(
+        out,
+        "kernel {}, {} CPUs, load average {} at start, {} at end; client on cpu {}, server on cpu {}",
+        m.kernel, m.cpus, m.loadavg_at_start, m.loadavg_at_end, s.client_cpu, s.server_cpu
+    );
+    let _ = writeln!(
+        out,
+        "{} pairs of {}s per subject and mode; tracer {}",
+        s.pairs, s.seconds, s.tracer_args
+    );
+
+    let _ = writeln!(
+        out,
+        "\nThroughput (connections/s, medians; ratio = traced/untraced per pair; +us/conn = \
+         time tracing added to a connection; other load = cores used by other processes, \
+         median / max)"
+    );
+    let _ = writeln!(
+        out,
+        "{:<7}{:<25}{:>10}{:>10}{:>8}  {:<13}  {:<11}{:>9}  {:<11}",
+        "mode",
+        "subject",
+        "untraced",
+        "traced",
+        "ratio",
+        "ratio IQR",
+        "ratio range",
+        "+us/conn",
+        "other load"
+    );
+    for mode in &results.churn {
+        for r in &mode.subjects {
+            let _ = writeln!(
+                out,
+                "{:<7}{:<25}{:>10}{:>10}{:>8}  {:<13}  {:<11}{:>9}  {:<11}",
+                mode.mode.name(),
+                r.label,
+                r.untraced_rate.map_or("-".into(), |s| thousands(s.median)),
+                r.traced_rate.map_or("-".into(), |s| thousands(s.median)),
+                r.ratio.map_or("-".into(), |s| format!("{:.3}", s.median)),
+                r.ratio
+                    .map_or("-".into(), |s| format!("{:.3}-{:.3}", s.p25, s.p75)),
+                r.ratio
+                    .map_or("-".into(), |s| format!("{:.2}-{:.2}", s.min, s.max)),
+                opt(r.added_us_per_connection.map(|s| s.median), 2),
+                r.other_load_cores
+                    .map_or("-".into(), |s| format!("{:.2} / {:.2}", s.median, s.max)),
+            );
+        }
+    }
+
+    let _ = writeln!(
+        out,
+        "\nCost (traced samples; kernel time from one sample with BPF statistics on)"
+    );
+    let _ = writeln!(
+        out,
+        "{:<7}{:<25}{:>8}{:>11}{:>9}{:>10}{:>9}{:>11}{:>11}{:>9}{:>9}{:>9}",
+        "mode",
+        "subject",
+        "ev/conn",
+        "emitted",
+        "dropped",
+        "BPF ns/",
+        "BPF ns/",
+        "user CPU s",
+        "core %/10k",
+        "wakeups",
+        "peak RSS",
+        "attach"
+    );
+    let _ = writeln!(
+        out,
+        "{:<7}{:<25}{:>8}{:>11}{:>9}{:>10}{:>9}{:>11}{:>11}{:>9}{:>9}{:>9}",
+        "", "", "", "", "", "conn", "event", "/M events", "conn/s", "/1k ev", "MiB", "s"
+    );
+    for mode in &results.churn {
+        for r in &mode.subjects {
+            let (emitted, dropped) = emitted_dropped(r);
+            let _ = writeln!(
+                out,
+                "{:<7}{:<25}{:>8}{:>11}{:>9}{:>10}{:>9}{:>11}{:>11}{:>9}{:>9}{:>9}",
+                mode.mode.name(),
+                r.label,
+                opt(r.events_per_connection, 2),
+                emitted,
+                dropped,
+                opt(
+                    r.kernel.as_ref().and_then(KernelProfile::ns_per_connection),
+                    0
+                ),
+                opt(r.kernel.as_ref().and_then(KernelProfile::ns_per_event), 0),
+                opt(r.user_cpu_s_per_million_events, 2),
+                opt(r.core_percent_per_10k_connections_per_s, 1),
+                opt(r.wakeups_per_1k_events, 1),
+                opt(r.peak_rss_kib.map(|k| k as f64 / 1024.0), 1),
+                opt(r.attach_s.map(|s| s.median), 3),
+            );
+        }
+    }
+
+    // bpftrace's programs are only known by id; its totals are in the cost table.
+    for mode in &results.churn {
+        for r in &mode.subjects {
+            let Some(kernel) = &r.kernel else { continue };
+            if kernel.programs.iter().all(|p| p.name.starts_with("prog ")) {
+                continue;
+            }
+            let _ = writeln!(
+                out,
+                "\nKernel time per program: {}, {} mode ({} connections)",
+                r.label,
+                mode.mode.name(),
+                kernel.churn.connections
+            );
+            let _ = writeln!(
+                out,
+                "  {:<24}{:>12}{:>10}{:>10}{:>12}",
+                "program", "runs", "runs/conn", "ns/run", "ns/conn"
+            );
+            let connections = kernel.churn.connections.max(1) as f64;
+            for p in &kernel.programs {
+                let _ = writeln!(
+                    out,
+                    "  {:<24}{:>12}{:>10.2}{:>10}{:>12.0}",
+                    p.name,
+                    p.run_cnt,
+                    p.run_cnt as f64 / connections,
+                    if p.run_cnt > 0 {
+                        format!("{:.0}", p.run_time_ns as f64 / p.run_cnt as f64)
+                    } else {
+                        "-".into()
+                    },
+                    p.run_time_ns as f64 / connections
+                );
+            }
+            let _ = writeln!(
+                out,
+                "  {:<24}{:>12}{:>10.2}{:>10}{:>12.0}",
+                "all",
+                kernel.runs,
+                kernel.runs as f64 / connections,
+                opt(kernel.ns_per_run(), 0),
+                kernel.run_time_ns as f64 / connections
+            );
+        }
+    }
+
+    if let Some(first) = &results.first_event {
+        let _ = writeln!(
+            out,
+            "\nStart-up under churn (tracer, all processes): attached after {}; first event after {}",
+            seconds_list(&first.attach_s),
+            seconds_list(&first.first_event_s)
+        );
+    }
+    if let Some(hold) = &results.hold {
+        let _ = writeln!(
+            out,
+            "Memory: tracer's peak RSS with {} live connections: {:.1} MiB{}",
+            hold.connections,
+            hold.peak_rss_kib as f64 / 1024.0,
+            hold.summary.map_or(String::new(), |s| format!(
+                " ({} events read, {} dropped)",
+                s.read, s.dropped
+            ))
+        );
+    }
+
+    let failed: usize = results
+        .churn
+        .iter()
+        .flat_map(|m| &m.subjects)
+        .map(|r| r.failures.len())
+        .sum();
+    if failed > 0 {
+        let _ = writeln!(
+            out,
+            "\nwarning: {failed} sample(s) failed and are left out (see `failures` in the JSON)"
+        );
+    }
+    let noisy = results
+        .churn
+        .iter()
+        .flat_map(|m| &m.subjects)
+        .flat_map(|r| &r.pairs)
+        .filter(|p| p.other_load_cores > NOISY_CORES)
+        .count();
+    let drops: u64 = results
+        .churn
+        .iter()
+        .flat_map(|m| &m.subjects)
+        .map(|r| r.listen_drops)
+        .sum();
+    if drops > 0 {
+        let _ = writeln!(
+            out,
+            "\nwarning: the churn's listener dropped {drops} SYN(s); each stalls a connect for \
+             a SYN retransmit timeout, so the affected samples are too slow"
+        );
+    }
+    let traced_by_others = results
+        .churn
+        .iter()
+        .flat_map(|m| &m.subjects)
+        .flat_map(|r| &r.pairs)
+        .filter(|p| !p.other_tracers.is_empty())
+        .count();
+    if traced_by_others > 0 {
+        let _ = writeln!(
+            out,
+            "\nwarning: in {traced_by_others} pair(s) other processes held tracing BPF programs \
+             (see `other_tracers` in the JSON): their \"untraced\" samples were traced too"
+        );
+    }
+    if noisy > 0 {
+        let _ = writeln!(
+            out,
+            "\nwarning: {noisy} pair(s) ran while other processes used more than {NOISY_CORES} \
+             cores; the ratios are less trustworthy: run again on a quiet machine"
+        );
+    }
+
+    let _ = writeln!(out, "\nTargets (issue 6)");
+    for t in &results.targets {
+        let verdict = match t.met {
+            Some(true) => "met",
+            Some(false) => "NOT MET",
+            None => "not measured",
+        };
+        let _ = writeln!(
+            out,
+            "  {:<52} {:<10} {:<26} {}",
+            t.what, t.target, t.measured, verdict
+        );
+    }
+    if let Some(control) = ratio(results, "control") {
+        let _ = writeln!(
+            out,
+            "  (noise floor: untraced vs untraced in reset mode gives a ratio of {:.3}, IQR \
+             {:.3}-{:.3})",
+            control.median, control.p25, control.p75
+        );
+    }
+    out
+}
+
+fn emitted_dropped(r: &SubjectResult) -> (String, String) {
+    match (r.totals.tracer, r.totals.counted) {
+        (Some(t), _) => (t.submitted.to_string(), t.dropped.to_string()),
+        (None, Some(counted)) => (counted.to_string(), "-".into()),
+        (None, None) => ("-".into(), "-".into()),
+    }
+}
+
+fn opt(value: Option<f64>, decimals: usize) -> String {
+    value.map_or("-".into(), |v| format!("{v:.decimals$}"))
+}
+
+fn seconds_list(values: &[f64]) -> String {
+    values
+        .iter()
+        .map(|v| format!("{v:.3}s"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// `31234.6` → `31,235`.
+pub fn thousands(value: f64) -> String {
+    let digits = format!("{:.0}", value.abs());
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    if value < 0.0 && digits != "0" {
+        out.insert(0, '-');
+    }
+    out
+}
+
+fn subject<'a>(results: &'a Results, mode: Mode, key: &str) -> Option<&'a SubjectResult> {
+    results
+        .churn
+        .iter()
+        .filter(|m| m.mode == mode)
+        .flat_map(|m| &m.subjects)
+        .find(|r| r.subject == key)
+}
+
+fn ratio(results: &Results, key: &str) -> Option<Spread> {
+    subject(results, Mode::Reset, key)?.ratio
+}
+
+/// The issue's targets, each with what this run measured.
+pub fn targets(results: &Results) -> Vec<Target> {
+    let target = |what: &str, target: &str, measured: Option<String>, met: Option<bool>| Target {
+        what: what.into(),
+        target: target.into(),
+        measured: measured.unwrap_or_else(|| "-".into()),
+        met,
+    };
+    let all = ratio(results, "tracer_all");
+    let pid = ratio(results, "tracer_pid_other");
+    let peer = ratio(results, "bpftrace_count");
+    let tracer_all: Vec<&SubjectResult> = results
+        .churn
+        .iter()
+        .flat_map(|m| &m.subjects)
+        .filter(|r| r.subject == "tracer_all")
+        .collect();
+    let dropped: Option<u64> = (!tracer_all.is_empty()).then(|| {
+        tracer_all
+            .iter()
+            .map(|r| {
+                r.totals.tracer.map_or(0, |t| t.dropped)
+                    + r.kernel.as_ref().and_then(|k| k.dropped).unwrap_or(0)
+            })
+            .sum()
+    });
+    let emitted: u64 = tracer_all
+        .iter()
+        .map(|r| {
+            r.totals.tracer.map_or(0, |t| t.submitted)
+                + r.kernel.as_ref().and_then(|k| k.emitted).unwrap_or(0)
+        })
+        .sum();
+    let user = subject(results, Mode::Reset, "tracer_all")
+        .and_then(|r| r.core_percent_per_10k_connections_per_s);
+    let hold = results.hold.as_ref();
+    let first = results
+        .first_event
+        .as_ref()
+        .and_then(|f| f.first_event)
+        .map(|s| s.max);
+    vec![
+        target(
+            "reset churn, all processes traced (ratio)",
+            ">= 0.97",
+            all.map(|s| format!("{:.3}", s.median)),
+            all.map(|s| s.median >= 0.97),
+        ),
+        target(
+            "reset churn, all processes vs bpftrace peer (ratio)",
+            "> peer",
+            all.zip(peer)
+                .map(|(a, p)| format!("{:.3} vs {:.3}", a.median, p.median)),
+            all.zip(peer).map(|(a, p)| a.median > p.median),
+        ),
+        target(
+            "reset churn, --pid of an unrelated process (ratio)",
+            ">= 0.99",
+            pid.map(|s| format!("{:.3}", s.median)),
+            pid.map(|s| s.median >= 0.99),
+        ),
+        target(
+            "dropped events at max churn, default ring buffer",
+            "0",
+            dropped.map(|d| format!("{d} of {emitted}")),
+            dropped.map(|d| d == 0),
+        ),
+        target(
+            "userspace, % of one core per 10k connections/s",
+            "<= 5",
+            user.map(|u| format!("{u:.1}")),
+            user.map(|u| u <= 5.0),
+        ),
+        target(
+            "peak RSS with 100k live connections (MiB)",
+            "<= 64",
+            hold.map(|h| {
+                format!(
+                    "{:.1} at {} connections",
+                    h.peak_rss_kib as f64 / 1024.0,
+                    h.connections
+                )
+            }),
+            hold.filter(|h| h.connections >= 100_000)
+                .map(|h| h.peak_rss_kib <= 64 * 1024),
+        ),
+        target(
+            "first data after start, worst trial (s)",
+            "<= 1",
+            first.map(|f| format!("{f:.3}")),
+            first.map(|f| f <= 1.0),
+        ),
+    ]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn thousands_separators() {
+        assert_eq!(thousands(0.4), "0");
+        assert_eq!(thousands(999.0), "999");
+        assert_eq!(thousands(31_234.6), "31,235");
+        assert_eq!(thousands(1_234_567.0), "1,234,567");
+        assert_eq!(thousands(-1_000.0), "-1,000");
+    }
+}
