@@ -100,7 +100,7 @@ pub fn forget_listener(port: u16) {
 }
 
 /// The owner of a connection that predates tracing, found by the addresses
-/// already in `ev`; recorded under the socket's address for later events.
+/// already in `ev`; moved under the socket's address for later events.
 #[inline(always)]
 fn preexisting(ev: &Event) -> Option<Owner> {
     if ev.family == 0 || ev.sk == 0 {
@@ -117,6 +117,10 @@ fn preexisting(ev: &Event) -> Option<Owner> {
     // SAFETY: the value is copied out immediately.
     let owner = unsafe { PREEXISTING.get(&key) }.copied()?;
     record(ev.sk, &owner);
+    // Used once: from now on the owner is found by the socket's address and
+    // deleted with it, so a later connection reusing these addresses is not
+    // taken for this one.
+    let _ = PREEXISTING.remove(&key);
     Some(owner)
 }
 
