@@ -1,7 +1,9 @@
 //! Symbolic names of the errno values network code runs into.
 
+use std::borrow::Cow;
+
 /// `ECONNREFUSED` for 111, etc.; `E<number>` for values not in the table.
-pub fn name(errno: i32) -> String {
+pub fn name(errno: i32) -> Cow<'static, str> {
     let known = match errno {
         libc::EPERM => "EPERM",
         libc::ENOENT => "ENOENT",
@@ -36,9 +38,9 @@ pub fn name(errno: i32) -> String {
         libc::EALREADY => "EALREADY",
         libc::EINPROGRESS => "EINPROGRESS",
         libc::EPROTO => "EPROTO",
-        _ => return format!("E{errno}"),
+        _ => return Cow::Owned(format!("E{errno}")),
     };
-    known.to_owned()
+    Cow::Borrowed(known)
 }
 
 #[cfg(test)]

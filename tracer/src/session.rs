@@ -182,10 +182,7 @@ fn observe(
             }
             _ => ev,
         };
-        record(sink.write(&json::render(ev, observed.state_at)), error);
-        if let Some(connect) = json::render_connect(ev) {
-            record(sink.write(&connect), error);
-        }
+        record(sink.event(ev, observed.state_at), error);
     }
 }
 

@@ -1,79 +1,185 @@
 //! `--events`: one JSON object per line for every event, plus periodic `stats`
 //! objects. Field names are a contract (see README, "Events").
 
-use std::io::Write;
+use std::{io::Write, net::IpAddr};
 
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 use tracer_common::{EventKind, tcp::state_name};
 
 use crate::{aggregate::Phase, ebpf::counters::Counters, errno, event::TraceEvent};
 
-fn state(n: u8) -> Value {
-    state_name(n).map_or_else(|| Value::from(n), Value::from)
+/// One JSON object being written into a line buffer: the event path writes
+/// fields straight into bytes (no intermediate value, no allocation once the
+/// buffer has grown), so `--events` keeps up with the ring buffer.
+struct Object<'a> {
+    out: &'a mut Vec<u8>,
+    first: bool,
 }
 
-/// The `connect` object derived from a state event that ends a handshake.
-pub fn render_connect(ev: &TraceEvent) -> Option<Value> {
-    let result = ev.connect_result()?.name();
-    let mut v = render(ev, ev.old_state);
-    let o = v.as_object_mut()?;
-    o.insert("event".into(), "connect".into());
-    o.shift_remove("old_state");
-    o.shift_remove("new_state");
-    o.insert("result".into(), result.into());
-    Some(v)
+impl<'a> Object<'a> {
+    fn open(out: &'a mut Vec<u8>) -> Self {
+        out.push(b'{');
+        Self { out, first: true }
+    }
+
+    fn key(&mut self, key: &str) {
+        if !self.first {
+            self.out.push(b',');
+        }
+        self.first = false;
+        self.out.push(b'"');
+        self.out.extend_from_slice(key.as_bytes());
+        self.out.extend_from_slice(b"\":");
+    }
+
+    fn num(&mut self, key: &str, n: impl Into<u64>) {
+        self.key(key);
+        decimal(n.into(), self.out);
+    }
+
+    /// An address; IPv4 written directly (most events carry one).
+    fn ip(&mut self, key: &str, ip: IpAddr) {
+        self.key(key);
+        self.out.push(b'"');
+        let IpAddr::V4(v4) = ip else {
+            // Digits, letters and colons: nothing to escape.
+            let _ = write!(self.out, "{ip}");
+            self.out.push(b'"');
+            return;
+        };
+        for (i, octet) in v4.octets().into_iter().enumerate() {
+            if i > 0 {
+                self.out.push(b'.');
+            }
+            decimal(octet.into(), self.out);
+        }
+        self.out.push(b'"');
+    }
+
+    fn yes(&mut self, key: &str) {
+        self.key(key);
+        self.out.extend_from_slice(b"true");
+    }
+
+    /// A string value, escaped as JSON requires.
+    fn text(&mut self, key: &str, value: &str) {
+        self.key(key);
+        self.out.push(b'"');
+        if value.bytes().any(|b| b < 0x20 || b == b'"' || b == b'\\') {
+            escape(value.as_bytes(), self.out);
+        } else {
+            self.out.extend_from_slice(value.as_bytes());
+        }
+        self.out.push(b'"');
+    }
+
+    fn state(&mut self, key: &str, n: u8) {
+        match state_name(n) {
+            Some(name) => self.text(key, name),
+            None => self.num(key, n),
+        }
+    }
+
+    fn close(self) {
+        self.out.extend_from_slice(b"}\n");
+    }
 }
 
-/// Renders one event as a JSON object; `state_at` is the socket's state when
-/// it happened (see `Connections::observe`), which gives RSTs their phase.
-pub fn render(ev: &TraceEvent, state_at: u8) -> Value {
-    let mut o = Map::new();
-    o.insert("ts_ns".into(), ev.ts_ns.into());
-    o.insert("event".into(), TraceEvent::name_of(ev.kind).into());
-    o.insert("pid".into(), ev.pid.into());
-    o.insert("comm".into(), ev.comm.as_str().into());
-    if ev.unattributed {
-        o.insert("unattributed".into(), true.into());
+/// Appends `n` in decimal (what `write!` does, without its formatting machinery).
+fn decimal(mut n: u64, out: &mut Vec<u8>) {
+    let mut digits = [0u8; 20];
+    let mut at = digits.len();
+    loop {
+        at -= 1;
+        digits[at] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
     }
-    if ev.family != 0 {
-        o.insert(
-            "family".into(),
-            if ev.family == 10 { "ipv6" } else { "ipv4" }.into(),
-        );
-        o.insert("saddr".into(), ev.saddr.to_string().into());
-        o.insert("sport".into(), ev.sport.into());
-        o.insert("daddr".into(), ev.daddr.to_string().into());
-        o.insert("dport".into(), ev.dport.into());
+    out.extend_from_slice(&digits[at..]);
+}
+
+fn escape(raw: &[u8], out: &mut Vec<u8>) {
+    for &b in raw {
+        match b {
+            b'"' => out.extend_from_slice(b"\\\""),
+            b'\\' => out.extend_from_slice(b"\\\\"),
+            b'\n' => out.extend_from_slice(b"\\n"),
+            b'\t' => out.extend_from_slice(b"\\t"),
+            b'\r' => out.extend_from_slice(b"\\r"),
+            0..0x20 => {
+                let _ = write!(out, "\\u{b:04x}");
+            }
+            _ => out.push(b),
+        }
     }
+}
+
+/// Writes the line for one event, and a `connect` line after a state event
+/// that ends a handshake. `state_at` is the socket's state when it happened
+/// (see `Connections::observe`), which gives RSTs their phase.
+pub fn render(ev: &TraceEvent, state_at: u8, out: &mut Vec<u8>) {
+    let name = TraceEvent::name_of(ev.kind);
+    let mut o = head(ev, name, out);
     match ev.kind {
         EventKind::State => {
-            o.insert("old_state".into(), state(ev.old_state));
-            o.insert("new_state".into(), state(ev.new_state));
+            o.state("old_state", ev.old_state);
+            o.state("new_state", ev.new_state);
         }
         EventKind::SyscallError => {
             if let Some(call) = ev.syscall() {
-                o.insert("syscall".into(), call.name().into());
+                o.text("syscall", call.name());
             }
         }
         _ => {
             if state_at != 0 {
-                o.insert("state".into(), state(state_at));
+                o.state("state", state_at);
             }
             if matches!(ev.kind, EventKind::RstSent | EventKind::RstReceived) {
-                o.insert("phase".into(), Phase::of_state(state_at).name().into());
+                o.text("phase", Phase::of_state(state_at).name());
                 if ev.no_socket {
-                    o.insert("no_socket".into(), true.into());
+                    o.yes("no_socket");
                 }
             }
         }
     }
+    tail(ev, o);
+    if let Some(result) = ev.connect_result() {
+        let mut o = head(ev, "connect", out);
+        o.text("result", result.name());
+        tail(ev, o);
+    }
+}
+
+/// Time, event name, owner and addresses: the fields every event line starts with.
+fn head<'a>(ev: &TraceEvent, name: &str, out: &'a mut Vec<u8>) -> Object<'a> {
+    let mut o = Object::open(out);
+    o.num("ts_ns", ev.ts_ns);
+    o.text("event", name);
+    o.num("pid", ev.pid);
+    o.text("comm", ev.comm.as_str());
+    if ev.unattributed {
+        o.yes("unattributed");
+    }
+    if ev.family != 0 {
+        o.text("family", if ev.family == 10 { "ipv6" } else { "ipv4" });
+        o.ip("saddr", ev.saddr);
+        o.num("sport", ev.sport);
+        o.ip("daddr", ev.daddr);
+        o.num("dport", ev.dport);
+    }
+    o
+}
+
+fn tail(ev: &TraceEvent, mut o: Object<'_>) {
     if ev.errno != 0 {
-        o.insert("errno".into(), errno::name(ev.errno).into());
+        o.text("errno", &errno::name(ev.errno));
     }
     if let Some(us) = ev.handshake_us() {
-        o.insert("handshake_us".into(), us.into());
+        o.num("handshake_us", us);
     }
-    Value::Object(o)
+    o.close();
 }
 
 /// The periodic `stats` object: kernel counters, the owner map's fill and
@@ -97,6 +203,8 @@ pub fn render_stats(ts_ns: u64, c: &Counters, decode_errors: u64) -> Value {
 /// Writes JSON lines to a file or stdout.
 pub struct JsonSink {
     out: Box<dyn Write + Send>,
+    /// The lines of the event being written (reused).
+    line: Vec<u8>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -108,7 +216,10 @@ pub struct OpenError {
 
 impl JsonSink {
     pub fn new(out: Box<dyn Write + Send>) -> Self {
-        Self { out }
+        Self {
+            out,
+            line: Vec::with_capacity(1024),
+        }
     }
 
     /// Opens `--events PATH` for appending (`-` is standard output).
@@ -127,6 +238,13 @@ impl JsonSink {
             Box::new(std::io::BufWriter::new(file))
         };
         Ok(Self::new(out))
+    }
+
+    /// Writes one event's lines (see [`render`]).
+    pub fn event(&mut self, ev: &TraceEvent, state_at: u8) -> std::io::Result<()> {
+        self.line.clear();
+        render(ev, state_at, &mut self.line);
+        self.out.write_all(&self.line)
     }
 
     pub fn write(&mut self, value: &Value) -> std::io::Result<()> {
@@ -169,12 +287,24 @@ mod tests {
         }
     }
 
+    /// The lines written for `ev`, parsed back.
+    fn lines(ev: &TraceEvent, state_at: u8) -> Vec<Value> {
+        let mut out = Vec::new();
+        render(ev, state_at, &mut out);
+        let text = String::from_utf8(out).unwrap();
+        assert!(text.ends_with('\n'), "{text:?}");
+        text.lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    }
+
     #[test]
     fn state_event_has_the_contract_fields() {
-        let v = render(&state_event(), 0);
+        let mut out = Vec::new();
+        render(&state_event(), 0, &mut out);
         assert_eq!(
-            v.to_string(),
-            r#"{"ts_ns":1700000000000000000,"event":"state","pid":77,"comm":"curl","family":"ipv4","saddr":"127.0.0.1","sport":0,"daddr":"127.0.0.1","dport":80,"old_state":"CLOSE","new_state":"SYN_SENT"}"#
+            String::from_utf8(out).unwrap(),
+            "{\"ts_ns\":1700000000000000000,\"event\":\"state\",\"pid\":77,\"comm\":\"curl\",\"family\":\"ipv4\",\"saddr\":\"127.0.0.1\",\"sport\":0,\"daddr\":\"127.0.0.1\",\"dport\":80,\"old_state\":\"CLOSE\",\"new_state\":\"SYN_SENT\"}\n"
         );
     }
 
@@ -185,7 +315,7 @@ mod tests {
         ev.errno = 111;
         ev.unattributed = true;
         ev.pid = 0;
-        let v = render(&ev, SYN_SENT);
+        let v = &lines(&ev, SYN_SENT)[0];
         assert_eq!(v["event"], "rst_received");
         assert_eq!(v["errno"], "ECONNREFUSED");
         assert_eq!(v["unattributed"], true);
@@ -194,16 +324,22 @@ mod tests {
     }
 
     #[test]
+    fn command_names_are_escaped() {
+        let mut ev = state_event();
+        ev.comm = "a\"b\\c\td\u{1}".into();
+        assert_eq!(lines(&ev, 0)[0]["comm"], "a\"b\\c\td\u{1}");
+    }
+
+    #[test]
     fn connect_outcomes() {
         let mut ev = state_event();
-        assert!(
-            render_connect(&ev).is_none(),
-            "CLOSE→SYN_SENT starts a connect"
-        );
+        assert_eq!(lines(&ev, 0).len(), 1, "CLOSE→SYN_SENT starts a connect");
         ev.old_state = SYN_SENT;
         ev.new_state = ESTABLISHED;
         ev.value = 42_000;
-        let ok = render_connect(&ev).unwrap();
+        let both = lines(&ev, 0);
+        assert_eq!(both[0]["event"], "state");
+        let ok = &both[1];
         assert_eq!(
             (ok["event"].as_str(), ok["result"].as_str()),
             (Some("connect"), Some("ok"))
@@ -220,11 +356,7 @@ mod tests {
             (104, "failed"),
         ] {
             ev.errno = errno;
-            assert_eq!(
-                render_connect(&ev).unwrap()["result"],
-                result,
-                "errno {errno}"
-            );
+            assert_eq!(lines(&ev, 0)[1]["result"], result, "errno {errno}");
         }
     }
 
