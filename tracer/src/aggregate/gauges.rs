@@ -2,7 +2,9 @@
 //! table, so they agree with `ss`), TIME_WAIT left behind, FD use, and which
 //! processes have exited.
 
-use std::{collections::HashMap, time::Duration};
+use std::time::Duration;
+
+use rustc_hash::FxHashMap as HashMap;
 
 use tracer_common::tcp::{
     CLOSE_WAIT, CLOSING, ESTABLISHED, FIN_WAIT1, FIN_WAIT2, LAST_ACK, LISTEN, SYN_RECV, SYN_SENT,
@@ -47,8 +49,9 @@ impl Aggregator {
     /// and is missing from the sample has exited: it keeps its counts.
     pub fn apply(&mut self, sample: &Sample) {
         let now = sample.at_ns;
-        let mut first_seen = HashMap::with_capacity(self.first_seen.len());
-        let mut listeners: HashMap<u16, ProcessId> = HashMap::new();
+        let mut first_seen =
+            HashMap::with_capacity_and_hasher(self.first_seen.len(), Default::default());
+        let mut listeners: HashMap<u16, ProcessId> = HashMap::default();
         for ps in &sample.processes {
             let p = self
                 .processes

@@ -4,7 +4,7 @@
 //! socket left behind is only recognisable by its addresses).
 
 use std::{
-    collections::{HashMap, VecDeque},
+    collections::VecDeque,
     net::{IpAddr, Ipv6Addr, SocketAddr},
 };
 
@@ -12,6 +12,8 @@ use tracer_common::tcp::{
     CLOSE, CLOSE_WAIT, CLOSING, ESTABLISHED, FIN_WAIT1, FIN_WAIT2, LAST_ACK, NEW_SYN_RECV,
     SYN_RECV, SYN_SENT, TIME_WAIT,
 };
+
+use rustc_hash::FxHashMap as HashMap;
 
 use crate::snapshot::{ProcessId, Remote};
 

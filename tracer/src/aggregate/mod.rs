@@ -50,7 +50,7 @@ pub struct Aggregator {
     started_ns: u64,
     /// Sockets not learned from events (most predate tracing) → when first
     /// seen and which process holds them.
-    first_seen: std::collections::HashMap<Tuple, (u64, ProcessId)>,
+    first_seen: rustc_hash::FxHashMap<Tuple, (u64, ProcessId)>,
     /// Snapshots taken so far.
     snapshots: u64,
     /// Monotonic ns and events read at the previous snapshot.
@@ -64,7 +64,7 @@ impl Aggregator {
             processes: BTreeMap::new(),
             unattributed: Counts::default(),
             started_ns,
-            first_seen: std::collections::HashMap::new(),
+            first_seen: rustc_hash::FxHashMap::default(),
             snapshots: 0,
             previous: None,
         }

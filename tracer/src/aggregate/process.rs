@@ -1,11 +1,9 @@
 //! What is accumulated per process and per remote endpoint, and how one event
 //! changes the counts.
 
-use std::{
-    collections::{HashMap, VecDeque},
-    net::SocketAddr,
-};
+use std::{collections::VecDeque, net::SocketAddr};
 
+use rustc_hash::FxHashMap as HashMap;
 use tracer_common::{
     EventKind,
     event::Syscall,
@@ -126,8 +124,8 @@ impl ProcessAgg {
             counts_before: Counts::default(),
             handshake_us: None,
             lifetime_ms: None,
-            syscall_errors: HashMap::new(),
-            remotes: HashMap::new(),
+            syscall_errors: HashMap::default(),
+            remotes: HashMap::default(),
             recent: VecDeque::with_capacity(RECENT_MAX),
             gauges: Gauges::default(),
             fds: None,
