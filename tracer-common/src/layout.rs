@@ -90,6 +90,10 @@ pub struct SockOffsets {
     pub saddr_v6: u16,
     /// `skc_v6_daddr` (16 bytes).
     pub daddr_v6: u16,
+    /// `inet_sock.inet_sport` (u16, network byte order): the local port, still
+    /// set after the move to CLOSE has cleared `skc_num` (a `struct inet_sock`
+    /// starts with its `struct sock`, so this is an offset into the socket).
+    pub inet_sport: u16,
 }
 
 impl SockOffsets {
@@ -103,6 +107,7 @@ impl SockOffsets {
         daddr: ABSENT,
         saddr_v6: ABSENT,
         daddr_v6: ABSENT,
+        inet_sport: ABSENT,
     };
 }
 

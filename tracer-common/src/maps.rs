@@ -23,6 +23,8 @@ pub const OWNER_COUNT: &str = "OWNER_COUNT";
 pub const GLOBAL_FILTER_PIDS: &str = "FILTER_PIDS";
 /// Global (u64): the capacity [`OWNERS`] was created with.
 pub const GLOBAL_OWNERS_CAPACITY: &str = "OWNERS_MAX";
+/// Load-time global (u32): 1 when `PREEXISTING` was seeded with any connection.
+pub const GLOBAL_PREEXISTING_SEEDED: &str = "PREEXISTING_SEEDED";
 
 /// Default capacity of [`OWNERS`]: room for well over 100k live sockets. When
 /// it is full the least recently used owner is evicted, and counted

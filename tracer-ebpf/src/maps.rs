@@ -41,6 +41,11 @@ pub static OWNER_COUNT: Array<u64> = Array::with_max_entries(1, 0);
 #[unsafe(no_mangle)]
 pub static OWNERS_MAX: Global<u64> = Global::new(OWNERS_CAPACITY as u64);
 
+/// 1 when `PREEXISTING` was given any connection at start-up (else no event
+/// needs to look there).
+#[unsafe(no_mangle)]
+pub static PREEXISTING_SEEDED: Global<u32> = Global::new(0);
+
 /// 1 when only processes in `TRACED_PIDS` are traced.
 #[unsafe(no_mangle)]
 pub static FILTER_PIDS: Global<u32> = Global::new(0);

@@ -9,8 +9,8 @@ use aya_ebpf::{
 use tracer_common::{Counter, Event, Owner, event::FLAG_UNATTRIBUTED, maps::SocketKey};
 
 use crate::maps::{
-    FILTER_PIDS, LISTENERS, OWNER_COUNT, OWNERS, OWNERS_MAX, PREEXISTING, TRACED_PIDS, atomic_add,
-    bump,
+    FILTER_PIDS, LISTENERS, OWNER_COUNT, OWNERS, OWNERS_MAX, PREEXISTING, PREEXISTING_SEEDED,
+    TRACED_PIDS, atomic_add, bump,
 };
 
 /// Whether events of `pid` pass the in-kernel pid filter.
@@ -19,10 +19,16 @@ pub fn traced(pid: u32) -> bool {
     FILTER_PIDS.load() == 0 || unsafe { TRACED_PIDS.get(&pid) }.is_some()
 }
 
+/// The process (tgid) on the CPU.
+#[inline(always)]
+pub fn current_pid() -> u32 {
+    (bpf_get_current_pid_tgid() >> 32) as u32
+}
+
 /// The current process as an owner, or `None` when the pid filter excludes it.
 #[inline(always)]
 pub fn current() -> Option<Owner> {
-    let pid = (bpf_get_current_pid_tgid() >> 32) as u32;
+    let pid = current_pid();
     if !traced(pid) {
         return None;
     }
@@ -103,7 +109,7 @@ pub fn forget_listener(port: u16) {
 /// already in `ev`; moved under the socket's address for later events.
 #[inline(always)]
 fn preexisting(ev: &Event) -> Option<Owner> {
-    if ev.family == 0 || ev.sk == 0 {
+    if PREEXISTING_SEEDED.load() == 0 || ev.family == 0 || ev.sk == 0 {
         return None;
     }
     let key = SocketKey {
@@ -122,6 +128,14 @@ fn preexisting(ev: &Event) -> Option<Owner> {
     // taken for this one.
     let _ = PREEXISTING.remove(&key);
     Some(owner)
+}
+
+/// Whether an event of socket `sk` can belong to a traced process, judged
+/// before its addresses are read: `false` only when a pid filter is on, the
+/// socket has no recorded owner and no connection predating tracing could be it.
+#[inline(always)]
+pub fn may_be_traced(sk: u64) -> bool {
+    FILTER_PIDS.load() == 0 || PREEXISTING_SEEDED.load() != 0 || lookup(sk).is_some()
 }
 
 /// Stamps `ev` (its addresses already filled in) with its owner. Without one

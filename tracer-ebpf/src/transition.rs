@@ -4,11 +4,11 @@
 //! source both end here, so the two hook plans report the same way.
 
 use tracer_common::{
-    Event, EventKind,
+    Counter, Event, EventKind,
     tcp::{CLOSE, ESTABLISHED, LISTEN, SYN_RECV, SYN_SENT},
 };
 
-use crate::{emit::emit, owner, sock};
+use crate::{emit::emit, maps::bump, owner, sock};
 
 /// Where the owner of a connecting socket comes from at CLOSE→SYN_SENT.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -19,6 +19,26 @@ pub enum ConnectOwner {
     /// kprobe plan), so the handshake is timed from the connect call; the
     /// current process when that record is missing.
     Recorded,
+}
+
+/// Whether a change of `sk` from `old` to `new` is worth reading further. With
+/// a pid filter most sockets belong to untraced processes: their changes are
+/// counted as filtered and dropped here, before the addresses are read.
+#[inline(always)]
+pub fn wanted(sk: u64, old: u8, new: u8) -> bool {
+    let keep = match (old, new) {
+        // Process context: the caller of connect()/listen() owns the socket.
+        (CLOSE, SYN_SENT) | (CLOSE, LISTEN) => {
+            owner::traced(owner::current_pid()) || owner::lookup(sk).is_some()
+        }
+        // The owner comes from the listener on the local port.
+        (_, SYN_RECV) | (SYN_RECV, _) => true,
+        _ => owner::may_be_traced(sk),
+    };
+    if !keep {
+        bump(Counter::Filtered);
+    }
+    keep
 }
 
 /// A TCP state change, with `ev`'s socket, states and tuple already filled in:

@@ -90,10 +90,12 @@ pub struct TraceArgs {
     pub owner_map_size: u32,
 
     /// Which kernel hooks report state changes and retransmits. `auto` picks,
-    /// for each, the cheapest that works on this kernel (tracepoints where
-    /// present, else kprobes); `tracepoint` and `kprobe` insist on one kind.
-    /// Resets, teardown, SYN-ACK retransmits and syscall errors always come
-    /// from tracepoints. The start-up line and `tracer doctor` show the plan.
+    /// for each, the cheapest that works on this kernel: raw tracepoints
+    /// (which need the kernel's BTF), then classic tracepoints, then kprobes;
+    /// `raw-tracepoint`, `tracepoint` and `kprobe` insist on one kind. Teardown
+    /// comes from a raw tracepoint along with the state changes; resets,
+    /// SYN-ACK retransmits and syscall errors always come from classic
+    /// tracepoints. The start-up line and `tracer doctor` show the plan.
     #[arg(long, value_enum, default_value_t = Hooks::Auto, value_name = "KIND")]
     pub hooks: Hooks,
 }
@@ -102,6 +104,7 @@ pub struct TraceArgs {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Hooks {
     Auto,
+    RawTracepoint,
     Tracepoint,
     Kprobe,
 }
@@ -111,6 +114,7 @@ impl Hooks {
     pub fn kind(self) -> Option<HookKind> {
         match self {
             Self::Auto => None,
+            Self::RawTracepoint => Some(HookKind::RawTracepoint),
             Self::Tracepoint => Some(HookKind::Tracepoint),
             Self::Kprobe => Some(HookKind::Kprobe),
         }

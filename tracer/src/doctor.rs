@@ -99,9 +99,10 @@ pub fn run() -> anyhow::Result<()> {
         .collect();
 
     println!("program kinds (loaded and attached here, then detached)");
-    let tracepoint = match &tried[0].1 {
-        Ok(plan) => Ok(format!("{} programs attached", plan.hooks.len())),
-        Err(e) => Err(e.clone()),
+    let tracepoint = match tried.iter().find(|(kind, _)| *kind == HookKind::Tracepoint) {
+        Some((_, Ok(plan))) => Ok(format!("{} programs attached", plan.hooks.len())),
+        Some((_, Err(e))) => Err(e.clone()),
+        None => Err("not tried".to_owned()),
     };
     let mut probes = vec![Probe {
         kind: "tracepoint",
@@ -127,7 +128,7 @@ pub fn run() -> anyhow::Result<()> {
         }
     }
     let btf = ebpf::btf::Btf::kernel();
-    if let Ok(o) = loader::kprobe_support(btf.as_ref()) {
+    if let Ok(o) = loader::sock_support(btf.as_ref(), "raw tracepoints") {
         println!(
             "  {:<15} struct sock offsets from BTF: state {}, family {}, protocol {}, \
              sport {}, dport {}, saddr {}, daddr {}, saddr_v6 {}, daddr_v6 {}",

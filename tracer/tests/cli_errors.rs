@@ -156,7 +156,7 @@ fn unknown_hook_kind_is_a_usage_error() {
     let out = tracer(&["--headless", "--hooks", "fentry"]);
     assert_eq!(out.status.code(), Some(2));
     assert!(
-        stderr(&out).contains("possible values: auto, tracepoint, kprobe"),
+        stderr(&out).contains("possible values: auto, raw-tracepoint, tracepoint, kprobe"),
         "{}",
         stderr(&out)
     );

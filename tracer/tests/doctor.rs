@@ -24,25 +24,27 @@ fn doctor_reports_kinds_and_plan() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(text.contains("tracepoint      yes"), "{text}");
-    // Both plans are tried; auto picks tracepoints where they exist.
+    // Every plan is tried; auto picks raw tracepoints where the kernel has BTF.
     assert!(
-        text.contains("hook plans (--hooks;") && text.contains("\n  tracepoint      loads ("),
+        text.contains("hook plans (--hooks;")
+            && text.contains("\n  raw-tracepoint  loads (")
+            && text.contains("\n  tracepoint      loads ("),
         "{text}"
     );
     assert!(
         text.contains(
-            "plan (--hooks auto): the tracepoint plan (tracepoints only)\n  tracepoint tcp:tcp_destroy_sock\n"
+            "plan (--hooks auto): the raw-tracepoint plan (state changes and retransmits from raw tracepoints, the rest from tracepoints)\n  raw tracepoint tcp:tcp_destroy_sock\n  raw tracepoint sock:inet_sock_set_state\n"
         ),
+        "{text}"
+    );
+    assert!(
+        text.contains("struct sock offsets from BTF: state "),
         "{text}"
     );
     assert!(text.contains("missing: nothing"), "{text}");
     let kprobes = std::path::Path::new("/sys/bus/event_source/devices/kprobe").exists();
     if kprobes {
         assert!(text.contains("\n  kprobe          loads ("), "{text}");
-        assert!(
-            text.contains("struct sock offsets from BTF: state "),
-            "{text}"
-        );
     } else {
         assert!(
             text.contains("\n  kprobe          does not load: ") && text.contains("CONFIG_KPROBES"),

@@ -28,10 +28,14 @@ fn try_tcp_set_state(ctx: &ProbeContext) -> Result<u32, u32> {
     if sock::protocol(sk)? != IPPROTO_TCP {
         return Ok(0);
     }
+    let old = sock::state(sk)?;
+    if !transition::wanted(sk, old, new_state as u8) {
+        return Ok(0);
+    }
     let mut ev = Event::zeroed();
     ev.ts_ns = unsafe { bpf_ktime_get_ns() };
     ev.sk = sk;
-    ev.old_state = sock::state(sk)?;
+    ev.old_state = old;
     ev.new_state = new_state as u8;
     sock::tuple(sk, &mut ev)?;
     transition::state_change(&mut ev, ConnectOwner::Recorded);

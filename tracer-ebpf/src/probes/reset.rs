@@ -10,9 +10,11 @@
 use aya_ebpf::{
     Global, helpers::bpf_ktime_get_ns, macros::tracepoint, programs::TracePointContext,
 };
-use tracer_common::{Event, EventKind, FieldOffsets, event::FLAG_NO_SOCKET, layout::ABSENT};
+use tracer_common::{
+    Counter, Event, EventKind, FieldOffsets, event::FLAG_NO_SOCKET, layout::ABSENT,
+};
 
-use crate::{emit::emit, owner, read};
+use crate::{emit::emit, maps::bump, owner, read};
 
 #[unsafe(no_mangle)]
 static LAYOUT_TCP_SEND_RESET: Global<FieldOffsets> = Global::new(FieldOffsets::NONE);
@@ -40,10 +42,15 @@ pub fn tcp_receive_reset(ctx: TracePointContext) -> u32 {
 
 #[inline(always)]
 fn try_reset(ctx: &TracePointContext, o: &FieldOffsets, kind: EventKind) -> Result<u32, u32> {
+    let sk = read::field::<u64>(ctx, o.skaddr)?;
+    if !owner::may_be_traced(sk) {
+        bump(Counter::Filtered);
+        return Ok(0);
+    }
     let mut ev = Event::zeroed();
     ev.ts_ns = unsafe { bpf_ktime_get_ns() };
     ev.kind = kind as u32;
-    ev.sk = read::field::<u64>(ctx, o.skaddr)?;
+    ev.sk = sk;
     if o.state != ABSENT {
         let state = read::field::<i32>(ctx, o.state)? as u8;
         ev.old_state = state;

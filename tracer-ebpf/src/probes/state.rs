@@ -32,11 +32,17 @@ fn try_inet_sock_set_state(ctx: &TracePointContext) -> Result<u32, u32> {
     if read::field::<u16>(ctx, o.protocol)? != IPPROTO_TCP {
         return Ok(0);
     }
+    let sk = read::field::<u64>(ctx, o.skaddr)?;
+    let old = read::field::<i32>(ctx, o.oldstate)? as u8;
+    let new = read::field::<i32>(ctx, o.newstate)? as u8;
+    if !transition::wanted(sk, old, new) {
+        return Ok(0);
+    }
     let mut ev = Event::zeroed();
     ev.ts_ns = unsafe { bpf_ktime_get_ns() };
-    ev.sk = read::field::<u64>(ctx, o.skaddr)?;
-    ev.old_state = read::field::<i32>(ctx, o.oldstate)? as u8;
-    ev.new_state = read::field::<i32>(ctx, o.newstate)? as u8;
+    ev.sk = sk;
+    ev.old_state = old;
+    ev.new_state = new;
     read::tuple(ctx, &o, &mut ev)?;
     transition::state_change(&mut ev, ConnectOwner::Current);
     Ok(0)

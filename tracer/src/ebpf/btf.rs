@@ -222,6 +222,7 @@ pub fn sock_offsets(btf: &Btf) -> Result<SockOffsets, BtfError> {
         daddr: at("skc_daddr")?,
         saddr_v6: at("skc_v6_rcv_saddr")?,
         daddr_v6: at("skc_v6_daddr")?,
+        inet_sport: btf.member_offset_u16("inet_sock", "inet_sport")?,
     })
 }
 

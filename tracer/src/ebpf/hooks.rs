@@ -1,9 +1,15 @@
 //! The hooks tracer attaches, and the tracepoint fields each program reads.
 //!
-//! Two data sources can come from either tracepoints or kprobes: state changes
-//! and retransmits ([`SOURCES`]). Each plan uses one kind per source; everything
-//! else (resets, teardown, SYN-ACK retransmits, syscall errors) is a tracepoint
-//! in every plan ([`SHARED`]).
+//! Two data sources can come from raw tracepoints, classic tracepoints or
+//! kprobes: state changes and retransmits ([`SOURCES`]). Each plan uses one
+//! kind per source. Teardown comes from a raw tracepoint when the state
+//! changes do ([`DESTROY_RAW`]), else from the classic one; everything else
+//! (resets, SYN-ACK retransmits, syscall errors) is a classic tracepoint in
+//! every plan ([`SHARED`]).
+//!
+//! A raw tracepoint gets the tracepoint's arguments (the `struct sock`
+//! pointer) without the kernel first filling a trace record, so it is the
+//! cheapest; it reads the socket at offsets from the kernel's BTF.
 
 /// A program attached to a classic tracepoint, whose field offsets come from
 /// the running kernel's format file.
@@ -134,10 +140,13 @@ pub const SHARED: &[TracepointHook] = &[
     sys_exit("sys_exit_listen"),
 ];
 
-/// The two kinds of hook a source can use, cheapest and most stable first.
+/// The kinds of hook a source can use, cheapest and most stable first.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum HookKind {
-    /// Stable tracepoints: fields described by their format files.
+    /// Raw tracepoints: the stable tracepoints' arguments, `struct sock` read
+    /// at offsets from BTF.
+    RawTracepoint,
+    /// Classic tracepoints: fields described by their format files.
     Tracepoint,
     /// kprobes on kernel functions, reading `struct sock` at offsets from BTF:
     /// for kernels that lack (or refuse) the tracepoints.
@@ -145,10 +154,21 @@ pub enum HookKind {
 }
 
 impl HookKind {
-    pub const ALL: [Self; 2] = [Self::Tracepoint, Self::Kprobe];
+    pub const ALL: [Self; 3] = [Self::RawTracepoint, Self::Tracepoint, Self::Kprobe];
 
+    /// As `--hooks` takes it.
     pub const fn name(self) -> &'static str {
         match self {
+            Self::RawTracepoint => "raw-tracepoint",
+            Self::Tracepoint => "tracepoint",
+            Self::Kprobe => "kprobe",
+        }
+    }
+
+    /// In a sentence, e.g. `raw tracepoint`.
+    pub const fn noun(self) -> &'static str {
+        match self {
+            Self::RawTracepoint => "raw tracepoint",
             Self::Tracepoint => "tracepoint",
             Self::Kprobe => "kprobe",
         }
@@ -190,11 +210,36 @@ impl KprobeHook {
     }
 }
 
-/// A data source with a tracepoint and a kprobe alternative.
+/// A program attached to a raw tracepoint (named as the classic one, without
+/// its category).
+#[derive(Debug, Clone, Copy)]
+pub struct RawHook {
+    /// Program name in the eBPF object.
+    pub program: &'static str,
+    pub category: &'static str,
+    pub name: &'static str,
+}
+
+impl RawHook {
+    /// How the plan shows it, e.g. `raw tracepoint sock:inet_sock_set_state`.
+    pub fn describe(&self) -> String {
+        format!("raw tracepoint {}:{}", self.category, self.name)
+    }
+}
+
+/// Teardown when the state changes come from raw tracepoints.
+pub const DESTROY_RAW: RawHook = RawHook {
+    program: "raw_tcp_destroy_sock",
+    category: "tcp",
+    name: "tcp_destroy_sock",
+};
+
+/// A data source with raw tracepoint, tracepoint and kprobe alternatives.
 #[derive(Debug, Clone, Copy)]
 pub struct Source {
     /// What it provides, for messages.
     pub name: &'static str,
+    pub raw: RawHook,
     pub tracepoint: TracepointHook,
     /// The kprobe alternative, in attach order: return probes before their
     /// entry probes, so that no entry is left waiting for a return.
@@ -205,6 +250,11 @@ pub struct Source {
 /// `inet_csk_listen_start` covers CLOSE→LISTEN, which `tcp_set_state` never sees.
 pub const STATE_SOURCE: Source = Source {
     name: "state changes",
+    raw: RawHook {
+        program: "raw_inet_sock_set_state",
+        category: "sock",
+        name: "inet_sock_set_state",
+    },
     tracepoint: STATE,
     kprobes: &[
         KprobeHook::entry("kprobe_tcp_v4_connect", "tcp_v4_connect"),
@@ -219,6 +269,11 @@ pub const STATE_SOURCE: Source = Source {
 /// `tracer-ebpf/src/probes/kprobe_retransmit.rs`.
 pub const RETRANSMIT_SOURCE: Source = Source {
     name: "retransmits",
+    raw: RawHook {
+        program: "raw_tcp_retransmit_skb",
+        category: "tcp",
+        name: "tcp_retransmit_skb",
+    },
     tracepoint: RETRANSMIT,
     kprobes: &[
         KprobeHook::exit("kretprobe_tcp_retransmit_skb", "tcp_retransmit_skb"),

@@ -6,7 +6,7 @@ use std::fmt;
 use aya::{
     Ebpf, EbpfLoader,
     maps::{Array, HashMap, MapData, PerCpuArray, RingBuf},
-    programs::{KProbe, TracePoint},
+    programs::{KProbe, RawTracePoint, TracePoint},
 };
 use tracer_common::{FieldOffsets, Owner, SockOffsets, maps, maps::SocketKey, tcp};
 
@@ -17,13 +17,16 @@ use super::{
     btf::{self, Btf, BtfError},
     counters::CounterMaps,
     format::{Format, FormatError},
-    hooks::{DESTROY, HookKind, KprobeHook, SHARED, SOURCES, Source, TracepointHook},
+    hooks::{
+        DESTROY, DESTROY_RAW, HookKind, KprobeHook, RawHook, SHARED, SOURCES, Source,
+        TracepointHook,
+    },
 };
 
 /// The smallest owner map accepted (tests use tiny ones to fill them).
 pub const MIN_OWNER_MAP_SIZE: u32 = 16;
 
-/// Load-time global: [`SockOffsets`] for the kprobes.
+/// Load-time global: [`SockOffsets`] for the raw tracepoints and kprobes.
 const GLOBAL_SOCK_LAYOUT: &str = "SOCK_LAYOUT";
 /// Load-time global (u32): offset of `sk_err` in `struct sock`.
 const GLOBAL_SK_ERR_OFFSET: &str = "SOCK_SK_ERR_OFFSET";
@@ -64,6 +67,8 @@ pub enum LoadError {
     OwnerMapSize(u32),
     #[error("--hooks kprobe cannot work here: {0}; use --hooks auto or --hooks tracepoint")]
     KprobesUnavailable(String),
+    #[error("--hooks raw-tracepoint cannot work here: {0}; use --hooks auto or --hooks tracepoint")]
+    RawUnavailable(String),
     #[error("no hook for {data} on this kernel: {tracepoint}; and {kprobe}")]
     NoHook {
         data: &'static str,
@@ -102,7 +107,8 @@ pub struct Plan {
 }
 
 impl Plan {
-    /// `tracepoint` or `kprobe` when every source uses that kind, else `mixed`.
+    /// `raw-tracepoint`, `tracepoint` or `kprobe` when every source uses that
+    /// kind, else `mixed`.
     pub fn name(&self) -> &'static str {
         match HookKind::ALL
             .into_iter()
@@ -130,7 +136,7 @@ impl fmt::Display for Plan {
             }
         }
         for (kind, names) in &by_kind {
-            write!(f, "{} from {}s, ", names.join(" and "), kind.name())?;
+            write!(f, "{} from {}s, ", names.join(" and "), kind.noun())?;
         }
         write!(f, "the rest from tracepoints)")
     }
@@ -158,12 +164,20 @@ fn layout(hook: &TracepointHook) -> Result<FieldOffsets, FormatError> {
 /// or why not.
 pub fn kprobe_support(btf: Result<&Btf, &BtfError>) -> Result<SockOffsets, String> {
     system::kprobes_available()?;
-    let btf = btf.map_err(|e| format!("kprobes read struct sock through BTF: {e}"))?;
-    btf::sock_offsets(btf).map_err(|e| format!("kprobes cannot read struct sock here: {e}"))
+    sock_support(btf, "kprobes")
+}
+
+/// The `struct sock` offsets from BTF that raw tracepoints and kprobes read
+/// the socket with, or why they are unknown (`who` reads them, for messages).
+pub fn sock_support(btf: Result<&Btf, &BtfError>, who: &str) -> Result<SockOffsets, String> {
+    let btf = btf.map_err(|e| format!("{who} read struct sock through BTF: {e}"))?;
+    btf::sock_offsets(btf).map_err(|e| format!("{who} cannot read struct sock here: {e}"))
 }
 
 /// A hook a source may use here, with what it needs.
+#[derive(PartialEq)]
 enum Candidate {
+    Raw,
     Tracepoint(FieldOffsets),
     Kprobe,
 }
@@ -186,39 +200,64 @@ pub fn load(settings: &Settings) -> Result<Loaded, LoadError> {
         .collect::<Result<Vec<_>, FormatError>>()?;
     // What each source can use here, in the order to try.
     let btf = Btf::kernel();
-    let sock = kprobe_support(btf.as_ref());
+    let raw = sock_support(btf.as_ref(), "raw tracepoints");
+    let kprobe = kprobe_support(btf.as_ref());
     let mut sources: Vec<(&Source, Vec<Candidate>)> = Vec::new();
     for source in SOURCES {
         let tracepoint = layout(&source.tracepoint);
         let candidates = match settings.hooks {
+            Some(HookKind::RawTracepoint) => {
+                raw.as_ref()
+                    .map_err(|reason| LoadError::RawUnavailable(reason.clone()))?;
+                vec![Candidate::Raw]
+            }
             Some(HookKind::Tracepoint) => vec![Candidate::Tracepoint(tracepoint?)],
             Some(HookKind::Kprobe) => {
-                sock.as_ref()
+                kprobe
+                    .as_ref()
                     .map_err(|reason| LoadError::KprobesUnavailable(reason.clone()))?;
                 vec![Candidate::Kprobe]
             }
-            None => match (tracepoint, &sock) {
-                (Ok(offsets), Ok(_)) => vec![Candidate::Tracepoint(offsets), Candidate::Kprobe],
-                (Ok(offsets), Err(_)) => vec![Candidate::Tracepoint(offsets)],
-                (Err(_), Ok(_)) => vec![Candidate::Kprobe],
-                (Err(tracepoint), Err(kprobe)) => {
-                    return Err(LoadError::NoHook {
-                        data: source.name,
-                        tracepoint,
-                        kprobe: kprobe.clone(),
-                    });
+            None => {
+                let mut candidates = Vec::new();
+                if raw.is_ok() {
+                    candidates.push(Candidate::Raw);
                 }
-            },
+                let tracepoint = match tracepoint {
+                    Ok(offsets) => {
+                        candidates.push(Candidate::Tracepoint(offsets));
+                        None
+                    }
+                    Err(e) => Some(e),
+                };
+                if kprobe.is_ok() {
+                    candidates.push(Candidate::Kprobe);
+                }
+                match (tracepoint, &kprobe) {
+                    (Some(tracepoint), Err(kprobe)) if candidates.is_empty() => {
+                        return Err(LoadError::NoHook {
+                            data: source.name,
+                            tracepoint,
+                            kprobe: kprobe.clone(),
+                        });
+                    }
+                    _ => candidates,
+                }
+            }
         };
         sources.push((source, candidates));
     }
 
+    // Sockets that predate tracing, whose owners are seeded after loading.
+    let existing = sockets::sockets_of(&settings.filters.pids);
+    let seeded = u32::from(existing.iter().any(|(_, row)| row.state != tcp::LISTEN));
     let mut loader = EbpfLoader::new();
     loader
         .map_max_entries(maps::EVENTS, settings.ring_bytes)
         .map_max_entries(maps::OWNERS, settings.owner_map_size)
         .override_global(maps::GLOBAL_FILTER_PIDS, &filter_pids, true)
-        .override_global(maps::GLOBAL_OWNERS_CAPACITY, &owners_max, true);
+        .override_global(maps::GLOBAL_OWNERS_CAPACITY, &owners_max, true)
+        .override_global(maps::GLOBAL_PREEXISTING_SEEDED, &seeded, true);
     let mut layouts: Vec<(&TracepointHook, &FieldOffsets)> = vec![(&DESTROY, &destroy)];
     layouts.extend(shared.iter().map(|(hook, offsets)| (hook, offsets)));
     for (source, candidates) in &sources {
@@ -245,7 +284,7 @@ pub fn load(settings: &Settings) -> Result<Loaded, LoadError> {
             }
         }
     }
-    let sock_layout = sock.as_ref().copied().unwrap_or(SockOffsets::NONE);
+    let sock_layout = raw.as_ref().copied().unwrap_or(SockOffsets::NONE);
     loader.override_global(GLOBAL_SOCK_LAYOUT, &sock_layout, true);
     // Where the kernel keeps a socket's pending error, for connect outcomes.
     let sk_err = btf.as_ref().map_err(ToString::to_string).and_then(|btf| {
@@ -270,17 +309,19 @@ pub fn load(settings: &Settings) -> Result<Loaded, LoadError> {
         }
     }
 
-    seed_owners(&mut ebpf, &settings.filters.pids)?;
+    seed_owners(&mut ebpf, existing)?;
 
     let mut plan = Plan {
         sources: Vec::new(),
-        hooks: vec![attach_tracepoint(&mut ebpf, &DESTROY)?],
+        hooks: vec![attach_destroy(&mut ebpf, &mut sources, settings.hooks)?],
     };
     for (source, candidates) in &sources {
         // The first candidate that attaches wins; with none, the first error.
         let mut first_error = None;
         for candidate in candidates {
             let attached = match candidate {
+                Candidate::Raw => attach_raw(&mut ebpf, &source.raw)
+                    .map(|hook| (HookKind::RawTracepoint, vec![hook])),
                 Candidate::Tracepoint(_) => attach_tracepoint(&mut ebpf, &source.tracepoint)
                     .map(|hook| (HookKind::Tracepoint, vec![hook])),
                 Candidate::Kprobe => source
@@ -333,9 +374,9 @@ pub fn load(settings: &Settings) -> Result<Loaded, LoadError> {
 /// Records the owners of sockets that existed before tracer started: listeners
 /// by port (connections they accept inherit the owner from the first event),
 /// other connections by their addresses.
-fn seed_owners(ebpf: &mut Ebpf, pids: &[u32]) -> Result<(), LoadError> {
+fn seed_owners(ebpf: &mut Ebpf, existing: Vec<(u32, sockets::SocketRow)>) -> Result<(), LoadError> {
     let mut comms = std::collections::HashMap::new();
-    let (listening, connected): (Vec<_>, Vec<_>) = sockets::sockets_of(pids)
+    let (listening, connected): (Vec<_>, Vec<_>) = existing
         .into_iter()
         .map(|(pid, row)| {
             let name = comms.entry(pid).or_insert_with(|| sockets::comm(pid));
@@ -408,6 +449,50 @@ fn take_map(ebpf: &mut Ebpf, name: &'static str) -> Result<aya::maps::Map, LoadE
     ebpf.take_map(name).ok_or(LoadError::NoMap(name))
 }
 
+/// Attaches teardown: a raw tracepoint when state changes are to come from
+/// one, else the classic tracepoint. When the raw one does not attach (and the
+/// user did not insist on raw tracepoints), no source tries raw tracepoints.
+fn attach_destroy(
+    ebpf: &mut Ebpf,
+    sources: &mut [(&Source, Vec<Candidate>)],
+    hooks: Option<HookKind>,
+) -> Result<String, LoadError> {
+    let state_raw = sources
+        .first()
+        .is_some_and(|(_, candidates)| candidates.first() == Some(&Candidate::Raw));
+    if state_raw {
+        match attach_raw(ebpf, &DESTROY_RAW) {
+            Ok(hook) => return Ok(hook),
+            Err(e) if hooks == Some(HookKind::RawTracepoint) => return Err(e),
+            Err(_) => {
+                for (_, candidates) in sources.iter_mut() {
+                    candidates.retain(|c| *c != Candidate::Raw);
+                }
+            }
+        }
+    }
+    attach_tracepoint(ebpf, &DESTROY)
+}
+
+/// Loads and attaches a raw tracepoint program; returns how the plan shows it.
+fn attach_raw(ebpf: &mut Ebpf, hook: &RawHook) -> Result<String, LoadError> {
+    let name = hook.describe();
+    let refused = |source: aya::programs::ProgramError| LoadError::Program {
+        program: hook.program,
+        hook: name.clone(),
+        hint: permission_hint(&source),
+        source: Box::new(source),
+    };
+    let program: &mut RawTracePoint = ebpf
+        .program_mut(hook.program)
+        .ok_or(LoadError::NoProgram(hook.program))?
+        .try_into()
+        .map_err(refused)?;
+    program.load().map_err(refused)?;
+    program.attach(hook.name).map_err(refused)?;
+    Ok(name)
+}
+
 /// Loads and attaches a tracepoint program; returns how the plan shows it.
 fn attach_tracepoint(ebpf: &mut Ebpf, hook: &TracepointHook) -> Result<String, LoadError> {
     let name = format!("tracepoint {}:{}", hook.category, hook.name);
@@ -472,7 +557,11 @@ mod tests {
 
     #[test]
     fn plans_say_what_they_use() {
-        use HookKind::{Kprobe, Tracepoint};
+        use HookKind::{Kprobe, RawTracepoint, Tracepoint};
+        assert_eq!(
+            plan(&[RawTracepoint, RawTracepoint]).to_string(),
+            "the raw-tracepoint plan (state changes and retransmits from raw tracepoints, the rest from tracepoints)"
+        );
         assert_eq!(
             plan(&[Tracepoint, Tracepoint]).to_string(),
             "the tracepoint plan (tracepoints only)"

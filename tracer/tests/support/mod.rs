@@ -35,7 +35,8 @@ pub fn kernel_tests_enabled() -> bool {
 }
 
 /// The hook plan the kernel tests force (`--hooks`), from `TRACER_TEST_HOOKS`
-/// (`tracepoint` or `kprobe`); unset or empty leaves tracer's default (auto).
+/// (`raw-tracepoint`, `tracepoint` or `kprobe`); unset or empty leaves
+/// tracer's default (auto).
 pub fn test_hooks() -> Option<String> {
     std::env::var("TRACER_TEST_HOOKS")
         .ok()
