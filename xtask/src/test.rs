@@ -20,11 +20,14 @@ use crate::{
 /// The package whose tests exercise the kernel and so run again in the VM.
 const KERNEL_TEST_PACKAGE: &str = "tracer";
 
-/// The kernel suites that run once per hook plan in the VM, where both plans
-/// work, with identical expectations. `TRACER_TEST_HOOKS` makes them start
+/// The kernel suites that run once per hook plan in the VM, where every plan
+/// works, with identical expectations. `TRACER_TEST_HOOKS` makes them start
 /// tracer with `--hooks PLAN`.
 const PLAN_SUITES: &[&str] = &["states", "faults"];
-const PLANS: &[&str] = &["tracepoint", "kprobe"];
+const PLANS: &[&str] = &["raw-tracepoint", "tracepoint", "kprobe"];
+/// The plan the host also runs the plan suites with, after the default run
+/// (which picks raw tracepoints where they load); kprobes do not exist there.
+const HOST_EXTRA_PLAN: &str = "tracepoint";
 
 #[derive(Debug, Args)]
 pub struct TestArgs {
@@ -34,8 +37,8 @@ pub struct TestArgs {
 
     /// Run only the VM part: tracer's tests and `tracer doctor` on Debian's 6.1
     /// kernel under virtme-ng (one boot, about half a minute plus the tests).
-    /// The state and fault suites run twice there, with `--hooks tracepoint`
-    /// and `--hooks kprobe`.
+    /// The state and fault suites run once per hook plan there
+    /// (`--hooks raw-tracepoint`, `tracepoint`, `kprobe`).
     #[arg(long)]
     pub vm: bool,
 
@@ -76,7 +79,8 @@ pub fn test(args: &TestArgs) -> Result<ExitCode> {
 }
 
 /// The workspace's tests on this kernel, one at a time: the kernel tests share
-/// kernel state (tracepoints, counters, namespaces).
+/// kernel state (tracepoints, counters, namespaces). Then the plan suites
+/// again with [`HOST_EXTRA_PLAN`].
 fn host_tests(ws: &Workspace) -> bool {
     println!("==> host tests (kernel {})", host_kernel_release());
     let mut cmd = tools::cargo();
@@ -84,7 +88,23 @@ fn host_tests(ws: &Workspace) -> bool {
         .args(["test", "--workspace", "--exclude", "tracer-ebpf"])
         .args(["--", "--test-threads=1"])
         .env("RUST_BACKTRACE", "1");
-    match tools::run(&mut cmd) {
+    let mut ok = report(tools::run(&mut cmd));
+    println!("==> host plan suites with --hooks {HOST_EXTRA_PLAN}");
+    let mut cmd = tools::cargo();
+    cmd.current_dir(&ws.root)
+        .args(["test", "--package", KERNEL_TEST_PACKAGE]);
+    for suite in PLAN_SUITES {
+        cmd.args(["--test", suite]);
+    }
+    cmd.args(["--", "--test-threads=1"])
+        .env("RUST_BACKTRACE", "1")
+        .env("TRACER_TEST_HOOKS", HOST_EXTRA_PLAN);
+    ok &= report(tools::run(&mut cmd));
+    ok
+}
+
+fn report(result: Result<()>) -> bool {
+    match result {
         Ok(()) => true,
         Err(err) => {
             eprintln!("error: {err:#}");

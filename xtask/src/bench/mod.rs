@@ -153,7 +153,8 @@ pub fn bench(args: &BenchArgs) -> Result<ExitCode> {
     let load_at_start = loadavg();
     println!("==> start-up and the hooks tracer attaches");
     let first_event = first_event(&setup, &churn, &netns, settings.start_trials)?;
-    let (probes, unmatched) = subject::probes_from_plan(&first_event.attach_line);
+    let doctor = tools::output(tools::command(&setup.tracer).arg("doctor")).unwrap_or_default();
+    let (probes, unmatched) = subject::probes_from_doctor(&doctor);
     if !unmatched.is_empty() {
         eprintln!(
             "warning: bpftrace gets no probe for: {}",

@@ -462,23 +462,36 @@ pub fn parse_summary(line: &str) -> Option<Summary> {
     (read && submitted && dropped).then_some(summary)
 }
 
-/// The hooks in tracer's "tracing … via HOOK, HOOK; …" line as bpftrace probes
-/// (`tracepoint sock:inet_sock_set_state` → `tracepoint:sock:inet_sock_set_state`),
-/// and the hooks bpftrace has no equivalent for.
-pub fn probes_from_plan(line: &str) -> (Vec<String>, Vec<String>) {
-    let Some((_, hooks)) = line.split_once(" via ") else {
-        return (Vec::new(), Vec::new());
-    };
-    let hooks = hooks.split(';').next().unwrap_or_default();
+/// The bpftrace probes for the hooks `tracer doctor` lists under its plan
+/// (`  raw tracepoint tcp:tcp_destroy_sock`, `  tracepoint sock:...`), and the
+/// hooks bpftrace has no probe for. The peer counts on classic tracepoints,
+/// as a bpftrace user would write it, where tracer uses their raw form.
+pub fn probes_from_doctor(text: &str) -> (Vec<String>, Vec<String>) {
     let mut probes = Vec::new();
     let mut other = Vec::new();
-    for hook in hooks.split(',').map(str::trim).filter(|h| !h.is_empty()) {
-        match hook.split_once(' ') {
-            Some((kind @ ("tracepoint" | "kprobe" | "kretprobe"), target)) => {
-                probes.push(format!("{kind}:{target}"));
-            }
-            _ => other.push(hook.to_owned()),
+    let plan = text
+        .lines()
+        .skip_while(|l| !l.starts_with("plan ("))
+        .skip(1)
+        .take_while(|l| l.starts_with("  "));
+    for hook in plan.map(str::trim) {
+        // Lines such as `connect errors from ...` describe, not attach.
+        let first = hook.split(' ').next().unwrap_or_default();
+        if !matches!(
+            first,
+            "raw" | "tracepoint" | "kprobe" | "kretprobe" | "fentry" | "fexit"
+        ) {
+            continue;
         }
+        let (kind, target) = match hook.rsplit_once(' ') {
+            Some(("raw tracepoint" | "tracepoint", target)) => ("tracepoint", target),
+            Some((kind @ ("kprobe" | "kretprobe"), target)) => (kind, target),
+            _ => {
+                other.push(hook.to_owned());
+                continue;
+            }
+        };
+        probes.push(format!("{kind}:{target}"));
     }
     (probes, other)
 }
@@ -539,20 +552,29 @@ mod tests {
     }
 
     #[test]
-    fn probes_from_the_attach_line() {
-        let line = "tracer: tracing all processes via tracepoint tcp:tcp_destroy_sock, \
-                    tracepoint sock:inet_sock_set_state, fentry tcp_connect; connect errors \
-                    from struct sock.sk_err (BTF offset 284)";
-        let (probes, other) = probes_from_plan(line);
+    fn probes_from_the_doctor_plan() {
+        let text = "hook plans (--hooks; ...)\n  tracepoint      loads\n\
+                    plan (--hooks auto): the raw-tracepoint plan (...)\n\
+                    \x20 raw tracepoint tcp:tcp_destroy_sock\n\
+                    \x20 tracepoint sock:inet_sock_set_state\n\
+                    \x20 kretprobe tcp_retransmit_skb\n\
+                    \x20 fentry tcp_connect\n\
+                    \x20 connect errors from struct sock.sk_err (BTF offset 284)\n\
+                    missing: nothing\n";
+        let (probes, other) = probes_from_doctor(text);
         assert_eq!(
             probes,
             vec![
                 "tracepoint:tcp:tcp_destroy_sock",
-                "tracepoint:sock:inet_sock_set_state"
+                "tracepoint:sock:inet_sock_set_state",
+                "kretprobe:tcp_retransmit_skb"
             ]
         );
         assert_eq!(other, vec!["fentry tcp_connect"]);
-        assert_eq!(probes_from_plan("tracer: 3 events read"), (vec![], vec![]));
+        assert_eq!(
+            probes_from_doctor("tracer: 3 events read"),
+            (vec![], vec![])
+        );
     }
 
     #[test]
