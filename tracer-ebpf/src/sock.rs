@@ -1,6 +1,6 @@
-//! Reading `struct sock` directly (kprobes get only the pointer), at member
-//! offsets userspace found in the running kernel's BTF and handed over as
-//! load-time globals.
+//! Reading `struct sock` directly (raw tracepoints and kprobes get only the
+//! pointer), at member offsets userspace found in the running kernel's BTF
+//! and handed over as load-time globals.
 
 use aya_ebpf::{
     Global,

@@ -1,8 +1,8 @@
 //! Hooks (raw tracepoint plan): raw tracepoints `inet_sock_set_state(sk,
 //! oldstate, newstate)`, `tcp_retransmit_skb(sk, skb, ...)` and
 //! `tcp_destroy_sock(sk)`. A raw tracepoint hands over the tracepoint's
-//! arguments as they are, without filling a trace record first, which makes it
-//! several times cheaper than the classic tracepoint on the busiest hook. The
+//! arguments as they are, without filling a trace record first, which saves
+//! that work on the busiest hooks. The
 //! protocol, state and address tuple are read from `struct sock` (`sock`), as
 //! the classic tracepoints fill theirs; the rest is `transition`, as for them.
 
