@@ -6,7 +6,7 @@ use std::fmt;
 use aya::{
     Ebpf, EbpfLoader,
     maps::{Array, HashMap, MapData, PerCpuArray, RingBuf},
-    programs::{KProbe, RawTracePoint, TracePoint},
+    programs::{KProbe, Program, ProgramError, RawTracePoint, TracePoint},
 };
 use tracer_common::{FieldOffsets, Owner, SockOffsets, maps, maps::SocketKey, tcp};
 
@@ -476,58 +476,58 @@ fn attach_destroy(
 
 /// Loads and attaches a raw tracepoint program; returns how the plan shows it.
 fn attach_raw(ebpf: &mut Ebpf, hook: &RawHook) -> Result<String, LoadError> {
-    let name = hook.describe();
-    let refused = |source: aya::programs::ProgramError| LoadError::Program {
-        program: hook.program,
-        hook: name.clone(),
-        hint: permission_hint(&source),
-        source: Box::new(source),
-    };
-    let program: &mut RawTracePoint = ebpf
-        .program_mut(hook.program)
-        .ok_or(LoadError::NoProgram(hook.program))?
-        .try_into()
-        .map_err(refused)?;
-    program.load().map_err(refused)?;
-    program.attach(hook.name).map_err(refused)?;
-    Ok(name)
+    attach(
+        ebpf,
+        hook.program,
+        hook.describe(),
+        |p: &mut RawTracePoint| {
+            p.load()?;
+            p.attach(hook.name).map(drop)
+        },
+    )
 }
 
 /// Loads and attaches a tracepoint program; returns how the plan shows it.
 fn attach_tracepoint(ebpf: &mut Ebpf, hook: &TracepointHook) -> Result<String, LoadError> {
     let name = format!("tracepoint {}:{}", hook.category, hook.name);
-    let refused = |source: aya::programs::ProgramError| LoadError::Program {
-        program: hook.program,
-        hook: name.clone(),
-        hint: permission_hint(&source),
-        source: Box::new(source),
-    };
-    let program: &mut TracePoint = ebpf
-        .program_mut(hook.program)
-        .ok_or(LoadError::NoProgram(hook.program))?
-        .try_into()
-        .map_err(refused)?;
-    program.load().map_err(refused)?;
-    program.attach(hook.category, hook.name).map_err(refused)?;
-    Ok(name)
+    attach(ebpf, hook.program, name, |p: &mut TracePoint| {
+        p.load()?;
+        p.attach(hook.category, hook.name).map(drop)
+    })
 }
 
 /// Loads and attaches a kprobe or kretprobe program; returns how the plan shows it.
 fn attach_kprobe(ebpf: &mut Ebpf, hook: &KprobeHook) -> Result<String, LoadError> {
-    let name = hook.describe();
-    let refused = |source: aya::programs::ProgramError| LoadError::Program {
-        program: hook.program,
+    attach(ebpf, hook.program, hook.describe(), |p: &mut KProbe| {
+        p.load()?;
+        p.attach(hook.function, 0).map(drop)
+    })
+}
+
+/// Finds `program` in the object as a `P` and loads and attaches it with
+/// `load_and_attach`; returns `name`, how the plan shows it. A refusal names
+/// the program and the hook.
+fn attach<P>(
+    ebpf: &mut Ebpf,
+    program: &'static str,
+    name: String,
+    load_and_attach: impl FnOnce(&mut P) -> Result<(), ProgramError>,
+) -> Result<String, LoadError>
+where
+    for<'a> &'a mut P: TryFrom<&'a mut Program, Error = ProgramError>,
+{
+    let refused = |source: ProgramError| LoadError::Program {
+        program,
         hook: name.clone(),
         hint: permission_hint(&source),
         source: Box::new(source),
     };
-    let program: &mut KProbe = ebpf
-        .program_mut(hook.program)
-        .ok_or(LoadError::NoProgram(hook.program))?
+    let loaded: &mut P = ebpf
+        .program_mut(program)
+        .ok_or(LoadError::NoProgram(program))?
         .try_into()
         .map_err(refused)?;
-    program.load().map_err(refused)?;
-    program.attach(hook.function, 0).map_err(refused)?;
+    load_and_attach(loaded).map_err(refused)?;
     Ok(name)
 }
 
