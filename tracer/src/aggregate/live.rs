@@ -5,6 +5,7 @@
 
 use std::{
     collections::VecDeque,
+    hash::BuildHasher as _,
     net::{IpAddr, Ipv6Addr, SocketAddr},
 };
 
@@ -13,7 +14,8 @@ use tracer_common::tcp::{
     SYN_RECV, SYN_SENT, TIME_WAIT,
 };
 
-use rustc_hash::FxHashMap as HashMap;
+use hashbrown::HashTable;
+use rustc_hash::{FxBuildHasher, FxHashMap as HashMap};
 
 use crate::snapshot::{ProcessId, Remote};
 
@@ -131,7 +133,11 @@ const RECENTLY_CLOSED: usize = 4096;
 #[derive(Debug, Default)]
 pub struct Live {
     by_sk: HashMap<u64, Conn>,
-    by_tuple: HashMap<Tuple, u64>,
+    /// The same connections by address: socket addresses hashed by their
+    /// connection's tuple, so the index costs 9 bytes per connection rather
+    /// than a second copy of the tuple. Every socket in it is in `by_sk` with
+    /// the tuple it was hashed by.
+    by_tuple: HashTable<u64>,
     /// Sockets that just moved to CLOSE → the state they left.
     closed_from: HashMap<u64, u8>,
     /// Closed connections, oldest first, and their owners by tuple.
@@ -144,12 +150,20 @@ impl Live {
         self.by_sk.get(&sk)
     }
 
-    pub fn get_mut(&mut self, sk: u64) -> Option<&mut Conn> {
-        self.by_sk.get_mut(&sk)
+    /// Counts a retransmit on a live connection.
+    pub fn retransmitted(&mut self, sk: u64) {
+        if let Some(conn) = self.by_sk.get_mut(&sk) {
+            conn.retransmits = conn.retransmits.saturating_add(1);
+        }
     }
 
     pub fn by_tuple(&self, tuple: &Tuple) -> Option<&Conn> {
-        self.by_tuple.get(tuple).and_then(|sk| self.by_sk.get(sk))
+        let by_sk = &self.by_sk;
+        self.by_tuple
+            .find(hash(tuple), |sk| {
+                by_sk.get(sk).is_some_and(|c| c.tuple == *tuple)
+            })
+            .and_then(|sk| by_sk.get(sk))
     }
 
     #[cfg(test)]
@@ -171,11 +185,30 @@ impl Live {
     /// Inserts or updates a connection that moved to `state` (not CLOSE).
     pub fn upsert(&mut self, sk: u64, conn: Conn) {
         if let Some(old) = self.by_sk.insert(sk, conn) {
-            if old.tuple != conn.tuple {
-                self.by_tuple.remove(&old.tuple);
+            if old.tuple == conn.tuple {
+                return;
+            }
+            self.unindex(sk, &old.tuple);
+        }
+        // The newest socket with these addresses is the one found by them.
+        let by_sk = &self.by_sk;
+        match self.by_tuple.entry(
+            hash(&conn.tuple),
+            |other| by_sk.get(other).is_some_and(|c| c.tuple == conn.tuple),
+            |other| by_sk.get(other).map_or(0, |c| hash(&c.tuple)),
+        ) {
+            hashbrown::hash_table::Entry::Occupied(mut e) => *e.get_mut() = sk,
+            hashbrown::hash_table::Entry::Vacant(e) => {
+                e.insert(sk);
             }
         }
-        self.by_tuple.insert(conn.tuple, sk);
+    }
+
+    /// Removes `sk` from the address index, where it was filed under `tuple`.
+    fn unindex(&mut self, sk: u64, tuple: &Tuple) {
+        if let Ok(e) = self.by_tuple.find_entry(hash(tuple), |&other| other == sk) {
+            e.remove();
+        }
     }
 
     /// Removes a connection that moved from `old_state` to CLOSE at `now_ns`.
@@ -185,9 +218,7 @@ impl Live {
         }
         self.closed_from.insert(sk, old_state);
         let conn = self.by_sk.remove(&sk)?;
-        if self.by_tuple.get(&conn.tuple) == Some(&sk) {
-            self.by_tuple.remove(&conn.tuple);
-        }
+        self.unindex(sk, &conn.tuple);
         // Only an active close leaves a TIME_WAIT socket behind.
         if matches!(old_state, FIN_WAIT1 | FIN_WAIT2 | CLOSING) {
             self.remember_closed(conn.tuple, conn.owner, now_ns);
@@ -215,6 +246,10 @@ impl Live {
     pub fn closed_owner(&self, tuple: &Tuple) -> Option<ProcessId> {
         self.closed_owner.get(tuple).map(|&(_, owner)| owner)
     }
+}
+
+fn hash(tuple: &Tuple) -> u64 {
+    FxBuildHasher.hash_one(tuple)
 }
 
 #[cfg(test)]

@@ -130,9 +130,7 @@ impl Aggregator {
         match ev.kind {
             EventKind::State => self.observe_state(id, remote, ev),
             EventKind::Retransmit | EventKind::SynRetransmit | EventKind::SynAckRetransmit => {
-                if let Some(conn) = self.live.get_mut(ev.sk) {
-                    conn.retransmits = conn.retransmits.saturating_add(1);
-                }
+                self.live.retransmitted(ev.sk);
             }
             EventKind::SyscallError => {
                 if let Some(call) = ev.syscall() {
