@@ -73,7 +73,19 @@ impl Session {
     pub fn apply(&mut self, sample: Sample) {
         let known = self.aggregator.alive();
         self.identities.refresh(&sample, &known);
-        self.aggregator.apply(&sample);
+        let Self {
+            aggregator,
+            identities,
+            reader,
+            events,
+            write_error,
+            ..
+        } = self;
+        // Events keep draining: applying a large sample takes long enough
+        // for a busy host to fill the ring buffer.
+        aggregator.apply_pausing(&sample, |aggregator| {
+            reader.drain_now(|ev| observe(aggregator, identities, events, write_error, &ev));
+        });
     }
 
     /// Takes a snapshot; the live view gets it at once.

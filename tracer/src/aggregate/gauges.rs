@@ -2,7 +2,7 @@
 //! table, so they agree with `ss`), TIME_WAIT left behind, FD use, and which
 //! processes have exited.
 
-use std::time::Duration;
+use std::{collections::BTreeMap, time::Duration};
 
 use rustc_hash::FxHashMap as HashMap;
 
@@ -22,6 +22,9 @@ use crate::{
 
 /// Live connections listed per process in a snapshot (all are counted).
 pub const CONNECTIONS_LISTED: usize = 256;
+
+/// Socket rows applied between two pauses (a few milliseconds of work).
+pub const ROWS_PER_PAUSE: usize = 4096;
 
 /// What /proc said at one moment.
 #[derive(Debug, Default)]
@@ -47,16 +50,21 @@ pub struct ProcessSample {
 impl Aggregator {
     /// Replaces every gauge with what `sample` says. A process that was alive
     /// and is missing from the sample has exited: it keeps its counts.
+    #[cfg(test)]
     pub fn apply(&mut self, sample: &Sample) {
+        self.apply_pausing(sample, |_| {});
+    }
+
+    /// [`Aggregator::apply`], calling `pause` every [`ROWS_PER_PAUSE`] socket
+    /// rows so that events keep being taken in while a sample of a busy host
+    /// (hundreds of thousands of rows) is applied.
+    pub fn apply_pausing(&mut self, sample: &Sample, mut pause: impl FnMut(&mut Self)) {
         let now = sample.at_ns;
         let mut first_seen =
             HashMap::with_capacity_and_hasher(self.first_seen.len(), Default::default());
         let mut listeners: HashMap<u16, ProcessId> = HashMap::default();
         for ps in &sample.processes {
-            let p = self
-                .processes
-                .entry(ps.id)
-                .or_insert_with(|| ProcessAgg::new(ps.comm.clone()));
+            let p = process_of(&mut self.processes, ps);
             p.exited = false;
             p.last_alive = self.snapshots;
             if !ps.comm.is_empty() {
@@ -77,71 +85,83 @@ impl Aggregator {
                 (r.established, r.close_wait, r.time_wait) = (0, 0, 0);
             }
             p.connections.clear();
+            p.connections_total = 0;
             let mut oldest_close_wait: Option<u64> = None;
-            for row in ps.sockets.iter().filter(|r| r.state != LISTEN) {
-                let tuple = Tuple::new(row.local, row.local_port, row.remote, row.remote_port);
-                let conn = self.live.by_tuple(&tuple).filter(|c| c.owner == ps.id);
-                let seen = self.first_seen.get(&tuple).map_or(now, |&(t, _)| t);
-                if conn.is_none() {
-                    first_seen.insert(tuple, (seen, ps.id));
-                }
-                let opened = conn.map_or(seen, |c| c.opened_ns);
-                let remote =
-                    conn.map_or_else(|| p.remote_of(row.local_port, tuple.remote()), Conn::remote);
-                let g = &mut p.gauges;
-                match row.state {
-                    ESTABLISHED => g.established += 1,
-                    SYN_SENT => g.syn_sent += 1,
-                    SYN_RECV => g.syn_recv += 1,
-                    CLOSE_WAIT => {
-                        g.close_wait += 1;
-                        let since = conn
-                            .map(|c| c.close_wait_ns)
-                            .filter(|&ns| ns != 0)
-                            .unwrap_or(seen);
-                        oldest_close_wait = Some(oldest_close_wait.map_or(since, |o| o.min(since)));
+            for rows in ps.sockets.chunks(ROWS_PER_PAUSE) {
+                pause(self);
+                let p = process_of(&mut self.processes, ps);
+                for row in rows.iter().filter(|r| r.state != LISTEN) {
+                    let tuple = Tuple::new(row.local, row.local_port, row.remote, row.remote_port);
+                    let conn = self.live.by_tuple(&tuple).filter(|c| c.owner == ps.id);
+                    let seen = self.first_seen.get(&tuple).map_or(now, |&(t, _)| t);
+                    if conn.is_none() {
+                        first_seen.insert(tuple, (seen, ps.id));
                     }
-                    FIN_WAIT1 | FIN_WAIT2 | CLOSING | LAST_ACK => g.closing += 1,
-                    _ => {}
-                }
-                if matches!(row.state, ESTABLISHED | CLOSE_WAIT) {
-                    let r = p.remote(remote);
-                    if row.state == ESTABLISHED {
-                        r.established += 1;
-                    } else {
-                        r.close_wait += 1;
+                    let opened = conn.map_or(seen, |c| c.opened_ns);
+                    let remote = conn
+                        .map_or_else(|| p.remote_of(row.local_port, tuple.remote()), Conn::remote);
+                    let g = &mut p.gauges;
+                    match row.state {
+                        ESTABLISHED => g.established += 1,
+                        SYN_SENT => g.syn_sent += 1,
+                        SYN_RECV => g.syn_recv += 1,
+                        CLOSE_WAIT => {
+                            g.close_wait += 1;
+                            let since = conn
+                                .map(|c| c.close_wait_ns)
+                                .filter(|&ns| ns != 0)
+                                .unwrap_or(seen);
+                            oldest_close_wait =
+                                Some(oldest_close_wait.map_or(since, |o| o.min(since)));
+                        }
+                        FIN_WAIT1 | FIN_WAIT2 | CLOSING | LAST_ACK => g.closing += 1,
+                        _ => {}
                     }
+                    if matches!(row.state, ESTABLISHED | CLOSE_WAIT) {
+                        let r = p.remote(remote);
+                        if row.state == ESTABLISHED {
+                            r.established += 1;
+                        } else {
+                            r.close_wait += 1;
+                        }
+                    }
+                    p.connections_total += 1;
+                    if p.connections.len() == 2 * CONNECTIONS_LISTED {
+                        keep_listed(&mut p.connections, CONNECTIONS_LISTED);
+                    }
+                    p.connections.push(ConnectionSnapshot {
+                        local: tuple.local(),
+                        remote: tuple.remote(),
+                        state: row.state,
+                        age: Duration::from_nanos(now.saturating_sub(opened)),
+                        preexisting: conn.is_none(),
+                        retransmits: conn.map_or(0, |c| u64::from(c.retransmits)),
+                    });
                 }
-                p.connections.push(ConnectionSnapshot {
-                    local: tuple.local(),
-                    remote: tuple.remote(),
-                    state: row.state,
-                    age: Duration::from_nanos(now.saturating_sub(opened)),
-                    preexisting: conn.is_none(),
-                    retransmits: conn.map_or(0, |c| u64::from(c.retransmits)),
-                });
             }
+            let p = process_of(&mut self.processes, ps);
             p.gauges.listen = p.listen_ports.len() as u64;
             p.gauges.oldest_close_wait =
                 oldest_close_wait.map(|since| Duration::from_nanos(now.saturating_sub(since)));
-            p.connections_total = p.connections.len() as u64;
-            p.connections
-                .sort_by(|a, b| b.retransmits.cmp(&a.retransmits).then(b.age.cmp(&a.age)));
-            p.connections.truncate(CONNECTIONS_LISTED);
+            keep_listed(&mut p.connections, CONNECTIONS_LISTED);
+            p.connections.sort_by(listing_order);
             p.connections.shrink_to_fit();
         }
         self.first_seen = first_seen;
 
-        for row in &sample.time_wait {
-            let tuple = Tuple::new(row.local, row.local_port, row.remote, row.remote_port);
-            let owner = self
-                .live
-                .closed_owner(&tuple)
-                .or_else(|| listeners.get(&row.local_port).copied());
-            if let Some(p) = owner.and_then(|id| self.processes.get_mut(&id)) {
-                p.gauges.time_wait += 1;
-                let remote = p.remote_of(row.local_port, tuple.remote());
-                p.remote(remote).time_wait += 1;
+        for rows in sample.time_wait.chunks(ROWS_PER_PAUSE) {
+            pause(self);
+            for row in rows {
+                let tuple = Tuple::new(row.local, row.local_port, row.remote, row.remote_port);
+                let owner = self
+                    .live
+                    .closed_owner(&tuple)
+                    .or_else(|| listeners.get(&row.local_port).copied());
+                if let Some(p) = owner.and_then(|id| self.processes.get_mut(&id)) {
+                    p.gauges.time_wait += 1;
+                    let remote = p.remote_of(row.local_port, tuple.remote());
+                    p.remote(remote).time_wait += 1;
+                }
             }
         }
 
@@ -177,5 +197,30 @@ impl Aggregator {
         for (_, id) in &exited[..exited.len() - EXITED_MAX] {
             self.processes.remove(id);
         }
+    }
+}
+
+/// The numbers of a sampled process, new ones starting from zero.
+fn process_of<'a>(
+    processes: &'a mut BTreeMap<ProcessId, ProcessAgg>,
+    ps: &ProcessSample,
+) -> &'a mut ProcessAgg {
+    processes
+        .entry(ps.id)
+        .or_insert_with(|| ProcessAgg::new(ps.comm.clone()))
+}
+
+/// Listing order: most retransmits first, then oldest.
+pub(super) fn listing_order(a: &ConnectionSnapshot, b: &ConnectionSnapshot) -> std::cmp::Ordering {
+    b.retransmits.cmp(&a.retransmits).then(b.age.cmp(&a.age))
+}
+
+/// Keeps the `n` connections that come first in [`listing_order`], unsorted.
+/// Called as the list fills, so a process with 100k connections never holds
+/// more than `2 * n` of them here.
+pub(super) fn keep_listed(connections: &mut Vec<ConnectionSnapshot>, n: usize) {
+    if connections.len() > n {
+        connections.select_nth_unstable_by(n, listing_order);
+        connections.truncate(n);
     }
 }

@@ -17,7 +17,7 @@ use tracer_common::{
 use super::*;
 use crate::{
     proc::sockets::SocketRow,
-    snapshot::{FdUsage, ProcessSnapshot},
+    snapshot::{ConnectionSnapshot, FdUsage, ProcessSnapshot},
 };
 
 const CLIENT: ProcessId = ProcessId {
@@ -402,4 +402,31 @@ fn events_on_sockets_that_predate_tracing_go_to_their_holder() {
     let s = snap(&mut agg, 3);
     assert_eq!(find(&s, SERVER).counts.retransmits, 1);
     assert_eq!(s.unattributed.retransmits, 1);
+}
+
+#[test]
+fn only_the_connections_most_worth_listing_are_kept() {
+    use super::gauges::{keep_listed, listing_order};
+    let conn = |i: u64| ConnectionSnapshot {
+        local: "127.0.0.1:1".parse().unwrap(),
+        remote: "127.0.0.1:2".parse().unwrap(),
+        state: ESTABLISHED,
+        age: Duration::from_millis(i * 7919 % 1000),
+        preexisting: false,
+        retransmits: if i.is_multiple_of(13) { i } else { 0 },
+    };
+    let mut all: Vec<ConnectionSnapshot> = (0..1000).map(conn).collect();
+    let mut kept = Vec::new();
+    for c in all.iter().cloned() {
+        if kept.len() == 2 * 10 {
+            keep_listed(&mut kept, 10);
+        }
+        kept.push(c);
+    }
+    keep_listed(&mut kept, 10);
+    kept.sort_by(listing_order);
+    all.sort_by(listing_order);
+    all.truncate(10);
+    assert_eq!(kept, all);
+    assert_eq!(kept[0].retransmits, 988);
 }
