@@ -193,9 +193,23 @@ pub async fn run(args: &TraceArgs) -> anyhow::Result<()> {
 fn start_sample(sampler: Sampler, session: &Session) -> JoinHandle<(Sampler, Sample)> {
     let known = session.aggregator.alive();
     tokio::task::spawn_blocking(move || {
+        lower_priority_of_this_thread();
         let sample = sampler.sample(&known, monotonic_ns());
         (sampler, sample)
     })
+}
+
+/// Makes the calling thread yield the CPU to everything else (nice 19). The
+/// /proc sample is background work; on a busy two-core host it would
+/// otherwise take the CPU the event reader and the traced services need.
+/// Best effort: failing leaves the priority as it was.
+fn lower_priority_of_this_thread() {
+    // Linux keeps the nice value per thread; PRIO_PROCESS with a thread id
+    // changes that thread only.
+    if let Ok(tid) = u32::try_from(unsafe { libc::gettid() }) {
+        // SAFETY: a plain system call on the calling thread.
+        unsafe { libc::setpriority(libc::PRIO_PROCESS, tid, 19) };
+    }
 }
 
 /// Takes one sample and waits for it.
