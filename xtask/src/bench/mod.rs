@@ -30,7 +30,7 @@ use serde::Serialize;
 use self::{
     procfs::{BpfProgram, OtherLoad, RunTimeStats},
     stats::Spread,
-    subject::{Events, Running, Setup, Stopped, Subject, Summary},
+    subject::{Running, Setup, Stopped, Subject, Summary, Writes},
     workload::{Churn, ChurnResult, Mode, Netns},
 };
 use crate::{
@@ -115,7 +115,7 @@ pub fn bench(args: &BenchArgs) -> Result<ExitCode> {
             .mode
             .map_or(vec![Mode::Reset, Mode::Normal], |m| vec![m]),
         tracer: String::new(),
-        tracer_args: "--headless --interval 1s --events /dev/null".into(),
+        tracer_args: "--headless --interval 1s --csv /dev/null".into(),
         bpftrace: None,
         bpftrace_probes: Vec::new(),
     };
@@ -371,7 +371,7 @@ fn run_pair(
     let (traced, attach_s, peak_rss_kib, stopped) = if subject == Subject::Control {
         (untraced_sample()?, None, None, Stopped::default())
     } else {
-        let running = Running::start(subject, setup, Events::Null)?;
+        let running = Running::start(subject, setup, Writes::Csv)?;
         let traced = churn.sample(netns, mode, settings.seconds);
         let peak_rss_kib = running.peak_rss_kib();
         let attach_s = running.attach.as_secs_f64();
@@ -438,7 +438,7 @@ fn kernel_profile(
     subject: Subject,
     seconds: f64,
 ) -> Result<KernelProfile> {
-    let running = Running::start(subject, setup, Events::Null)?;
+    let running = Running::start(subject, setup, Writes::Csv)?;
     let sampled = (|| {
         let stats = RunTimeStats::enable()?;
         let before = procfs::bpf_programs(running.pid)?;
@@ -617,7 +617,7 @@ fn first_event(setup: &Setup, churn: &Churn, netns: &Netns, trials: usize) -> Re
     for _ in 0..trials.max(1) {
         let mut load = churn.spawn(netns, Mode::Reset, 4.0)?;
         thread::sleep(Duration::from_millis(300));
-        let running = Running::start(Subject::TracerAll, setup, Events::FirstEvent);
+        let running = Running::start(Subject::TracerAll, setup, Writes::FirstEvent);
         let running = match running {
             Ok(running) => running,
             Err(err) => {
@@ -664,7 +664,7 @@ pub struct Hold {
 }
 
 fn hold(setup: &Setup, churn: &Churn, netns: &Netns, connections: u64) -> Result<Hold> {
-    let running = Running::start(Subject::TracerAll, setup, Events::Null)?;
+    let running = Running::start(Subject::TracerAll, setup, Writes::Csv)?;
     let measured = (|| {
         let held = churn.hold(netns, connections)?;
         // Until tracer has taken in everything the connects produced.

@@ -66,11 +66,13 @@ pub struct Setup {
     pub other_pid: u32,
 }
 
-/// Where tracer's JSON events go.
+/// What tracer writes while it is measured.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Events {
-    /// `--events /dev/null`: every event is rendered, nothing is kept.
-    Null,
+pub enum Writes {
+    /// `--csv /dev/null`: a row per process every second, nothing kept; the
+    /// usual headless run. Per-event JSON (`--events`) is left out: it is an
+    /// extra output whose cost grows with every event.
+    Csv,
     /// `--events -`, read by the benchmark only to see when the first event arrives.
     FirstEvent,
 }
@@ -117,20 +119,20 @@ pub struct Stopped {
     pub cpu_after_attach: f64,
     /// Times the main thread slept and was woken between attaching and Ctrl-C.
     pub wakeups: u64,
-    /// Seconds from spawn to the first event on stdout ([`Events::FirstEvent`]).
+    /// Seconds from spawn to the first event on stdout ([`Writes::FirstEvent`]).
     pub first_event_s: Option<f64>,
 }
 
 impl Running {
     /// Starts `subject` and waits until its programs are attached.
-    pub fn start(subject: Subject, setup: &Setup, events: Events) -> Result<Self> {
+    pub fn start(subject: Subject, setup: &Setup, writes: Writes) -> Result<Self> {
         let mut cmd = match subject {
             Subject::TracerAll | Subject::TracerPid => {
                 let mut cmd = Command::new(&setup.tracer);
-                cmd.args(["--headless", "--interval", "1s", "--events"]);
-                cmd.arg(match events {
-                    Events::Null => "/dev/null",
-                    Events::FirstEvent => "-",
+                cmd.args(["--headless", "--interval", "1s"]);
+                cmd.args(match writes {
+                    Writes::Csv => ["--csv", "/dev/null"],
+                    Writes::FirstEvent => ["--events", "-"],
                 });
                 if subject == Subject::TracerPid {
                     cmd.arg("--pid").arg(setup.other_pid.to_string());
@@ -159,7 +161,7 @@ impl Running {
         let (tx, outputs) = mpsc::channel();
         let stdout = child.stdout.take().context("child stdout")?;
         let stderr = child.stderr.take().context("child stderr")?;
-        let first_event_only = events == Events::FirstEvent && subject.is_tracer();
+        let first_event_only = writes == Writes::FirstEvent && subject.is_tracer();
         {
             let tx = tx.clone();
             thread::spawn(move || {
