@@ -79,6 +79,11 @@ pub fn lookup(sk: u64) -> Option<Owner> {
 /// Deletes the owner of `sk`, if the map still holds it.
 #[inline(always)]
 pub fn forget(sk: u64) {
+    // With a pid filter most sockets were never recorded, and a lookup that
+    // misses costs less than a delete that misses (which takes a lock).
+    if FILTER_PIDS.load() != 0 && lookup(sk).is_none() {
+        return;
+    }
     if OWNERS.remove(&sk).is_err() {
         // Not there: never recorded, or evicted (and counted) when the map was full.
         return;

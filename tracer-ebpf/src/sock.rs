@@ -34,6 +34,12 @@ pub fn state(sk: u64) -> Result<u8, u32> {
     member::<u8>(sk, SOCK_LAYOUT.load().state)
 }
 
+/// The socket's local port (`skc_num`, host order; 0 once unhashed).
+#[inline(always)]
+pub fn local_port(sk: u64) -> Result<u16, u32> {
+    member::<u16>(sk, SOCK_LAYOUT.load().sport)
+}
+
 /// The socket's protocol (`sk_protocol`), e.g. IPPROTO_TCP.
 #[inline(always)]
 pub fn protocol(sk: u64) -> Result<u16, u32> {

@@ -23,16 +23,19 @@ pub enum ConnectOwner {
 
 /// Whether a change of `sk` from `old` to `new` is worth reading further. With
 /// a pid filter most sockets belong to untraced processes: their changes are
-/// counted as filtered and dropped here, before the addresses are read.
+/// counted as filtered and dropped here, before the addresses are read
+/// (`local_port` reads the one member a passive open needs).
 #[inline(always)]
-pub fn wanted(sk: u64, old: u8, new: u8) -> bool {
+pub fn wanted(sk: u64, old: u8, new: u8, local_port: impl FnOnce() -> Option<u16>) -> bool {
     let keep = match (old, new) {
         // Process context: the caller of connect()/listen() owns the socket.
         (CLOSE, SYN_SENT) | (CLOSE, LISTEN) => {
             owner::traced(owner::current_pid()) || owner::lookup(sk).is_some()
         }
         // The owner comes from the listener on the local port.
-        (_, SYN_RECV) | (SYN_RECV, _) => true,
+        (_, SYN_RECV) | (SYN_RECV, _) => {
+            owner::may_be_traced(sk) || local_port().is_some_and(|p| owner::listener(p).is_some())
+        }
         _ => owner::may_be_traced(sk),
     };
     if !keep {

@@ -29,7 +29,7 @@ fn try_tcp_set_state(ctx: &ProbeContext) -> Result<u32, u32> {
         return Ok(0);
     }
     let old = sock::state(sk)?;
-    if !transition::wanted(sk, old, new_state as u8) {
+    if !transition::wanted(sk, old, new_state as u8, || sock::local_port(sk).ok()) {
         return Ok(0);
     }
     let mut ev = Event::zeroed();

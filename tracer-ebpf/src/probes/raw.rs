@@ -27,7 +27,7 @@ fn try_inet_sock_set_state(ctx: &RawTracePointContext) -> Result<(), u32> {
         return Ok(());
     }
     let (old, new) = (ctx.arg::<u64>(1) as u8, ctx.arg::<u64>(2) as u8);
-    if !transition::wanted(sk, old, new) {
+    if !transition::wanted(sk, old, new, || sock::local_port(sk).ok()) {
         return Ok(());
     }
     let mut ev = Event::zeroed();

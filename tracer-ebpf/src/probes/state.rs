@@ -35,7 +35,7 @@ fn try_inet_sock_set_state(ctx: &TracePointContext) -> Result<u32, u32> {
     let sk = read::field::<u64>(ctx, o.skaddr)?;
     let old = read::field::<i32>(ctx, o.oldstate)? as u8;
     let new = read::field::<i32>(ctx, o.newstate)? as u8;
-    if !transition::wanted(sk, old, new) {
+    if !transition::wanted(sk, old, new, || read::field::<u16>(ctx, o.sport).ok()) {
         return Ok(0);
     }
     let mut ev = Event::zeroed();
