@@ -10,6 +10,7 @@
 mod calls;
 mod emit;
 mod maps;
+mod mem;
 mod owner;
 mod probes;
 mod read;

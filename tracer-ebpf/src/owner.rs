@@ -4,13 +4,16 @@
 
 use aya_ebpf::{
     bindings::{BPF_ANY, BPF_NOEXIST},
-    helpers::{bpf_get_current_comm, bpf_get_current_pid_tgid, bpf_ktime_get_ns},
+    helpers::{bpf_get_current_pid_tgid, bpf_ktime_get_ns, generated},
 };
 use tracer_common::{Counter, Event, Owner, event::FLAG_UNATTRIBUTED, maps::SocketKey};
 
-use crate::maps::{
-    FILTER_PIDS, LISTENERS, OWNER_COUNT, OWNERS, OWNERS_MAX, PREEXISTING, PREEXISTING_SEEDED,
-    TRACED_PIDS, atomic_add, bump,
+use crate::{
+    maps::{
+        FILTER_PIDS, LISTENERS, OWNER_COUNT, OWNERS, OWNERS_MAX, PREEXISTING, PREEXISTING_SEEDED,
+        TRACED_PIDS, atomic_add, bump,
+    },
+    mem,
 };
 
 /// Whether events of `pid` pass the in-kernel pid filter.
@@ -32,12 +35,14 @@ pub fn current() -> Option<Owner> {
     if !traced(pid) {
         return None;
     }
-    Some(Owner {
-        pid,
-        _pad: 0,
-        start_ns: unsafe { bpf_ktime_get_ns() },
-        comm: bpf_get_current_comm().unwrap_or([0; 16]),
-    })
+    let mut slot = core::mem::MaybeUninit::<Owner>::uninit();
+    let owner = mem::zero(&mut slot);
+    owner.pid = pid;
+    owner.start_ns = unsafe { bpf_ktime_get_ns() };
+    // SAFETY: the helper writes at most 16 bytes into `comm` (zeroing it on
+    // failure). Called directly: aya's wrapper zeroes a buffer byte by byte.
+    unsafe { generated::bpf_get_current_comm(owner.comm.as_mut_ptr().cast(), 16) };
+    Some(*owner)
 }
 
 /// Records (or replaces) the owner of `sk`. A socket new to the map is
@@ -73,7 +78,7 @@ fn added() {
 #[inline(always)]
 pub fn lookup(sk: u64) -> Option<Owner> {
     // SAFETY: the value is copied out immediately.
-    unsafe { OWNERS.get(&sk) }.copied()
+    unsafe { OWNERS.get(&sk) }.map(mem::copy)
 }
 
 /// Deletes the owner of `sk`, if the map still holds it.
@@ -102,7 +107,7 @@ pub fn record_listener(port: u16, owner: &Owner) {
 #[inline(always)]
 pub fn listener(port: u16) -> Option<Owner> {
     // SAFETY: the value is copied out immediately.
-    unsafe { LISTENERS.get(&u32::from(port)) }.copied()
+    unsafe { LISTENERS.get(&u32::from(port)) }.map(mem::copy)
 }
 
 #[inline(always)]
@@ -126,7 +131,7 @@ fn preexisting(ev: &Event) -> Option<Owner> {
         daddr: ev.daddr,
     };
     // SAFETY: the value is copied out immediately.
-    let owner = unsafe { PREEXISTING.get(&key) }.copied()?;
+    let owner = unsafe { PREEXISTING.get(&key) }.map(mem::copy)?;
     record(ev.sk, &owner);
     // Used once: from now on the owner is found by the socket's address and
     // deleted with it, so a later connection reusing these addresses is not

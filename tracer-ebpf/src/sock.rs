@@ -54,6 +54,7 @@ const HEAD: usize = 88;
 /// The first [`HEAD`] bytes of a socket. One `bpf_probe_read_kernel` of them
 /// costs about what one read of a single member does, and a state change
 /// needs nine members.
+#[repr(C, align(8))]
 struct Head([u8; HEAD]);
 
 impl Head {
@@ -75,7 +76,8 @@ impl Head {
 #[inline(always)]
 pub fn tuple(sk: u64, ev: &mut Event) -> Result<(), u32> {
     let o = SOCK_LAYOUT.load();
-    let mut head = Head([0; HEAD]);
+    let mut slot = core::mem::MaybeUninit::<Head>::uninit();
+    let head = crate::mem::zero(&mut slot);
     // SAFETY: bpf_probe_read_kernel checks the access; read in place, as the
     // stack has no room for a second copy.
     unsafe { bpf_probe_read_kernel_buf(sk as *const u8, &mut head.0) }.map_err(|_| 0u32)?;

@@ -56,12 +56,13 @@ fn try_listen_started(ctx: &RetProbeContext) -> Result<u32, u32> {
 
 #[inline(always)]
 fn report(sk: u64, old_state: u8, new_state: u8) -> Result<(), u32> {
-    let mut ev = Event::zeroed();
+    let mut slot = core::mem::MaybeUninit::<Event>::uninit();
+    let ev = crate::mem::zero(&mut slot);
     ev.ts_ns = unsafe { bpf_ktime_get_ns() };
     ev.sk = sk;
     ev.old_state = old_state;
     ev.new_state = new_state;
-    sock::tuple(sk, &mut ev)?;
-    transition::state_change(&mut ev, ConnectOwner::Current);
+    sock::tuple(sk, ev)?;
+    transition::state_change(ev, ConnectOwner::Current);
     Ok(())
 }

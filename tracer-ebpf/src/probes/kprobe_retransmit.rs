@@ -85,11 +85,12 @@ fn try_leave(ctx: &RetProbeContext, outer: bool) -> Result<u32, u32> {
         // tracepoint does not fire either.
         return Ok(0);
     }
-    let mut ev = Event::zeroed();
+    let mut slot = core::mem::MaybeUninit::<Event>::uninit();
+    let ev = crate::mem::zero(&mut slot);
     ev.ts_ns = unsafe { bpf_ktime_get_ns() };
     ev.sk = sk;
     let state = sock::state(sk)?;
-    sock::tuple(sk, &mut ev)?;
-    transition::retransmit(&mut ev, state);
+    sock::tuple(sk, ev)?;
+    transition::retransmit(ev, state);
     Ok(0)
 }

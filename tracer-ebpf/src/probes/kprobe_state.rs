@@ -32,12 +32,13 @@ fn try_tcp_set_state(ctx: &ProbeContext) -> Result<u32, u32> {
     if !transition::wanted(sk, old, new_state as u8, || sock::local_port(sk).ok()) {
         return Ok(0);
     }
-    let mut ev = Event::zeroed();
+    let mut slot = core::mem::MaybeUninit::<Event>::uninit();
+    let ev = crate::mem::zero(&mut slot);
     ev.ts_ns = unsafe { bpf_ktime_get_ns() };
     ev.sk = sk;
     ev.old_state = old;
     ev.new_state = new_state as u8;
-    sock::tuple(sk, &mut ev)?;
-    transition::state_change(&mut ev, ConnectOwner::Recorded);
+    sock::tuple(sk, ev)?;
+    transition::state_change(ev, ConnectOwner::Recorded);
     Ok(0)
 }

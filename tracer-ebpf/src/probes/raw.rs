@@ -30,13 +30,14 @@ fn try_inet_sock_set_state(ctx: &RawTracePointContext) -> Result<(), u32> {
     if !transition::wanted(sk, old, new, || sock::local_port(sk).ok()) {
         return Ok(());
     }
-    let mut ev = Event::zeroed();
+    let mut slot = core::mem::MaybeUninit::<Event>::uninit();
+    let ev = crate::mem::zero(&mut slot);
     ev.ts_ns = unsafe { bpf_ktime_get_ns() };
     ev.sk = sk;
     ev.old_state = old;
     ev.new_state = new;
-    sock::tuple(sk, &mut ev)?;
-    transition::state_change(&mut ev, ConnectOwner::Current);
+    sock::tuple(sk, ev)?;
+    transition::state_change(ev, ConnectOwner::Current);
     Ok(())
 }
 
@@ -49,12 +50,13 @@ pub fn raw_tcp_retransmit_skb(ctx: RawTracePointContext) -> i32 {
 
 fn try_tcp_retransmit_skb(ctx: &RawTracePointContext) -> Result<(), u32> {
     let sk: u64 = ctx.arg(0);
-    let mut ev = Event::zeroed();
+    let mut slot = core::mem::MaybeUninit::<Event>::uninit();
+    let ev = crate::mem::zero(&mut slot);
     ev.ts_ns = unsafe { bpf_ktime_get_ns() };
     ev.sk = sk;
     let state = sock::state(sk)?;
-    sock::tuple(sk, &mut ev)?;
-    transition::retransmit(&mut ev, state);
+    sock::tuple(sk, ev)?;
+    transition::retransmit(ev, state);
     Ok(())
 }
 

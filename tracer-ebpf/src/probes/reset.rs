@@ -47,7 +47,8 @@ fn try_reset(ctx: &TracePointContext, o: &FieldOffsets, kind: EventKind) -> Resu
         bump(Counter::Filtered);
         return Ok(0);
     }
-    let mut ev = Event::zeroed();
+    let mut slot = core::mem::MaybeUninit::<Event>::uninit();
+    let ev = crate::mem::zero(&mut slot);
     ev.ts_ns = unsafe { bpf_ktime_get_ns() };
     ev.kind = kind as u32;
     ev.sk = sk;
@@ -60,15 +61,15 @@ fn try_reset(ctx: &TracePointContext, o: &FieldOffsets, kind: EventKind) -> Resu
         ev.value = u64::from(read::field::<u32>(ctx, o.reason)?);
     }
     // Without an skb (an active reset) the kernel may leave the tuple empty.
-    let _ = read::tuple(ctx, o, &mut ev);
+    let _ = read::tuple(ctx, o, ev);
     let owner = if ev.sk == 0 {
         ev.flags |= FLAG_NO_SOCKET;
         None
     } else {
         owner::lookup(ev.sk)
     };
-    if owner::attribute(&mut ev, owner) {
-        emit(&ev);
+    if owner::attribute(ev, owner) {
+        emit(ev);
     }
     Ok(0)
 }

@@ -38,12 +38,13 @@ fn try_inet_sock_set_state(ctx: &TracePointContext) -> Result<u32, u32> {
     if !transition::wanted(sk, old, new, || read::field::<u16>(ctx, o.sport).ok()) {
         return Ok(0);
     }
-    let mut ev = Event::zeroed();
+    let mut slot = core::mem::MaybeUninit::<Event>::uninit();
+    let ev = crate::mem::zero(&mut slot);
     ev.ts_ns = unsafe { bpf_ktime_get_ns() };
     ev.sk = sk;
     ev.old_state = old;
     ev.new_state = new;
-    read::tuple(ctx, &o, &mut ev)?;
-    transition::state_change(&mut ev, ConnectOwner::Current);
+    read::tuple(ctx, &o, ev)?;
+    transition::state_change(ev, ConnectOwner::Current);
     Ok(0)
 }

@@ -49,7 +49,8 @@ fn try_sys_exit(ctx: &TracePointContext, call: Syscall) -> Result<u32, u32> {
     let Some(current) = owner::current() else {
         return Ok(0);
     };
-    let mut ev = Event::zeroed();
+    let mut slot = core::mem::MaybeUninit::<Event>::uninit();
+    let ev = crate::mem::zero(&mut slot);
     ev.ts_ns = current.start_ns;
     ev.kind = EventKind::SyscallError as u32;
     ev.flags = FLAG_NO_SOCKET;
@@ -57,6 +58,6 @@ fn try_sys_exit(ctx: &TracePointContext, call: Syscall) -> Result<u32, u32> {
     ev.value = call as u64;
     ev.pid = current.pid;
     ev.comm = current.comm;
-    emit(&ev);
+    emit(ev);
     Ok(0)
 }
