@@ -2,8 +2,8 @@
 //! eight bytes at a time.
 //!
 //! The BPF target has no `memset`/`memcpy`: for a struct-sized fill or copy
-//! LLVM calls versions built from byte loops, which cost a hook more than the
-//! rest of its work (a 96-byte event took ~100 instructions per 10 bytes).
+//! LLVM calls versions built from byte loops, a few instructions per byte,
+//! which cost a hook more than the rest of its work.
 //! Volatile 8-byte accesses are never turned back into such calls.
 
 use core::{
@@ -28,7 +28,7 @@ pub fn zero<T>(slot: &mut MaybeUninit<T>) -> &mut T {
 }
 
 /// A copy of `*src` (map values: the pointer a lookup returned), with the
-/// same requirements on `T` as [`zeroed`].
+/// same requirements on `T` as [`zero`].
 #[inline(always)]
 pub fn copy<T>(src: &T) -> T {
     const { assert!(size_of::<T>() % 8 == 0 && align_of::<T>() >= 8) };
