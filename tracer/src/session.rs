@@ -39,53 +39,46 @@ pub struct Session {
 
 impl Session {
     pub async fn drain(&mut self) -> anyhow::Result<()> {
-        let Self {
-            aggregator,
-            identities,
-            reader,
-            events,
-            write_error,
-            ..
-        } = self;
+        let (aggregator, reader, mut feed) = self.split();
         reader
-            .drain(|ev| observe(aggregator, identities, events, write_error, &ev))
+            .drain(|ev| feed.observe(aggregator, &ev))
             .await
             .context("reading the ring buffer")?;
-        if let Some(sink) = events.as_mut() {
+        if let Some(sink) = feed.sink.as_mut() {
             sink.flush().ok();
         }
         Ok(())
     }
 
     pub fn drain_now(&mut self) {
-        let Self {
-            aggregator,
-            identities,
-            reader,
-            events,
-            write_error,
-            ..
-        } = self;
-        reader.drain_now(|ev| observe(aggregator, identities, events, write_error, &ev));
+        let (aggregator, reader, mut feed) = self.split();
+        reader.drain_now(|ev| feed.observe(aggregator, &ev));
     }
 
     /// Takes a /proc sample into the gauges and the process identities.
     pub fn apply(&mut self, sample: Sample) {
         let known = self.aggregator.alive();
         self.identities.refresh(&sample, &known);
-        let Self {
-            aggregator,
-            identities,
-            reader,
-            events,
-            write_error,
-            ..
-        } = self;
+        let (aggregator, reader, mut feed) = self.split();
         // Events keep draining: applying a large sample takes long enough
         // for a busy host to fill the ring buffer.
         aggregator.apply_pausing(&sample, |aggregator| {
-            reader.drain_now(|ev| observe(aggregator, identities, events, write_error, &ev));
+            reader.drain_now(|ev| feed.observe(aggregator, &ev));
         });
+    }
+
+    /// The aggregator, the reader, and what every event read goes through,
+    /// borrowed apart.
+    fn split(&mut self) -> (&mut Aggregator, &mut Reader, Feed<'_>) {
+        (
+            &mut self.aggregator,
+            &mut self.reader,
+            Feed {
+                identities: &mut self.identities,
+                sink: &mut self.events,
+                error: &mut self.write_error,
+            },
+        )
     }
 
     /// Takes a snapshot; the live view gets it at once.
@@ -169,32 +162,35 @@ impl Session {
     }
 }
 
-/// Feeds one event to the aggregator and the `--events` output.
-fn observe(
-    aggregator: &mut Aggregator,
-    identities: &mut Identities,
-    sink: &mut Option<JsonSink>,
-    error: &mut Option<std::io::Error>,
-    ev: &TraceEvent,
-) {
-    let owner = (!ev.unattributed && ev.pid != 0).then(|| identities.identify(ev.pid));
-    let observed = aggregator.observe(owner, ev);
-    if let Some(sink) = sink.as_mut() {
-        let resolved;
-        let ev = match observed.owner {
-            // Unattributed in the kernel, but the socket table names its holder.
-            Some(id) if ev.unattributed => {
-                resolved = TraceEvent {
-                    pid: id.pid,
-                    comm: Comm::from(aggregator.comm(id).unwrap_or_default()),
-                    unattributed: false,
-                    ..*ev
-                };
-                &resolved
-            }
-            _ => ev,
-        };
-        record(sink.event(ev, observed.state_at), error);
+/// Where each event read goes besides the aggregator.
+struct Feed<'a> {
+    identities: &'a mut Identities,
+    sink: &'a mut Option<JsonSink>,
+    error: &'a mut Option<std::io::Error>,
+}
+
+impl Feed<'_> {
+    /// Feeds one event to the aggregator and the `--events` output.
+    fn observe(&mut self, aggregator: &mut Aggregator, ev: &TraceEvent) {
+        let owner = (!ev.unattributed && ev.pid != 0).then(|| self.identities.identify(ev.pid));
+        let observed = aggregator.observe(owner, ev);
+        if let Some(sink) = self.sink.as_mut() {
+            let resolved;
+            let ev = match observed.owner {
+                // Unattributed in the kernel, but the socket table names its holder.
+                Some(id) if ev.unattributed => {
+                    resolved = TraceEvent {
+                        pid: id.pid,
+                        comm: Comm::from(aggregator.comm(id).unwrap_or_default()),
+                        unattributed: false,
+                        ..*ev
+                    };
+                    &resolved
+                }
+                _ => ev,
+            };
+            record(sink.event(ev, observed.state_at), self.error);
+        }
     }
 }
 
