@@ -210,28 +210,32 @@ impl KprobeHook {
     }
 }
 
-/// A program attached to a raw tracepoint (named as the classic one, without
-/// its category).
+/// A program attached to the raw form of a classic tracepoint.
 #[derive(Debug, Clone, Copy)]
 pub struct RawHook {
     /// Program name in the eBPF object.
     pub program: &'static str,
-    pub category: &'static str,
-    pub name: &'static str,
+    /// The tracepoint whose raw form it attaches to (by name: a raw
+    /// tracepoint has no category, and no format is read).
+    pub of: &'static TracepointHook,
 }
 
 impl RawHook {
+    /// The name a raw tracepoint is attached by.
+    pub fn name(&self) -> &'static str {
+        self.of.name
+    }
+
     /// How the plan shows it, e.g. `raw tracepoint sock:inet_sock_set_state`.
     pub fn describe(&self) -> String {
-        format!("raw tracepoint {}:{}", self.category, self.name)
+        format!("raw tracepoint {}:{}", self.of.category, self.of.name)
     }
 }
 
 /// Teardown when the state changes come from raw tracepoints.
 pub const DESTROY_RAW: RawHook = RawHook {
     program: "raw_tcp_destroy_sock",
-    category: "tcp",
-    name: "tcp_destroy_sock",
+    of: &DESTROY,
 };
 
 /// A data source with raw tracepoint, tracepoint and kprobe alternatives.
@@ -252,8 +256,7 @@ pub const STATE_SOURCE: Source = Source {
     name: "state changes",
     raw: RawHook {
         program: "raw_inet_sock_set_state",
-        category: "sock",
-        name: "inet_sock_set_state",
+        of: &STATE,
     },
     tracepoint: STATE,
     kprobes: &[
@@ -271,8 +274,7 @@ pub const RETRANSMIT_SOURCE: Source = Source {
     name: "retransmits",
     raw: RawHook {
         program: "raw_tcp_retransmit_skb",
-        category: "tcp",
-        name: "tcp_retransmit_skb",
+        of: &RETRANSMIT,
     },
     tracepoint: RETRANSMIT,
     kprobes: &[

@@ -218,32 +218,23 @@ pub fn load(settings: &Settings) -> Result<Loaded, LoadError> {
                     .map_err(|reason| LoadError::KprobesUnavailable(reason.clone()))?;
                 vec![Candidate::Kprobe]
             }
-            None => {
-                let mut candidates = Vec::new();
-                if raw.is_ok() {
-                    candidates.push(Candidate::Raw);
+            None => match (&raw, tracepoint, &kprobe) {
+                (Err(_), Err(tracepoint), Err(kprobe)) => {
+                    return Err(LoadError::NoHook {
+                        data: source.name,
+                        tracepoint,
+                        kprobe: kprobe.clone(),
+                    });
                 }
-                let tracepoint = match tracepoint {
-                    Ok(offsets) => {
-                        candidates.push(Candidate::Tracepoint(offsets));
-                        None
-                    }
-                    Err(e) => Some(e),
-                };
-                if kprobe.is_ok() {
-                    candidates.push(Candidate::Kprobe);
-                }
-                match (tracepoint, &kprobe) {
-                    (Some(tracepoint), Err(kprobe)) if candidates.is_empty() => {
-                        return Err(LoadError::NoHook {
-                            data: source.name,
-                            tracepoint,
-                            kprobe: kprobe.clone(),
-                        });
-                    }
-                    _ => candidates,
-                }
-            }
+                (raw, tracepoint, kprobe) => [
+                    raw.is_ok().then_some(Candidate::Raw),
+                    tracepoint.ok().map(Candidate::Tracepoint),
+                    kprobe.is_ok().then_some(Candidate::Kprobe),
+                ]
+                .into_iter()
+                .flatten()
+                .collect(),
+            },
         };
         sources.push((source, candidates));
     }
@@ -482,7 +473,7 @@ fn attach_raw(ebpf: &mut Ebpf, hook: &RawHook) -> Result<String, LoadError> {
         hook.describe(),
         |p: &mut RawTracePoint| {
             p.load()?;
-            p.attach(hook.name).map(drop)
+            p.attach(hook.name()).map(drop)
         },
     )
 }
