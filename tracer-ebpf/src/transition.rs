@@ -8,9 +8,7 @@ use tracer_common::{
     tcp::{CLOSE, ESTABLISHED, LISTEN, SYN_RECV, SYN_SENT},
 };
 
-use aya_ebpf::helpers::bpf_ktime_get_ns;
-
-use crate::{emit::emit, maps::bump, mem, owner, sock};
+use crate::{emit::emit, maps::bump, owner, sock};
 
 /// Where the owner of a connecting socket comes from at CLOSE→SYN_SENT.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -46,30 +44,11 @@ pub fn wanted(sk: u64, old: u8, new: u8, local_port: impl FnOnce() -> Option<u16
     keep
 }
 
-/// A TCP state change of `sk` from `old` to `new`: builds its event, with
-/// `tuple` filling in the addresses from whatever the hook has, records or
-/// looks up the owner, adds handshake latency and connect errors, and emits it.
+/// A TCP state change, with `ev`'s socket, states and tuple already filled in:
+/// records or looks up the owner, adds handshake latency and connect errors,
+/// and emits the event.
 #[inline(always)]
-pub fn state_change(
-    sk: u64,
-    old: u8,
-    new: u8,
-    connect: ConnectOwner,
-    tuple: impl FnOnce(&mut Event) -> Result<(), u32>,
-) -> Result<(), u32> {
-    let mut slot = core::mem::MaybeUninit::uninit();
-    let ev: &mut Event = mem::zero(&mut slot);
-    ev.ts_ns = unsafe { bpf_ktime_get_ns() };
-    ev.sk = sk;
-    ev.old_state = old;
-    ev.new_state = new;
-    tuple(ev)?;
-    attribute_state_change(ev, connect);
-    Ok(())
-}
-
-#[inline(always)]
-fn attribute_state_change(ev: &mut Event, connect: ConnectOwner) {
+pub fn state_change(ev: &mut Event, connect: ConnectOwner) {
     ev.kind = EventKind::State as u32;
     let owner = match (ev.old_state, ev.new_state) {
         (CLOSE, SYN_SENT) if connect == ConnectOwner::Recorded => {
@@ -128,20 +107,10 @@ fn record_current(ev: &Event) -> Option<tracer_common::Owner> {
     current
 }
 
-/// A segment retransmitted by `sk`, in `state`, with `tuple` filling in the
-/// addresses: a SYN while connecting, data otherwise. Emitted under the
-/// socket's owner.
+/// A segment retransmitted by `ev`'s socket, in `state`, with the tuple filled
+/// in: a SYN while connecting, data otherwise. Emitted under the socket's owner.
 #[inline(always)]
-pub fn retransmit(
-    sk: u64,
-    state: u8,
-    tuple: impl FnOnce(&mut Event) -> Result<(), u32>,
-) -> Result<(), u32> {
-    let mut slot = core::mem::MaybeUninit::uninit();
-    let ev: &mut Event = mem::zero(&mut slot);
-    ev.ts_ns = unsafe { bpf_ktime_get_ns() };
-    ev.sk = sk;
-    tuple(ev)?;
+pub fn retransmit(ev: &mut Event, state: u8) {
     ev.old_state = state;
     ev.new_state = state;
     ev.kind = if state == SYN_SENT {
@@ -153,5 +122,4 @@ pub fn retransmit(
     if owner::attribute(ev, owner) {
         emit(ev);
     }
-    Ok(())
 }

@@ -8,10 +8,14 @@
 //! CLOSE, again by itself: the return probe reports that LISTEN→CLOSE.
 
 use aya_ebpf::{
+    helpers::bpf_ktime_get_ns,
     macros::{kprobe, kretprobe},
     programs::{ProbeContext, RetProbeContext},
 };
-use tracer_common::tcp::{CLOSE, IPPROTO_TCP, LISTEN};
+use tracer_common::{
+    Event,
+    tcp::{CLOSE, IPPROTO_TCP, LISTEN},
+};
 
 use crate::{
     calls, sock,
@@ -52,7 +56,13 @@ fn try_listen_started(ctx: &RetProbeContext) -> Result<u32, u32> {
 
 #[inline(always)]
 fn report(sk: u64, old_state: u8, new_state: u8) -> Result<(), u32> {
-    transition::state_change(sk, old_state, new_state, ConnectOwner::Current, |ev| {
-        sock::tuple(sk, ev)
-    })
+    let mut slot = core::mem::MaybeUninit::<Event>::uninit();
+    let ev = crate::mem::zero(&mut slot);
+    ev.ts_ns = unsafe { bpf_ktime_get_ns() };
+    ev.sk = sk;
+    ev.old_state = old_state;
+    ev.new_state = new_state;
+    sock::tuple(sk, ev)?;
+    transition::state_change(ev, ConnectOwner::Current);
+    Ok(())
 }

@@ -13,12 +13,15 @@
 //! outer call and the inner one stays quiet. A socket's retransmits are
 //! serialised by its lock, so a mark cannot belong to another retransmit.
 
-use crate::{calls, sock, transition};
 use aya_ebpf::{
+    helpers::bpf_ktime_get_ns,
     macros::{kprobe, kretprobe, map},
     maps::LruHashMap,
     programs::{ProbeContext, RetProbeContext},
 };
+use tracer_common::Event;
+
+use crate::{calls, sock, transition};
 
 /// Sockets inside `tcp_retransmit_skb` (value unused).
 #[map]
@@ -82,7 +85,12 @@ fn try_leave(ctx: &RetProbeContext, outer: bool) -> Result<u32, u32> {
         // tracepoint does not fire either.
         return Ok(0);
     }
+    let mut slot = core::mem::MaybeUninit::<Event>::uninit();
+    let ev = crate::mem::zero(&mut slot);
+    ev.ts_ns = unsafe { bpf_ktime_get_ns() };
+    ev.sk = sk;
     let state = sock::state(sk)?;
-    transition::retransmit(sk, state, |ev| sock::tuple(sk, ev))?;
+    sock::tuple(sk, ev)?;
+    transition::retransmit(ev, state);
     Ok(0)
 }

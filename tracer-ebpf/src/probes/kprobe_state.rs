@@ -7,8 +7,8 @@
 //! (as with 6.1's tracepoint). The rest is `transition::state_change`, as for
 //! the tracepoint.
 
-use aya_ebpf::{macros::kprobe, programs::ProbeContext};
-use tracer_common::tcp::IPPROTO_TCP;
+use aya_ebpf::{helpers::bpf_ktime_get_ns, macros::kprobe, programs::ProbeContext};
+use tracer_common::{Event, tcp::IPPROTO_TCP};
 
 use crate::{
     sock,
@@ -32,8 +32,13 @@ fn try_tcp_set_state(ctx: &ProbeContext) -> Result<u32, u32> {
     if !transition::wanted(sk, old, new_state as u8, || sock::local_port(sk).ok()) {
         return Ok(0);
     }
-    transition::state_change(sk, old, new_state as u8, ConnectOwner::Recorded, |ev| {
-        sock::tuple(sk, ev)
-    })?;
+    let mut slot = core::mem::MaybeUninit::<Event>::uninit();
+    let ev = crate::mem::zero(&mut slot);
+    ev.ts_ns = unsafe { bpf_ktime_get_ns() };
+    ev.sk = sk;
+    ev.old_state = old;
+    ev.new_state = new_state as u8;
+    sock::tuple(sk, ev)?;
+    transition::state_change(ev, ConnectOwner::Recorded);
     Ok(0)
 }

@@ -6,8 +6,8 @@
 //! protocol, state and address tuple are read from `struct sock` (`sock`), as
 //! the classic tracepoints fill theirs; the rest is `transition`, as for them.
 
-use aya_ebpf::{macros::raw_tracepoint, programs::RawTracePointContext};
-use tracer_common::tcp::IPPROTO_TCP;
+use aya_ebpf::{helpers::bpf_ktime_get_ns, macros::raw_tracepoint, programs::RawTracePointContext};
+use tracer_common::{Event, tcp::IPPROTO_TCP};
 
 use crate::{
     owner, sock,
@@ -30,9 +30,15 @@ fn try_inet_sock_set_state(ctx: &RawTracePointContext) -> Result<(), u32> {
     if !transition::wanted(sk, old, new, || sock::local_port(sk).ok()) {
         return Ok(());
     }
-    transition::state_change(sk, old, new, ConnectOwner::Current, |ev| {
-        sock::tuple(sk, ev)
-    })
+    let mut slot = core::mem::MaybeUninit::<Event>::uninit();
+    let ev = crate::mem::zero(&mut slot);
+    ev.ts_ns = unsafe { bpf_ktime_get_ns() };
+    ev.sk = sk;
+    ev.old_state = old;
+    ev.new_state = new;
+    sock::tuple(sk, ev)?;
+    transition::state_change(ev, ConnectOwner::Current);
+    Ok(())
 }
 
 #[raw_tracepoint(tracepoint = "tcp_retransmit_skb")]
@@ -44,8 +50,14 @@ pub fn raw_tcp_retransmit_skb(ctx: RawTracePointContext) -> i32 {
 
 fn try_tcp_retransmit_skb(ctx: &RawTracePointContext) -> Result<(), u32> {
     let sk: u64 = ctx.arg(0);
+    let mut slot = core::mem::MaybeUninit::<Event>::uninit();
+    let ev = crate::mem::zero(&mut slot);
+    ev.ts_ns = unsafe { bpf_ktime_get_ns() };
+    ev.sk = sk;
     let state = sock::state(sk)?;
-    transition::retransmit(sk, state, |ev| sock::tuple(sk, ev))
+    sock::tuple(sk, ev)?;
+    transition::retransmit(ev, state);
+    Ok(())
 }
 
 #[raw_tracepoint(tracepoint = "tcp_destroy_sock")]

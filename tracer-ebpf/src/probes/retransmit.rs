@@ -28,9 +28,13 @@ pub fn tcp_retransmit_skb(ctx: TracePointContext) -> u32 {
 
 fn try_tcp_retransmit_skb(ctx: &TracePointContext) -> Result<u32, u32> {
     let o = LAYOUT_TCP_RETRANSMIT_SKB.load();
-    let sk = read::field::<u64>(ctx, o.skaddr)?;
+    let mut slot = core::mem::MaybeUninit::<Event>::uninit();
+    let ev = crate::mem::zero(&mut slot);
+    ev.ts_ns = unsafe { bpf_ktime_get_ns() };
+    ev.sk = read::field::<u64>(ctx, o.skaddr)?;
     let state = read::field::<i32>(ctx, o.state)? as u8;
-    transition::retransmit(sk, state, |ev| read::tuple(ctx, &o, ev))?;
+    read::tuple(ctx, &o, ev)?;
+    transition::retransmit(ev, state);
     Ok(0)
 }
 

@@ -7,8 +7,10 @@
 //! owner; a new passive socket (→SYN_RECV) takes the owner of the listener on
 //! its local port.
 
-use aya_ebpf::{Global, macros::tracepoint, programs::TracePointContext};
-use tracer_common::{FieldOffsets, tcp::IPPROTO_TCP};
+use aya_ebpf::{
+    Global, helpers::bpf_ktime_get_ns, macros::tracepoint, programs::TracePointContext,
+};
+use tracer_common::{Event, FieldOffsets, tcp::IPPROTO_TCP};
 
 use crate::{
     read,
@@ -36,8 +38,13 @@ fn try_inet_sock_set_state(ctx: &TracePointContext) -> Result<u32, u32> {
     if !transition::wanted(sk, old, new, || read::field::<u16>(ctx, o.sport).ok()) {
         return Ok(0);
     }
-    transition::state_change(sk, old, new, ConnectOwner::Current, |ev| {
-        read::tuple(ctx, &o, ev)
-    })?;
+    let mut slot = core::mem::MaybeUninit::<Event>::uninit();
+    let ev = crate::mem::zero(&mut slot);
+    ev.ts_ns = unsafe { bpf_ktime_get_ns() };
+    ev.sk = sk;
+    ev.old_state = old;
+    ev.new_state = new;
+    read::tuple(ctx, &o, ev)?;
+    transition::state_change(ev, ConnectOwner::Current);
     Ok(0)
 }
