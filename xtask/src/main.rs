@@ -47,7 +47,8 @@ enum Task {
 
     /// Run every test: the workspace tests on this kernel, then the kernel tests
     /// again inside Debian's 6.1 kernel under virtme-ng, where the state and
-    /// fault suites run once per hook plan (`--hooks tracepoint`, `--hooks kprobe`).
+    /// fault suites run once per hook plan (`--hooks raw-tracepoint`, `tracepoint`,
+    /// `kprobe`).
     ///
     /// Ends with a line `N passed, N failed` counting the host run and the VM run as
     /// one suite each, and exits non-zero if any failed.

@@ -118,7 +118,7 @@ fn escape(raw: &[u8], out: &mut Vec<u8>) {
 
 /// Writes the line for one event, and a `connect` line after a state event
 /// that ends a handshake. `state_at` is the socket's state when it happened
-/// (see `Connections::observe`), which gives RSTs their phase.
+/// (see `Aggregator::observe`), which gives RSTs their phase.
 pub fn render(ev: &TraceEvent, state_at: u8, out: &mut Vec<u8>) {
     let name = TraceEvent::name_of(ev.kind);
     let mut o = head(ev, name, out);
