@@ -2,11 +2,10 @@
 //! pointer), at member offsets userspace found in the running kernel's BTF
 //! and handed over as load-time globals.
 
-use aya_ebpf::{
-    Global,
-    helpers::{bpf_probe_read_kernel, bpf_probe_read_kernel_buf},
-};
+use aya_ebpf::{Global, helpers::bpf_probe_read_kernel};
 use tracer_common::{Event, SockOffsets, layout::ABSENT, tcp::AF_INET};
+
+use crate::mem::Prefix;
 
 #[unsafe(no_mangle)]
 static SOCK_LAYOUT: Global<SockOffsets> = Global::new(SockOffsets::NONE);
@@ -48,26 +47,17 @@ pub fn protocol(sk: u64) -> Result<u16, u32> {
 
 /// How many bytes from the start of `struct sock` [`tuple`] copies in one read:
 /// the whole `struct sock_common` on the kernels tracer knows (its last tuple
-/// member, `skc_v6_rcv_saddr`, ends at byte 88 on x86-64).
+/// member, `skc_v6_rcv_saddr`, ends at byte 88 on x86-64). A state change
+/// needs nine members.
 const HEAD: usize = 88;
 
-/// The first [`HEAD`] bytes of a socket. One `bpf_probe_read_kernel` of them
-/// costs about what one read of a single member does, and a state change
-/// needs nine members.
-#[repr(C, align(8))]
-struct Head([u8; HEAD]);
-
-impl Head {
-    /// The member at `offset`, from the copy when it lies inside, else read
-    /// from the socket itself.
-    #[inline(always)]
-    fn get<T: Copy>(&self, sk: u64, offset: u16) -> Result<T, u32> {
-        let at = offset as usize;
-        if offset == ABSENT || at + core::mem::size_of::<T>() > HEAD {
-            return member(sk, offset);
-        }
-        // SAFETY: in bounds (checked above); T is plain data, read unaligned.
-        Ok(unsafe { core::ptr::read_unaligned(self.0.as_ptr().add(at).cast::<T>()) })
+/// The member at `offset`, from the copy `head` when it lies inside, else read
+/// from the socket itself.
+#[inline(always)]
+fn get<T: Copy>(head: &Prefix<HEAD>, sk: u64, offset: u16) -> Result<T, u32> {
+    match head.get::<T>(offset) {
+        Some(value) => Ok(value),
+        None => member(sk, offset),
     }
 }
 
@@ -76,24 +66,21 @@ impl Head {
 #[inline(always)]
 pub fn tuple(sk: u64, ev: &mut Event) -> Result<(), u32> {
     let o = SOCK_LAYOUT.load();
-    let mut slot = core::mem::MaybeUninit::<Head>::uninit();
-    let head = crate::mem::zero(&mut slot);
-    // SAFETY: bpf_probe_read_kernel checks the access; read in place, as the
-    // stack has no room for a second copy.
-    unsafe { bpf_probe_read_kernel_buf(sk as *const u8, &mut head.0) }.map_err(|_| 0u32)?;
-    ev.family = head.get::<u16>(sk, o.family)?;
-    ev.sport = head.get::<u16>(sk, o.sport)?;
+    let mut slot = core::mem::MaybeUninit::uninit();
+    let head = Prefix::<HEAD>::read(&mut slot, sk as *const u8)?;
+    ev.family = get::<u16>(head, sk, o.family)?;
+    ev.sport = get::<u16>(head, sk, o.sport)?;
     if ev.sport == 0 {
         // Unhashed on the way to CLOSE (or not bound yet, when this is 0 too).
         ev.sport = u16::from_be(member::<u16>(sk, o.inet_sport)?);
     }
-    ev.dport = u16::from_be(head.get::<u16>(sk, o.dport)?);
+    ev.dport = u16::from_be(get::<u16>(head, sk, o.dport)?);
     if ev.family == AF_INET {
-        ev.saddr[..4].copy_from_slice(&head.get::<[u8; 4]>(sk, o.saddr)?);
-        ev.daddr[..4].copy_from_slice(&head.get::<[u8; 4]>(sk, o.daddr)?);
+        ev.saddr[..4].copy_from_slice(&get::<[u8; 4]>(head, sk, o.saddr)?);
+        ev.daddr[..4].copy_from_slice(&get::<[u8; 4]>(head, sk, o.daddr)?);
     } else {
-        ev.saddr = head.get::<[u8; 16]>(sk, o.saddr_v6)?;
-        ev.daddr = head.get::<[u8; 16]>(sk, o.daddr_v6)?;
+        ev.saddr = get::<[u8; 16]>(head, sk, o.saddr_v6)?;
+        ev.daddr = get::<[u8; 16]>(head, sk, o.daddr_v6)?;
     }
     Ok(())
 }

@@ -42,7 +42,9 @@ pub fn tcp_receive_reset(ctx: TracePointContext) -> u32 {
 
 #[inline(always)]
 fn try_reset(ctx: &TracePointContext, o: &FieldOffsets, kind: EventKind) -> Result<u32, u32> {
-    let sk = read::field::<u64>(ctx, o.skaddr)?;
+    let mut slot = core::mem::MaybeUninit::uninit();
+    let rec = read::record(ctx, &mut slot)?;
+    let sk = read::get::<u64>(ctx, rec, o.skaddr)?;
     if !owner::may_be_traced(sk) {
         bump(Counter::Filtered);
         return Ok(0);
@@ -53,15 +55,15 @@ fn try_reset(ctx: &TracePointContext, o: &FieldOffsets, kind: EventKind) -> Resu
     ev.kind = kind as u32;
     ev.sk = sk;
     if o.state != ABSENT {
-        let state = read::field::<i32>(ctx, o.state)? as u8;
+        let state = read::get::<i32>(ctx, rec, o.state)? as u8;
         ev.old_state = state;
         ev.new_state = state;
     }
     if o.reason != ABSENT {
-        ev.value = u64::from(read::field::<u32>(ctx, o.reason)?);
+        ev.value = u64::from(read::get::<u32>(ctx, rec, o.reason)?);
     }
     // Without an skb (an active reset) the kernel may leave the tuple empty.
-    let _ = read::tuple(ctx, o, ev);
+    let _ = read::tuple(ctx, rec, o, ev);
     let owner = if ev.sk == 0 {
         ev.flags |= FLAG_NO_SOCKET;
         None

@@ -28,12 +28,14 @@ pub fn tcp_retransmit_skb(ctx: TracePointContext) -> u32 {
 
 fn try_tcp_retransmit_skb(ctx: &TracePointContext) -> Result<u32, u32> {
     let o = LAYOUT_TCP_RETRANSMIT_SKB.load();
+    let mut slot = core::mem::MaybeUninit::uninit();
+    let rec = read::record(ctx, &mut slot)?;
     let mut slot = core::mem::MaybeUninit::<Event>::uninit();
     let ev = crate::mem::zero(&mut slot);
     ev.ts_ns = unsafe { bpf_ktime_get_ns() };
-    ev.sk = read::field::<u64>(ctx, o.skaddr)?;
-    let state = read::field::<i32>(ctx, o.state)? as u8;
-    read::tuple(ctx, &o, ev)?;
+    ev.sk = read::get::<u64>(ctx, rec, o.skaddr)?;
+    let state = read::get::<i32>(ctx, rec, o.state)? as u8;
+    read::tuple(ctx, rec, &o, ev)?;
     transition::retransmit(ev, state);
     Ok(0)
 }
@@ -47,15 +49,17 @@ pub fn tcp_retransmit_synack(ctx: TracePointContext) -> u32 {
 
 fn try_tcp_retransmit_synack(ctx: &TracePointContext) -> Result<u32, u32> {
     let o = LAYOUT_TCP_RETRANSMIT_SYNACK.load();
+    let mut slot = core::mem::MaybeUninit::uninit();
+    let rec = read::record(ctx, &mut slot)?;
     let mut slot = core::mem::MaybeUninit::<Event>::uninit();
     let ev = crate::mem::zero(&mut slot);
     ev.ts_ns = unsafe { bpf_ktime_get_ns() };
     ev.kind = EventKind::SynAckRetransmit as u32;
     // skaddr is the listener; the pending connection has no full socket yet.
-    ev.sk = read::field::<u64>(ctx, o.skaddr)?;
+    ev.sk = read::get::<u64>(ctx, rec, o.skaddr)?;
     ev.old_state = SYN_RECV;
     ev.new_state = SYN_RECV;
-    read::tuple(ctx, &o, ev)?;
+    read::tuple(ctx, rec, &o, ev)?;
     let owner = owner::lookup(ev.sk).or_else(|| owner::listener(ev.sport));
     if owner::attribute(ev, owner) {
         emit(ev);

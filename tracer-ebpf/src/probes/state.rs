@@ -29,13 +29,15 @@ pub fn inet_sock_set_state(ctx: TracePointContext) -> u32 {
 
 fn try_inet_sock_set_state(ctx: &TracePointContext) -> Result<u32, u32> {
     let o = LAYOUT_INET_SOCK_SET_STATE.load();
-    if read::field::<u16>(ctx, o.protocol)? != IPPROTO_TCP {
+    let mut slot = core::mem::MaybeUninit::uninit();
+    let rec = read::record(ctx, &mut slot)?;
+    if read::get::<u16>(ctx, rec, o.protocol)? != IPPROTO_TCP {
         return Ok(0);
     }
-    let sk = read::field::<u64>(ctx, o.skaddr)?;
-    let old = read::field::<i32>(ctx, o.oldstate)? as u8;
-    let new = read::field::<i32>(ctx, o.newstate)? as u8;
-    if !transition::wanted(sk, old, new, || read::field::<u16>(ctx, o.sport).ok()) {
+    let sk = read::get::<u64>(ctx, rec, o.skaddr)?;
+    let old = read::get::<i32>(ctx, rec, o.oldstate)? as u8;
+    let new = read::get::<i32>(ctx, rec, o.newstate)? as u8;
+    if !transition::wanted(sk, old, new, || read::get::<u16>(ctx, rec, o.sport).ok()) {
         return Ok(0);
     }
     let mut slot = core::mem::MaybeUninit::<Event>::uninit();
@@ -44,7 +46,7 @@ fn try_inet_sock_set_state(ctx: &TracePointContext) -> Result<u32, u32> {
     ev.sk = sk;
     ev.old_state = old;
     ev.new_state = new;
-    read::tuple(ctx, &o, ev)?;
+    read::tuple(ctx, rec, &o, ev)?;
     transition::state_change(ev, ConnectOwner::Current);
     Ok(0)
 }
