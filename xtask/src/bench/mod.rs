@@ -3,8 +3,10 @@
 //! A loopback connect/accept/close churn (`churn`, pinned client and server
 //! threads, in a private network namespace) runs untraced and traced in
 //! alternating pairs, for each of: tracer tracing every process; tracer with
-//! `--pid` of an unrelated process (only the in-kernel filter runs); and a bpftrace
-//! script counting the same tracepoints per pid. Then, per subject, one sample
+//! `--pid` of an unrelated process (only the in-kernel filter runs); a bpftrace
+//! script counting the same tracepoints per pid; and programs that return at
+//! once on tracer's hooks (`noop-hooks`), the part of the cost that no program
+//! can remove. Then, per subject, one sample
 //! with BPF run-time statistics on gives the kernel time of each program; and
 //! tracer's start-up to its first event and its memory with many live connections
 //! are measured. Results print as tables and go to `target/bench/results.json`.
@@ -83,6 +85,7 @@ pub struct Settings {
     pub tracer_args: String,
     pub bpftrace: Option<String>,
     pub bpftrace_probes: Vec<String>,
+    pub noop_hooks: Vec<String>,
 }
 
 pub fn bench(args: &BenchArgs) -> Result<ExitCode> {
@@ -118,11 +121,13 @@ pub fn bench(args: &BenchArgs) -> Result<ExitCode> {
         tracer_args: "--headless --interval 1s --csv /dev/null".into(),
         bpftrace: None,
         bpftrace_probes: Vec::new(),
+        noop_hooks: Vec::new(),
     };
 
     let tracer = ebpf::build_tracer(&ws, true)?;
+    let bins = build_workload(&ws)?;
     let churn = Churn {
-        bin: build_churn(&ws)?,
+        bin: bins.join("churn"),
         client_cpu: settings.client_cpu,
         server_cpu: settings.server_cpu,
     };
@@ -148,22 +153,32 @@ pub fn bench(args: &BenchArgs) -> Result<ExitCode> {
         bpftrace,
         script: bench_dir.join("count-per-pid.bt"),
         other_pid: other.pid(),
+        noop_hooks: bins.join("noop-hooks"),
+        noop_args: Vec::new(),
     };
 
     let load_at_start = loadavg();
     println!("==> start-up and the hooks tracer attaches");
     let first_event = first_event(&setup, &churn, &netns, settings.start_trials)?;
     let doctor = tools::output(tools::command(&setup.tracer).arg("doctor")).unwrap_or_default();
-    let (probes, unmatched) = subject::probes_from_doctor(&doctor);
+    let (hooks, unmatched) = subject::hooks_from_doctor(&doctor);
     if !unmatched.is_empty() {
         eprintln!(
-            "warning: bpftrace gets no probe for: {}",
+            "warning: bpftrace and noop-hooks get no probe for: {}",
             unmatched.join(", ")
         );
     }
+    let probes: Vec<String> = hooks.iter().map(subject::Hook::bpftrace_probe).collect();
     if probes.is_empty() {
         setup.bpftrace = None;
     }
+    setup.noop_args = hooks.iter().filter_map(subject::Hook::noop_arg).collect();
+    if setup.noop_args.len() < hooks.len() {
+        eprintln!(
+            "warning: noop-hooks attaches tracepoints only; its figures leave out the probes"
+        );
+    }
+    settings.noop_hooks.clone_from(&setup.noop_args);
     fs::write(&setup.script, subject::bpftrace_script(&probes))
         .with_context(|| format!("writing {}", setup.script.display()))?;
     settings.bpftrace_probes = probes;
@@ -171,6 +186,9 @@ pub fn bench(args: &BenchArgs) -> Result<ExitCode> {
     let mut subjects = vec![Subject::TracerAll, Subject::TracerPid];
     if setup.bpftrace.is_some() {
         subjects.push(Subject::Bpftrace);
+    }
+    if !setup.noop_args.is_empty() {
+        subjects.push(Subject::NoopHooks);
     }
     // Untraced against untraced: the spread of its ratio is the noise floor.
     subjects.push(Subject::Control);
@@ -290,13 +308,22 @@ pub fn bench(args: &BenchArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// `cargo build --release --bin churn`; returns the binary's path.
-fn build_churn(ws: &Workspace) -> Result<PathBuf> {
+/// `cargo build --release` of the `churn` workload and `noop-hooks`; returns the
+/// directory that holds both.
+fn build_workload(ws: &Workspace) -> Result<PathBuf> {
     let mut cmd = tools::cargo();
-    cmd.current_dir(&ws.root)
-        .args(["build", "--release", "--package", "xtask", "--bin", "churn"]);
-    tools::run(&mut cmd).context("building the churn workload failed")?;
-    Ok(ws.target_dir.join("release").join("churn"))
+    cmd.current_dir(&ws.root).args([
+        "build",
+        "--release",
+        "--package",
+        "xtask",
+        "--bin",
+        "churn",
+        "--bin",
+        "noop-hooks",
+    ]);
+    tools::run(&mut cmd).context("building the churn workload and noop-hooks failed")?;
+    Ok(ws.target_dir.join("release"))
 }
 
 /// A process that makes no connections, for `tracer --pid`.

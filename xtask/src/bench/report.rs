@@ -117,7 +117,10 @@ pub fn render(results: &Results) -> String {
     for mode in &results.churn {
         for r in &mode.subjects {
             let Some(kernel) = &r.kernel else { continue };
-            if kernel.programs.iter().all(|p| p.name.starts_with("prog ")) {
+            // Nor are noop-hooks' worth listing one by one: they are all the same.
+            if r.subject == "noop_hooks"
+                || kernel.programs.iter().all(|p| p.name.starts_with("prog "))
+            {
                 continue;
             }
             let _ = writeln!(
@@ -254,6 +257,14 @@ pub fn render(results: &Results) -> String {
             "  (noise floor: untraced vs untraced in reset mode gives a ratio of {:.3}, IQR \
              {:.3}-{:.3})",
             control.median, control.p25, control.p75
+        );
+    }
+    if let Some(noop) = ratio(results, "noop_hooks") {
+        let _ = writeln!(
+            out,
+            "  (hook floor: programs that return at once on the same hooks give {:.3}, IQR \
+             {:.3}-{:.3}; no program on these hooks can do better)",
+            noop.median, noop.p25, noop.p75
         );
     }
     out

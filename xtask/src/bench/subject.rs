@@ -1,6 +1,8 @@
 //! The programs that trace the workload: tracer as a user runs it (every process,
-//! or `--pid` of an unrelated process, so that only the in-kernel filter runs), and
-//! a bpftrace script counting the same tracepoints per pid, for comparison.
+//! or `--pid` of an unrelated process, so that only the in-kernel filter runs);
+//! a bpftrace script counting the same tracepoints per pid, for comparison; and
+//! `noop-hooks`, programs that return at once on the same hooks, for what the
+//! hooks cost before any program does anything.
 
 use std::{
     io::{self, BufRead as _, BufReader, Read},
@@ -25,6 +27,8 @@ pub enum Subject {
     TracerPid,
     /// `bpftrace` counting the tracer's tracepoints per pid.
     Bpftrace,
+    /// `noop-hooks` on tracer's hooks: the hooks' own cost.
+    NoopHooks,
     /// Nothing: both samples of a pair untraced, for the noise floor.
     Control,
 }
@@ -36,6 +40,7 @@ impl Subject {
             Self::TracerAll => "tracer_all",
             Self::TracerPid => "tracer_pid_other",
             Self::Bpftrace => "bpftrace_count",
+            Self::NoopHooks => "noop_hooks",
             Self::Control => "control",
         }
     }
@@ -46,6 +51,7 @@ impl Subject {
             Self::TracerAll => "tracer, all processes",
             Self::TracerPid => "tracer --pid <other>",
             Self::Bpftrace => "bpftrace count per pid",
+            Self::NoopHooks => "same hooks, no-op progs",
             Self::Control => "none (control)",
         }
     }
@@ -64,6 +70,9 @@ pub struct Setup {
     pub script: PathBuf,
     /// A live process that makes no connections, for `--pid`.
     pub other_pid: u32,
+    /// The `noop-hooks` binary and its arguments ([`Hook::noop_arg`]).
+    pub noop_hooks: PathBuf,
+    pub noop_args: Vec<String>,
 }
 
 /// What tracer writes while it is measured.
@@ -148,6 +157,11 @@ impl Running {
                 cmd.arg(&setup.script);
                 cmd
             }
+            Subject::NoopHooks => {
+                let mut cmd = Command::new(&setup.noop_hooks);
+                cmd.args(&setup.noop_args);
+                cmd
+            }
         };
         cmd.stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -191,7 +205,7 @@ impl Running {
             Subject::TracerAll | Subject::TracerPid => {
                 stderr && text.starts_with("tracer: tracing ")
             }
-            Subject::Bpftrace => !stderr && text == BPFTRACE_READY,
+            Subject::Bpftrace | Subject::NoopHooks => !stderr && text == READY,
             Subject::Control => false,
         };
         match running.wait_for(ready, Duration::from_secs(60)) {
@@ -464,48 +478,83 @@ pub fn parse_summary(line: &str) -> Option<Summary> {
     (read && submitted && dropped).then_some(summary)
 }
 
-/// The bpftrace probes for the hooks `tracer doctor` lists under its plan
-/// (`  raw tracepoint tcp:tcp_destroy_sock`, `  tracepoint sock:...`), and the
-/// hooks bpftrace has no probe for. The peer counts on classic tracepoints,
-/// as a bpftrace user would write it, where tracer uses their raw form.
-pub fn probes_from_doctor(text: &str) -> (Vec<String>, Vec<String>) {
-    let mut probes = Vec::new();
+/// One hook of the plan `tracer doctor` lists (`  raw tracepoint tcp:tcp_destroy_sock`,
+/// `  tracepoint sock:...`, `  kprobe tcp_set_state`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Hook {
+    /// `raw tracepoint`, `tracepoint`, `kprobe` or `kretprobe`.
+    pub kind: &'static str,
+    /// `CATEGORY:NAME` for tracepoints, the function for probes.
+    pub target: String,
+}
+
+impl Hook {
+    /// The bpftrace probe for it. The peer counts on classic tracepoints, as a
+    /// bpftrace user would write it, where tracer uses their raw form.
+    pub fn bpftrace_probe(&self) -> String {
+        let kind = match self.kind {
+            "raw tracepoint" => "tracepoint",
+            kind => kind,
+        };
+        format!("{kind}:{}", self.target)
+    }
+
+    /// The `noop-hooks` argument for it; `None` for probes, which it does not attach.
+    pub fn noop_arg(&self) -> Option<String> {
+        match self.kind {
+            "raw tracepoint" => Some(format!(
+                "raw:{}",
+                self.target.rsplit(':').next().unwrap_or_default()
+            )),
+            "tracepoint" => Some(format!("tracepoint:{}", self.target)),
+            _ => None,
+        }
+    }
+}
+
+/// The hooks of the plan `tracer doctor` lists, and the plan lines that name a
+/// hook of another kind (fentry and the like).
+pub fn hooks_from_doctor(text: &str) -> (Vec<Hook>, Vec<String>) {
+    let mut hooks = Vec::new();
     let mut other = Vec::new();
     let plan = text
         .lines()
         .skip_while(|l| !l.starts_with("plan ("))
         .skip(1)
         .take_while(|l| l.starts_with("  "));
-    for hook in plan.map(str::trim) {
+    for line in plan.map(str::trim) {
         // Lines such as `connect errors from ...` describe, not attach.
-        let first = hook.split(' ').next().unwrap_or_default();
+        let first = line.split(' ').next().unwrap_or_default();
         if !matches!(
             first,
             "raw" | "tracepoint" | "kprobe" | "kretprobe" | "fentry" | "fexit"
         ) {
             continue;
         }
-        let (kind, target) = match hook.rsplit_once(' ') {
-            Some(("raw tracepoint" | "tracepoint", target)) => ("tracepoint", target),
-            Some((kind @ ("kprobe" | "kretprobe"), target)) => (kind, target),
+        let kind = match line.rsplit_once(' ') {
+            Some(("raw tracepoint", _)) => "raw tracepoint",
+            Some(("tracepoint", _)) => "tracepoint",
+            Some(("kprobe", _)) => "kprobe",
+            Some(("kretprobe", _)) => "kretprobe",
             _ => {
-                other.push(hook.to_owned());
+                other.push(line.to_owned());
                 continue;
             }
         };
-        probes.push(format!("{kind}:{target}"));
+        let target = line.rsplit(' ').next().unwrap_or_default().to_owned();
+        hooks.push(Hook { kind, target });
     }
-    (probes, other)
+    (hooks, other)
 }
 
-/// What the bpftrace script prints once every probe is attached (its BEGIN probe
-/// runs after attaching).
-pub const BPFTRACE_READY: &str = "bench: attached";
+/// What the bpftrace script and `noop-hooks` print once every probe is attached
+/// (the script's BEGIN probe runs after attaching).
+pub const READY: &str = "bench: attached";
 
 /// A bpftrace script counting events per pid on `probes`, and nothing else.
 pub fn bpftrace_script(probes: &[String]) -> String {
     format!(
-        "BEGIN {{ printf(\"{BPFTRACE_READY}\\n\"); }}\n\n{}\n{{ @[pid] = count(); }}\n",
+        "BEGIN {{ printf(\"{READY}\\n\"); }}\n\n{}\n{{ @[pid] = count(); }}\n",
         probes.join(",\n")
     )
 }
@@ -554,7 +603,7 @@ mod tests {
     }
 
     #[test]
-    fn probes_from_the_doctor_plan() {
+    fn hooks_from_the_doctor_plan() {
         let text = "hook plans (--hooks; ...)\n  tracepoint      loads\n\
                     plan (--hooks auto): the raw-tracepoint plan (...)\n\
                     \x20 raw tracepoint tcp:tcp_destroy_sock\n\
@@ -563,7 +612,8 @@ mod tests {
                     \x20 fentry tcp_connect\n\
                     \x20 connect errors from struct sock.sk_err (BTF offset 284)\n\
                     missing: nothing\n";
-        let (probes, other) = probes_from_doctor(text);
+        let (hooks, other) = hooks_from_doctor(text);
+        let probes: Vec<String> = hooks.iter().map(Hook::bpftrace_probe).collect();
         assert_eq!(
             probes,
             vec![
@@ -572,11 +622,17 @@ mod tests {
                 "kretprobe:tcp_retransmit_skb"
             ]
         );
-        assert_eq!(other, vec!["fentry tcp_connect"]);
+        let noop: Vec<Option<String>> = hooks.iter().map(Hook::noop_arg).collect();
         assert_eq!(
-            probes_from_doctor("tracer: 3 events read"),
-            (vec![], vec![])
+            noop,
+            vec![
+                Some("raw:tcp_destroy_sock".to_owned()),
+                Some("tracepoint:sock:inet_sock_set_state".to_owned()),
+                None
+            ]
         );
+        assert_eq!(other, vec!["fentry tcp_connect"]);
+        assert_eq!(hooks_from_doctor("tracer: 3 events read"), (vec![], vec![]));
     }
 
     #[test]
