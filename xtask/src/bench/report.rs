@@ -117,7 +117,7 @@ pub fn render(results: &Results) -> String {
     for mode in &results.churn {
         for r in &mode.subjects {
             let Some(kernel) = &r.kernel else { continue };
-            // Nor are noop-hooks' worth listing one by one: they are all the same.
+            // noop-hooks' programs are all alike: their total is in the cost table too.
             if r.subject == "noop_hooks"
                 || kernel.programs.iter().all(|p| p.name.starts_with("prog "))
             {

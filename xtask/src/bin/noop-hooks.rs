@@ -15,7 +15,8 @@ use std::{
 
 use anyhow::{Context as _, Result, bail};
 
-/// What this program prints once every hook is attached.
+/// What this program prints once every hook is attached: what the benchmark
+/// waits for (`bench::subject::READY`).
 const READY: &str = "bench: attached";
 
 const BPF_PROG_LOAD: libc::c_long = 5;
