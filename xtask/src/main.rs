@@ -58,7 +58,9 @@ enum Task {
     ///
     /// A loopback connect/accept/close churn runs untraced and traced in alternating
     /// pairs, for tracer tracing every process, tracer with --pid of an unrelated
-    /// process, and a bpftrace script counting the same tracepoints per pid. Reports
+    /// process, a bpftrace script counting the same tracepoints per pid, programs
+    /// that only return 0 on tracer's hooks (the hooks' own cost, the floor for any
+    /// tool on them), and untraced against untraced (the noise floor). Reports
     /// median throughput and the traced/untraced ratio with its spread, kernel time
     /// per program, userspace CPU, peak RSS, emitted and dropped events, start-up
     /// time, and memory with many live connections. Prints tables and writes
