@@ -25,6 +25,7 @@ pub fn snapshot(processes: Vec<ProcessSnapshot>) -> Snapshot {
         events_per_sec: 0.0,
         processes,
         unattributed: Counts::default(),
+        sampled_every: None,
     }
 }
 

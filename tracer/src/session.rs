@@ -1,7 +1,11 @@
 //! The state the event loop works on: events in, snapshots out to the sinks
 //! and the live view.
 
-use std::{io::Write as _, sync::Arc, time::SystemTime};
+use std::{
+    io::Write as _,
+    sync::Arc,
+    time::{Duration, SystemTime},
+};
 
 use anyhow::Context as _;
 use tokio::sync::watch;
@@ -13,7 +17,7 @@ use crate::{
         reader::Reader,
     },
     event::{Clock, Comm, TraceEvent, monotonic_ns},
-    proc::sampler::Identities,
+    proc::{pacing::thread_cpu, sampler::Identities},
     sink::{
         csv::CsvSink,
         json::{self, JsonSink},
@@ -35,6 +39,9 @@ pub struct Session {
     pub latest: Option<Arc<Snapshot>>,
     /// Where the live view reads snapshots, when it runs.
     pub view: Option<watch::Sender<Arc<Snapshot>>>,
+    /// How often /proc is sampled, when that is less often than snapshots
+    /// are taken (a host too large to sample every interval).
+    pub sampled_every: Option<Duration>,
 }
 
 impl Session {
@@ -56,15 +63,21 @@ impl Session {
     }
 
     /// Takes a /proc sample into the gauges and the process identities.
-    pub fn apply(&mut self, sample: Sample) {
+    /// Returns the CPU time that took, not counting the events read meanwhile.
+    pub fn apply(&mut self, sample: Sample) -> Duration {
+        let start = thread_cpu();
         let known = self.aggregator.alive();
         self.identities.refresh(&sample, &known);
         let (aggregator, reader, mut feed) = self.split();
         // Events keep draining: applying a large sample takes long enough
         // for a busy host to fill the ring buffer.
+        let mut draining = Duration::ZERO;
         aggregator.apply_pausing(&sample, |aggregator| {
+            let before = thread_cpu();
             reader.drain_now(|ev| feed.observe(aggregator, &ev));
+            draining += thread_cpu().saturating_sub(before);
         });
+        thread_cpu().saturating_sub(start).saturating_sub(draining)
     }
 
     /// The aggregator, the reader, and what every event read goes through,
@@ -94,11 +107,11 @@ impl Session {
             read: self.reader.read,
             decode_errors: self.reader.decode_errors,
         };
-        let snapshot = Arc::new(self.aggregator.snapshot(
-            SystemTime::now(),
-            monotonic_ns(),
-            kernel,
-        ));
+        let mut snapshot = self
+            .aggregator
+            .snapshot(SystemTime::now(), monotonic_ns(), kernel);
+        snapshot.sampled_every = self.sampled_every;
+        let snapshot = Arc::new(snapshot);
         if let Some(view) = &self.view {
             view.send_replace(Arc::clone(&snapshot));
         }

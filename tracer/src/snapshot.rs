@@ -20,6 +20,10 @@ pub struct Snapshot {
     pub processes: Vec<ProcessSnapshot>,
     /// Events the kernel could not attribute to a process, by kind.
     pub unattributed: Counts,
+    /// How often sockets and descriptors are read from /proc, when a large
+    /// host makes that less often than snapshots are taken; gauges in
+    /// between are from the last sample.
+    pub sampled_every: Option<Duration>,
 }
 
 /// The kernel-side counters, summed over CPUs, plus what userspace read.

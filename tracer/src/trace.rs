@@ -20,6 +20,7 @@ use crate::{
     event::{Clock, monotonic_ns},
     proc::{
         self,
+        pacing::{self, Pacing},
         sampler::{Identities, Sampler, Scope},
     },
     session::Session,
@@ -90,6 +91,7 @@ pub async fn run(args: &TraceArgs) -> anyhow::Result<()> {
         write_error: None,
         latest: None,
         view: None,
+        sampled_every: None,
     };
     let mut sampler = Some(Sampler::new(scope.clone()));
     // Sockets that predate tracing are counted from the first snapshot on.
@@ -137,27 +139,33 @@ pub async fn run(args: &TraceArgs) -> anyhow::Result<()> {
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     tick.tick().await;
     let mut next_write = Instant::now() + args.interval;
+    // On a large host /proc is sampled less often than snapshots are taken;
+    // the snapshots in between keep the gauges of the last sample.
+    let mut pacing = Pacing::new(every);
 
     // Reading /proc on a busy host takes long enough to fill the ring buffer,
     // so samples are taken on a blocking thread while events keep draining.
-    let mut pending: Option<JoinHandle<(Sampler, Sample)>> = None;
+    let mut pending: Option<(Instant, JoinHandle<Sampled>)> = None;
     let mut view_result = Ok(());
     loop {
         tokio::select! {
             r = session.drain() => r?,
             _ = tick.tick(), if pending.is_none() => {
-                pending = sampler.take().map(|s| start_sample(s, &session));
-            }
-            done = async { pending.as_mut().expect("guarded by is_some").await }, if pending.is_some() => {
-                pending = None;
-                let (back, sample) = done.context("the /proc sampler failed")?;
-                sampler = Some(back);
-                session.apply(sample);
-                let (snapshot, counters) = session.take()?;
-                if Instant::now() + every / 2 >= next_write {
-                    next_write += args.interval;
-                    session.write(&snapshot, &counters)?;
+                let now = Instant::now();
+                if pacing.due(now.into_std()) {
+                    pending = sampler.take().map(|s| (now, start_sample(s, &session)));
+                } else {
+                    snapshot(&mut session, &mut next_write, every, args.interval)?;
                 }
+            }
+            done = async { (&mut pending.as_mut().expect("guarded by is_some").1).await }, if pending.is_some() => {
+                let started = pending.take().expect("guarded by is_some").0;
+                let (back, sample, sample_cpu) = done.context("the /proc sampler failed")?;
+                sampler = Some(back);
+                let cpu = sample_cpu + session.apply(sample);
+                pacing.took(started.into_std(), cpu);
+                report_pacing(&mut session, &pacing, cpu, every, live_view);
+                snapshot(&mut session, &mut next_write, every, args.interval)?;
             }
             r = &mut view => {
                 // Even when the view failed (the terminal went away), the
@@ -175,8 +183,8 @@ pub async fn run(args: &TraceArgs) -> anyhow::Result<()> {
     drop(view);
 
     // Stopped: take what is still in the ring, then write the final snapshot.
-    if let Some(handle) = pending {
-        let (back, _) = handle.await.context("the /proc sampler failed")?;
+    if let Some((_, handle)) = pending {
+        let (back, _, _) = handle.await.context("the /proc sampler failed")?;
         sampler = Some(back);
     }
     session.drain_now();
@@ -189,14 +197,68 @@ pub async fn run(args: &TraceArgs) -> anyhow::Result<()> {
     view_result
 }
 
+/// A finished sample: the sampler back, what it read, and the CPU time it took.
+type Sampled = (Sampler, Sample, Duration);
+
 /// Starts a /proc sample of `sampler` on a blocking thread.
-fn start_sample(sampler: Sampler, session: &Session) -> JoinHandle<(Sampler, Sample)> {
+fn start_sample(sampler: Sampler, session: &Session) -> JoinHandle<Sampled> {
     let known = session.aggregator.alive();
     tokio::task::spawn_blocking(move || {
         lower_priority_of_this_thread();
+        let before = pacing::thread_cpu();
         let sample = sampler.sample(&known, monotonic_ns());
-        (sampler, sample)
+        (sampler, sample, pacing::thread_cpu().saturating_sub(before))
     })
+}
+
+/// Takes a snapshot for the live view, and writes it when the next
+/// `--interval` row is due.
+fn snapshot(
+    session: &mut Session,
+    next_write: &mut Instant,
+    every: Duration,
+    interval: Duration,
+) -> anyhow::Result<()> {
+    let (snapshot, counters) = session.take()?;
+    if Instant::now() + every / 2 >= *next_write {
+        *next_write += interval;
+        session.write(&snapshot, &counters)?;
+    }
+    Ok(())
+}
+
+/// Tells the view (and, headless, stderr) when samples start or stop being
+/// spaced out.
+fn report_pacing(
+    session: &mut Session,
+    pacing: &Pacing,
+    cpu: Duration,
+    every: Duration,
+    live_view: bool,
+) {
+    let stretched = pacing.stretched();
+    if stretched.is_some() == session.sampled_every.is_some() {
+        session.sampled_every = stretched;
+        return;
+    }
+    session.sampled_every = stretched;
+    if live_view {
+        return;
+    }
+    match stretched {
+        Some(spacing) => eprintln!(
+            "tracer: a /proc sample took {} ms of CPU; sockets and descriptors are now \
+             sampled every {spacing:?} instead of every {every:?}, to keep that cost near \
+             {:.0}% of a core (events are still read as they come)",
+            cpu.as_millis(),
+            pacing::CPU_SHARE * 100.0
+        ),
+        None => eprintln!(
+            "tracer: a /proc sample took {} ms of CPU; sockets and descriptors are \
+             sampled every {every:?} again",
+            cpu.as_millis(),
+        ),
+    }
 }
 
 /// Makes the calling thread yield the CPU to everything else (nice 19). The
@@ -218,7 +280,7 @@ async fn sample_off_loop(
     session: &Session,
 ) -> anyhow::Result<Sample> {
     let s = sampler.take().context("the /proc sampler is busy")?;
-    let (back, sample) = start_sample(s, session)
+    let (back, sample, _) = start_sample(s, session)
         .await
         .context("the /proc sampler failed")?;
     *sampler = Some(back);

@@ -239,6 +239,7 @@ impl Aggregator {
             events_per_sec,
             processes,
             unattributed: self.unattributed,
+            sampled_every: None,
         }
     }
 }

@@ -1,5 +1,6 @@
 //! Reading process and socket facts from /proc.
 
+pub mod pacing;
 pub mod sampler;
 pub mod sockets;
 

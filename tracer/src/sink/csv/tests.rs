@@ -62,6 +62,7 @@ fn snapshot(processes: Vec<ProcessSnapshot>) -> Snapshot {
         events_per_sec: 0.0,
         processes,
         unattributed: Counts::default(),
+        sampled_every: None,
     }
 }
 

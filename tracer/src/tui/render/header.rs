@@ -1,5 +1,6 @@
 //! Two lines on top: what tracer is doing and what it may be missing
-//! (dropped and unattributed events are always shown, never hidden).
+//! (dropped and unattributed events are always shown, never hidden; nor is
+//! /proc being sampled less often than the view refreshes).
 
 use ratatui::{
     Frame,
@@ -44,6 +45,13 @@ pub fn render(
     ];
     first.extend(counter("dropped", k.dropped));
     first.extend(counter("unattributed", k.unattributed));
+    if let Some(every) = snapshot.sampled_every {
+        // A large host: socket and FD gauges are older than the counters.
+        first.push(Span::styled(
+            format!("sockets sampled every {}  ", human::age(every)),
+            style::warn(),
+        ));
+    }
     if state.paused.is_some() {
         first.push(Span::styled(" PAUSED ", style::paused()));
     }

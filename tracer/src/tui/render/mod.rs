@@ -129,6 +129,9 @@ mod style {
     pub fn bad() -> Style {
         Style::new().fg(Color::Red).add_modifier(Modifier::BOLD)
     }
+    pub fn warn() -> Style {
+        severity(Severity::Warning)
+    }
     pub fn paused() -> Style {
         Style::new()
             .fg(Color::Black)

@@ -224,3 +224,20 @@ fn key_table_help_and_footer_agree() {
         keys::BINDINGS.iter().filter(|b| b.footer.is_some()).count()
     );
 }
+
+/// A host too large to sample every second says so next to the counters.
+#[test]
+fn stretched_sampling_is_shown() {
+    let mut s = fixtures::healthy();
+    let header = |s: &Snapshot| {
+        let t = draw(&ViewState::default(), s, 160, 24);
+        screen_text(&t).lines().next().unwrap().to_owned()
+    };
+    assert!(!header(&s).contains("sampled"), "{}", header(&s));
+    s.sampled_every = Some(std::time::Duration::from_secs(15));
+    assert!(
+        header(&s).contains("sockets sampled every 15s"),
+        "{}",
+        header(&s)
+    );
+}
