@@ -143,7 +143,8 @@ impl Sampler {
 /// (pid + start time) without reading /proc for every event.
 #[derive(Debug, Default)]
 pub struct Identities {
-    map: HashMap<u32, ProcessId>,
+    /// Looked up for every event, so with the cheaper hash.
+    map: rustc_hash::FxHashMap<u32, ProcessId>,
 }
 
 impl Identities {
