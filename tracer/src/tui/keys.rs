@@ -266,7 +266,7 @@ mod tests {
     }
 
     #[test]
-    fn the_issue_keys_are_there() {
+    fn the_documented_keys_are_there() {
         let of = |c, m| action(&press(c, m));
         assert_eq!(
             of(KeyCode::Char('q'), KeyModifiers::NONE),

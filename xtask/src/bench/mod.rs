@@ -735,7 +735,7 @@ pub struct Machine {
     pub loadavg_at_end: String,
 }
 
-/// A target from the issue and whether this run met it.
+/// An overhead target and whether this run met it.
 #[derive(Debug, Clone, Serialize)]
 pub struct Target {
     pub what: String,

@@ -1,4 +1,4 @@
-//! The results as tables, and the issue's targets checked against them.
+//! The results as tables, and the overhead targets checked against them.
 
 use std::fmt::Write as _;
 
@@ -238,7 +238,7 @@ pub fn render(results: &Results) -> String {
         );
     }
 
-    let _ = writeln!(out, "\nTargets (issue 6)");
+    let _ = writeln!(out, "\nOverhead targets");
     for t in &results.targets {
         let verdict = match t.met {
             Some(true) => "met",
@@ -319,7 +319,7 @@ fn ratio(results: &Results, key: &str) -> Option<Spread> {
     subject(results, Mode::Reset, key)?.ratio
 }
 
-/// The issue's targets, each with what this run measured.
+/// The overhead targets, each with what this run measured.
 pub fn targets(results: &Results) -> Vec<Target> {
     let target = |what: &str, target: &str, measured: Option<String>, met: Option<bool>| Target {
         what: what.into(),
