@@ -10,6 +10,7 @@ mod findings;
 #[cfg(test)]
 mod fixtures;
 mod human;
+mod priority;
 mod proc;
 mod session;
 mod sink;

@@ -18,6 +18,7 @@ use crate::{
         reader::Reader,
     },
     event::{Clock, monotonic_ns},
+    priority,
     proc::{
         self,
         pacing::{self, Pacing},
@@ -75,6 +76,9 @@ pub async fn run(args: &TraceArgs) -> anyhow::Result<()> {
     } = loaded;
     let clock = Clock::now();
     let reader = Reader::new(ring, clock).context("cannot poll the ring buffer")?;
+    // This thread drains the ring buffer (and does everything else but sample
+    // /proc): it must not wait behind a busy host's processes.
+    priority::reader();
     let scope = if args.pids.is_empty() {
         Scope::All
     } else {
@@ -204,7 +208,7 @@ type Sampled = (Sampler, Sample, Duration);
 fn start_sample(sampler: Sampler, session: &Session) -> JoinHandle<Sampled> {
     let known = session.aggregator.alive();
     tokio::task::spawn_blocking(move || {
-        lower_priority_of_this_thread();
+        priority::sampler();
         let before = pacing::thread_cpu();
         let sample = sampler.sample(&known, monotonic_ns());
         (sampler, sample, pacing::thread_cpu().saturating_sub(before))
@@ -258,19 +262,6 @@ fn report_pacing(
              sampled every {every:?} again",
             cpu.as_millis(),
         ),
-    }
-}
-
-/// Makes the calling thread yield the CPU to everything else (nice 19). The
-/// /proc sample is background work; on a busy two-core host it would
-/// otherwise take the CPU the event reader and the traced services need.
-/// Best effort: failing leaves the priority as it was.
-fn lower_priority_of_this_thread() {
-    // Linux keeps the nice value per thread; PRIO_PROCESS with a thread id
-    // changes that thread only.
-    if let Ok(tid) = u32::try_from(unsafe { libc::gettid() }) {
-        // SAFETY: a plain system call on the calling thread.
-        unsafe { libc::setpriority(libc::PRIO_PROCESS, tid, 19) };
     }
 }
 
