@@ -1,6 +1,7 @@
 //! Kernel tests of the per-process snapshots as a user reads them in the CSV
 //! file: gauges that agree with `ss`, sockets that predate tracing, processes
-//! that exit mid-run, and a file continued across runs.
+//! that exit mid-run, a file continued across runs, and the priorities of the
+//! thread that reads events and of the thread that samples /proc.
 
 mod support;
 
@@ -179,4 +180,31 @@ fn a_process_started_later_is_picked_up() {
     );
     assert_eq!(row["comm"], "python3");
     assert_eq!(num(&row, "connect_refused"), 2);
+}
+
+/// The thread that drains the ring buffer runs ahead of ordinary processes
+/// (on a saturated host it would otherwise fall behind and events would be
+/// dropped); the /proc sampler runs behind them.
+#[test]
+fn the_reader_runs_ahead_and_the_sampler_behind() {
+    if !kernel_tests_enabled() {
+        return;
+    }
+    let tracer = Tracer::start(&[]);
+    // The sampler has sampled by the time tracing starts; give the next
+    // interval's sample time to run as well.
+    thread::sleep(Duration::from_millis(1500));
+    let threads = tracer.thread_nice();
+    let (status, _, stderr) = tracer.stop();
+    assert!(status.success(), "{stderr}");
+    println!("tracer's threads (tid, nice): {threads:?}");
+    assert_eq!(
+        threads.first().map(|t| t.1),
+        Some(-10),
+        "the reader: {threads:?}"
+    );
+    assert!(
+        threads.iter().any(|t| t.1 == 19),
+        "no thread at nice 19 (the sampler): {threads:?}"
+    );
 }

@@ -115,6 +115,25 @@ impl Tracer {
         self.stderr.lock().expect("lock").clone()
     }
 
+    /// The nice value of each of tracer's threads, the main thread first.
+    pub fn thread_nice(&self) -> Vec<(u32, i32)> {
+        let pid = self.child.id();
+        let mut tids: Vec<u32> = std::fs::read_dir(format!("/proc/{pid}/task"))
+            .expect("tracer's threads")
+            .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
+            .collect();
+        tids.sort_by_key(|&t| (t != pid, t));
+        tids.into_iter()
+            .filter_map(|tid| {
+                let stat = std::fs::read_to_string(format!("/proc/{pid}/task/{tid}/stat")).ok()?;
+                // Fields after the command name (which may hold spaces):
+                // state is field 3, nice field 19.
+                let rest = &stat[stat.rfind(')')? + 2..];
+                Some((tid, rest.split(' ').nth(16)?.parse().ok()?))
+            })
+            .collect()
+    }
+
     /// Events so far.
     pub fn events(&self) -> Vec<Value> {
         self.events.lock().expect("lock").clone()
