@@ -5,18 +5,22 @@
 /// of a second of events at the highest rates; on a host whose CPUs are all
 /// busy, a reader at the default priority waits its turn behind every runnable
 /// process and the kernel drops what no longer fits (tens of thousands of
-/// events while 11 processes open 100k connections on two cores). Its CPU use
-/// follows the event rate and it is woken in batches, so running it first
-/// costs the host no more CPU, only the order in which it gets it.
+/// events while 11 processes open and close 100k connections on two cores).
+/// Its CPU use follows the event rate and it is woken in batches, so running
+/// it first costs the host no more CPU, only the order in which it gets it.
 const READER_NICE: i32 = -10;
 
 /// Nice value of the /proc sampler: background work that, on a busy host,
 /// would otherwise take the CPU the reader and the traced services need.
 const SAMPLER_NICE: i32 = 19;
 
-/// Raises the calling thread, the event reader, above ordinary processes.
+/// Raises the calling thread, the event reader, above ordinary processes,
+/// unless tracer was started with a nice value of its own (`nice -n 10
+/// tracer`): that choice is the user's.
 pub fn reader() {
-    set_nice_of_this_thread(READER_NICE);
+    if nice_of_this_thread() == Some(0) {
+        set_nice_of_this_thread(READER_NICE);
+    }
 }
 
 /// Lowers the calling thread, a /proc sample, below everything else.
@@ -24,12 +28,28 @@ pub fn sampler() {
     set_nice_of_this_thread(SAMPLER_NICE);
 }
 
+fn this_thread() -> Option<u32> {
+    // SAFETY: gettid has no preconditions.
+    u32::try_from(unsafe { libc::gettid() }).ok()
+}
+
+fn nice_of_this_thread() -> Option<i32> {
+    let tid = this_thread()?;
+    // SAFETY: errno is thread-local; getpriority returns -1 both for nice -1
+    // and on failure, which only errno tells apart.
+    unsafe {
+        *libc::__errno_location() = 0;
+        let nice = libc::getpriority(libc::PRIO_PROCESS, tid);
+        (nice != -1 || *libc::__errno_location() == 0).then_some(nice)
+    }
+}
+
 /// Best effort: without CAP_SYS_NICE (tracer run with CAP_BPF and
 /// CAP_PERFMON only) raising fails and the priority stays as it was.
 fn set_nice_of_this_thread(nice: i32) {
     // Linux keeps the nice value per thread; PRIO_PROCESS with a thread id
     // changes that thread only. Threads it starts later inherit it.
-    if let Ok(tid) = u32::try_from(unsafe { libc::gettid() }) {
+    if let Some(tid) = this_thread() {
         // SAFETY: a plain system call on the calling thread.
         unsafe { libc::setpriority(libc::PRIO_PROCESS, tid, nice) };
     }
@@ -37,13 +57,24 @@ fn set_nice_of_this_thread(nice: i32) {
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+
     #[test]
     fn the_sampler_thread_is_lowered() {
         std::thread::spawn(|| {
-            super::sampler();
-            // SAFETY: reads the calling thread's nice value.
-            let nice = unsafe { libc::getpriority(libc::PRIO_PROCESS, libc::gettid() as u32) };
-            assert_eq!(nice, 19);
+            sampler();
+            assert_eq!(nice_of_this_thread(), Some(19));
+        })
+        .join()
+        .unwrap();
+    }
+
+    #[test]
+    fn a_nice_value_chosen_by_the_user_is_kept() {
+        std::thread::spawn(|| {
+            set_nice_of_this_thread(5);
+            reader();
+            assert_eq!(nice_of_this_thread(), Some(5));
         })
         .join()
         .unwrap();
