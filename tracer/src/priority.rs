@@ -18,7 +18,7 @@ const SAMPLER_NICE: i32 = 19;
 /// unless tracer was started with a nice value of its own (`nice -n 10
 /// tracer`): that choice is the user's.
 pub fn reader() {
-    if nice_of_this_thread() == Some(0) {
+    if nice_of_this_thread() == 0 {
         set_nice_of_this_thread(READER_NICE);
     }
 }
@@ -28,31 +28,21 @@ pub fn sampler() {
     set_nice_of_this_thread(SAMPLER_NICE);
 }
 
-fn this_thread() -> Option<u32> {
-    // SAFETY: gettid has no preconditions.
-    u32::try_from(unsafe { libc::gettid() }).ok()
-}
+// Linux keeps the nice value per thread, and PRIO_PROCESS with `who` 0 means
+// the calling thread only; threads it starts later inherit the value.
 
-fn nice_of_this_thread() -> Option<i32> {
-    let tid = this_thread()?;
-    // SAFETY: errno is thread-local; getpriority returns -1 both for nice -1
-    // and on failure, which only errno tells apart.
-    unsafe {
-        *libc::__errno_location() = 0;
-        let nice = libc::getpriority(libc::PRIO_PROCESS, tid);
-        (nice != -1 || *libc::__errno_location() == 0).then_some(nice)
-    }
+/// The calling thread's nice value; -1 also when it cannot be read, which
+/// leaves `reader` alone as any other value the user chose would.
+fn nice_of_this_thread() -> i32 {
+    // SAFETY: a plain system call about the calling thread.
+    unsafe { libc::getpriority(libc::PRIO_PROCESS, 0) }
 }
 
 /// Best effort: without CAP_SYS_NICE (tracer run with CAP_BPF and
 /// CAP_PERFMON only) raising fails and the priority stays as it was.
 fn set_nice_of_this_thread(nice: i32) {
-    // Linux keeps the nice value per thread; PRIO_PROCESS with a thread id
-    // changes that thread only. Threads it starts later inherit it.
-    if let Some(tid) = this_thread() {
-        // SAFETY: a plain system call on the calling thread.
-        unsafe { libc::setpriority(libc::PRIO_PROCESS, tid, nice) };
-    }
+    // SAFETY: a plain system call on the calling thread.
+    unsafe { libc::setpriority(libc::PRIO_PROCESS, 0, nice) };
 }
 
 #[cfg(test)]
@@ -63,7 +53,7 @@ mod tests {
     fn the_sampler_thread_is_lowered() {
         std::thread::spawn(|| {
             sampler();
-            assert_eq!(nice_of_this_thread(), Some(19));
+            assert_eq!(nice_of_this_thread(), 19);
         })
         .join()
         .unwrap();
@@ -74,7 +64,7 @@ mod tests {
         std::thread::spawn(|| {
             set_nice_of_this_thread(5);
             reader();
-            assert_eq!(nice_of_this_thread(), Some(5));
+            assert_eq!(nice_of_this_thread(), 5);
         })
         .join()
         .unwrap();
