@@ -76,7 +76,9 @@ pub struct TraceArgs {
     pub interval: Duration,
 
     /// Ring-buffer size in bytes shared by all programs (a power of two).
-    /// Events that do not fit are counted as dropped.
+    /// Events that do not fit are counted as dropped. The thread draining it
+    /// runs at nice -10, so busy CPUs do not keep it from emptying the buffer
+    /// (unless tracer is started with a nice value of its own).
     #[arg(long, default_value_t = DEFAULT_RING_BYTES, value_name = "BYTES")]
     pub ring_buffer_size: u32,
 
