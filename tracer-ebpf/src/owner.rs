@@ -154,10 +154,16 @@ pub fn may_be_traced(sk: u64) -> bool {
 /// and a flag.
 #[inline(always)]
 pub fn attribute(ev: &mut Event, owner: Option<Owner>) -> bool {
-    match owner.or_else(|| preexisting(ev)) {
+    // Two separate arms, not `owner.or_else(..)`: merging the two options lets
+    // LLVM carry the absent one's undefined bytes in a register, and the
+    // verifier refuses a program that spills an uninitialised register.
+    if let Some(o) = owner {
+        stamp(ev, &o);
+        return true;
+    }
+    match preexisting(ev) {
         Some(o) => {
-            ev.pid = o.pid;
-            ev.comm = o.comm;
+            stamp(ev, &o);
             true
         }
         None if FILTER_PIDS.load() != 0 => {
@@ -170,4 +176,10 @@ pub fn attribute(ev: &mut Event, owner: Option<Owner>) -> bool {
             true
         }
     }
+}
+
+#[inline(always)]
+fn stamp(ev: &mut Event, owner: &Owner) {
+    ev.pid = owner.pid;
+    ev.comm = owner.comm;
 }

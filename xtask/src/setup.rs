@@ -31,7 +31,7 @@ const TRACEFS: &str = "/sys/kernel/tracing";
 
 pub fn setup() -> Result<ExitCode> {
     let ws = Workspace::locate()?;
-    step("rust-src (nightly)", rust_src)?;
+    step("rust-src", rust_src)?;
     step("bpf-linker", || bpf_linker(&ws))?;
     step("Debian packages", debian_packages)?;
     step("virtme-ng", virtme_ng)?;
@@ -54,26 +54,25 @@ fn step(name: &str, f: impl FnOnce() -> Result<Outcome>) -> Result<()> {
     Ok(())
 }
 
-/// The nightly toolchain with `rust-src`, for `-Z build-std=core` on the bpf target.
+/// The eBPF toolchain (`tracer-ebpf/rust-toolchain.toml`) with `rust-src`, for
+/// `-Z build-std=core` on the bpf target.
 fn rust_src() -> Result<Outcome> {
+    let toolchain = tools::ebpf_toolchain();
     let sysroot = match tools::nightly_sysroot() {
         Ok(sysroot) => sysroot,
         Err(_) => {
-            println!("setup: rust-src (nightly): nightly toolchain missing, installing it");
+            println!("setup: rust-src ({toolchain}): toolchain missing, installing it");
             let mut cmd = tools::command("rustup");
-            cmd.args([
-                "toolchain",
-                "install",
-                "nightly",
+            cmd.args(["toolchain", "install", toolchain]).args([
                 "--profile",
                 "minimal",
                 "--component",
                 "rust-src",
             ]);
             tools::run(&mut cmd)?;
-            return Ok(Outcome::Done(
-                "installed the nightly toolchain with rust-src".into(),
-            ));
+            return Ok(Outcome::Done(format!(
+                "installed {toolchain} with rust-src"
+            )));
         }
     };
     let library = sysroot.join("lib/rustlib/src/rust/library");
@@ -81,9 +80,9 @@ fn rust_src() -> Result<Outcome> {
         return Ok(Outcome::AlreadyDone(library.display().to_string()));
     }
     let mut cmd = tools::command("rustup");
-    cmd.args(["component", "add", "rust-src", "--toolchain", "nightly"]);
+    cmd.args(["component", "add", "rust-src", "--toolchain", toolchain]);
     tools::run(&mut cmd)?;
-    Ok(Outcome::Done("added rust-src to nightly".into()))
+    Ok(Outcome::Done(format!("added rust-src to {toolchain}")))
 }
 
 /// bpf-linker must use the LLVM that nightly rustc uses. Nightly ships it as

@@ -95,11 +95,24 @@ pub fn cargo() -> Command {
     command("cargo")
 }
 
-/// `cargo +nightly`, with the variables that would make it use another compiler
-/// removed.
+/// The eBPF crate's `rust-toolchain.toml`: the one place its toolchain is named.
+const EBPF_TOOLCHAIN_FILE: &str = include_str!("../../tracer-ebpf/rust-toolchain.toml");
+
+/// The nightly toolchain the eBPF programs build with, e.g. `nightly-2026-06-20`
+/// (the `channel` of `tracer-ebpf/rust-toolchain.toml`).
+pub fn ebpf_toolchain() -> &'static str {
+    EBPF_TOOLCHAIN_FILE
+        .lines()
+        .find_map(|line| line.trim().strip_prefix("channel"))
+        .and_then(|rest| rest.split('"').nth(1))
+        .expect("tracer-ebpf/rust-toolchain.toml names a channel")
+}
+
+/// `cargo +<eBPF toolchain>`, with the variables that would make it use another
+/// compiler removed.
 pub fn cargo_nightly() -> Command {
     let mut cmd = cargo();
-    cmd.arg("+nightly");
+    cmd.arg(format!("+{}", ebpf_toolchain()));
     for key in ["RUSTC", "RUSTC_WORKSPACE_WRAPPER", "RUSTUP_TOOLCHAIN"] {
         cmd.env_remove(key);
     }
@@ -164,15 +177,18 @@ pub fn output(cmd: &mut Command) -> Option<String> {
         .then(|| String::from_utf8_lossy(&out.stdout).trim().to_owned())
 }
 
-/// The nightly toolchain's sysroot (`rustc +nightly --print sysroot`).
+/// The eBPF toolchain's sysroot (`rustc +<toolchain> --print sysroot`).
 pub fn nightly_sysroot() -> Result<PathBuf> {
+    let toolchain = format!("+{}", ebpf_toolchain());
     let mut cmd = command("rustc");
-    cmd.args(["+nightly", "--print", "sysroot"])
+    cmd.args([toolchain.as_str(), "--print", "sysroot"])
         .env_remove("RUSTUP_TOOLCHAIN");
-    let out = cmd.output().context("could not run `rustc +nightly`")?;
+    let out = cmd
+        .output()
+        .with_context(|| format!("could not run `rustc {toolchain}`"))?;
     if !out.status.success() {
         bail!(
-            "`rustc +nightly --print sysroot` failed: {}",
+            "`rustc {toolchain} --print sysroot` failed: {}",
             String::from_utf8_lossy(&out.stderr).trim()
         );
     }
@@ -204,6 +220,9 @@ pub fn bpf_linker() -> Option<(PathBuf, String)> {
     let mut cmd = command(&path);
     cmd.arg("--version");
     if let Ok(sysroot) = nightly_sysroot() {
+        if !links_libllvm_of(&path, &sysroot) {
+            return None;
+        }
         let mut dirs = vec![sysroot.join("lib")];
         if let Some(old) = env::var_os("LD_LIBRARY_PATH") {
             dirs.extend(env::split_paths(&old));
@@ -216,11 +235,32 @@ pub fn bpf_linker() -> Option<(PathBuf, String)> {
     Some((path, version))
 }
 
+/// Whether the bpf-linker at `path` was built against the `libLLVM.so.*` of
+/// `sysroot` (it names that file among the libraries it needs). One built for
+/// another toolchain's LLVM would link code that compiler's LLVM emitted.
+fn links_libllvm_of(path: &Path, sysroot: &Path) -> bool {
+    let Some(name) = sysroot_libllvm(sysroot)
+        .ok()
+        .and_then(|lib| lib.file_name().map(|n| n.to_string_lossy().into_owned()))
+    else {
+        return false;
+    };
+    fs::read(path).is_ok_and(|binary| {
+        binary
+            .windows(name.len())
+            .any(|window| window == name.as_bytes())
+    })
+}
+
 /// Fails with a pointer to `cargo xtask setup` unless bpf-linker is usable.
 pub fn require_bpf_linker() -> Result<PathBuf> {
     match bpf_linker() {
         Some((path, _)) => Ok(path),
-        None => bail!("bpf-linker is missing or does not run: run `cargo xtask setup` first"),
+        None => bail!(
+            "bpf-linker is missing, does not run, or was built for another LLVM than {}'s: \
+             run `cargo xtask setup` first",
+            ebpf_toolchain()
+        ),
     }
 }
 

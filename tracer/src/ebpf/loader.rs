@@ -295,7 +295,7 @@ pub fn load(settings: &Settings) -> Result<Loaded, LoadError> {
             HashMap::<_, u32, u8>::try_from(map).map_err(map_error(maps::TRACED_PIDS))?;
         for &pid in &settings.filters.pids {
             traced
-                .insert(pid, 1, 0)
+                .insert(&pid, &1, 0)
                 .map_err(map_error(maps::TRACED_PIDS))?;
         }
     }
@@ -392,7 +392,7 @@ fn seed_owners(ebpf: &mut Ebpf, existing: Vec<(u32, sockets::SocketRow)>) -> Res
         HashMap::<_, u32, Owner>::try_from(map).map_err(map_error(maps::LISTENERS))?;
     for (row, owner) in &listening {
         listeners
-            .insert(u32::from(row.local_port), owner, 0)
+            .insert(&u32::from(row.local_port), owner, 0)
             .map_err(map_error(maps::LISTENERS))?;
     }
     let map = ebpf
@@ -402,7 +402,7 @@ fn seed_owners(ebpf: &mut Ebpf, existing: Vec<(u32, sockets::SocketRow)>) -> Res
         HashMap::<_, SocketKey, Owner>::try_from(map).map_err(map_error(maps::PREEXISTING))?;
     for (row, owner) in &connected {
         preexisting
-            .insert(socket_key(row), owner, 0)
+            .insert(&socket_key(row), owner, 0)
             .map_err(map_error(maps::PREEXISTING))?;
     }
     Ok(())
