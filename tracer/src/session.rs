@@ -1,6 +1,8 @@
 //! The state the event loop works on: events in, snapshots out to the sinks
 //! and the live view.
 
+mod identities;
+
 use std::{
     io::Write as _,
     sync::Arc,
@@ -10,14 +12,16 @@ use std::{
 use anyhow::Context as _;
 use tokio::sync::watch;
 
+pub use self::identities::Identities;
+
 use crate::{
-    aggregate::{Aggregator, Sample},
+    aggregate::Aggregator,
     ebpf::{
         counters::{CounterMaps, Counters},
         reader::Reader,
     },
     event::{Clock, Comm, TraceEvent, monotonic_ns},
-    proc::{pacing::thread_cpu, sampler::Identities},
+    proc::{Sample, pacing::thread_cpu},
     sink::{
         csv::CsvSink,
         json::{self, JsonSink},

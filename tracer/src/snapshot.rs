@@ -6,6 +6,9 @@ use std::{
     time::{Duration, SystemTime},
 };
 
+// Read from /proc and carried as read.
+pub use crate::proc::{FdUsage, ProcessId};
+
 /// One point-in-time view.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Snapshot {
@@ -44,15 +47,6 @@ pub struct KernelCounts {
     pub owners: u64,
     /// Owners recorded while the owner map was full, each evicting another.
     pub owners_evicted: u64,
-}
-
-/// A process: pid plus start time, so a reused pid is a different process.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct ProcessId {
-    pub pid: u32,
-    /// Start time in clock ticks since boot (`/proc/<pid>/stat` field 22);
-    /// 0 when the process was gone before tracer could read it.
-    pub start_ticks: u64,
 }
 
 /// Everything known about one process.
@@ -162,16 +156,6 @@ pub struct Gauges {
     /// Age of the oldest CLOSE_WAIT socket (a lower bound for sockets that
     /// were already in CLOSE_WAIT when tracing started).
     pub oldest_close_wait: Option<Duration>,
-}
-
-/// File-descriptor use of a process.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct FdUsage {
-    pub open: u64,
-    /// Soft RLIMIT_NOFILE; `None` for unlimited.
-    pub limit: Option<u64>,
-    /// Descriptors that are sockets (any family).
-    pub sockets: u64,
 }
 
 /// How often one syscall failed with one errno.

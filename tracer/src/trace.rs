@@ -11,7 +11,7 @@ use tokio::{
 };
 
 use crate::{
-    aggregate::{Aggregator, Sample},
+    aggregate::Aggregator,
     cli::TraceArgs,
     ebpf::{
         loader::{self, Filters, Settings},
@@ -20,11 +20,11 @@ use crate::{
     event::{Clock, monotonic_ns},
     priority,
     proc::{
-        self,
+        self, Sample,
         pacing::{self, Pacing},
-        sampler::{Identities, Sampler, Scope},
+        sampler::{Sampler, Scope},
     },
-    session::Session,
+    session::{Identities, Session},
     sink::{csv::CsvSink, json::JsonSink},
     system,
     tui::{self, ViewContext},
