@@ -16,10 +16,7 @@ pub use self::identities::Identities;
 
 use crate::{
     aggregate::Aggregator,
-    ebpf::{
-        counters::{CounterMaps, Counters},
-        reader::Reader,
-    },
+    ebpf::{counters::CounterMaps, reader::Reader},
     event::{Clock, Comm, TraceEvent, monotonic_ns},
     proc::{Sample, pacing::thread_cpu},
     sink::{
@@ -99,18 +96,15 @@ impl Session {
     }
 
     /// Takes a snapshot; the live view gets it at once.
-    pub fn take(&mut self) -> anyhow::Result<(Arc<Snapshot>, Counters)> {
-        let c = Counters::read(&self.counters).context("reading the kernel counters")?;
-        let kernel = KernelCounts {
-            submitted: c.submitted,
-            dropped: c.dropped,
-            filtered: c.filtered,
-            unattributed: c.unattributed,
-            owners: c.owners,
-            owners_evicted: c.owners_evicted,
+    pub fn take(&mut self) -> anyhow::Result<Arc<Snapshot>> {
+        let mut kernel = KernelCounts {
             read: self.reader.read,
             decode_errors: self.reader.decode_errors,
+            ..KernelCounts::default()
         };
+        self.counters
+            .read_into(&mut kernel)
+            .context("reading the kernel counters")?;
         let mut snapshot = self
             .aggregator
             .snapshot(SystemTime::now(), monotonic_ns(), kernel);
@@ -120,20 +114,16 @@ impl Session {
             view.send_replace(Arc::clone(&snapshot));
         }
         self.latest = Some(Arc::clone(&snapshot));
-        Ok((snapshot, c))
+        Ok(snapshot)
     }
 
     /// Hands a snapshot to the CSV file and a `stats` line to `--events`.
-    pub fn write(&mut self, snapshot: &Snapshot, c: &Counters) -> anyhow::Result<()> {
+    pub fn write(&mut self, snapshot: &Snapshot) -> anyhow::Result<()> {
         if let Some(csv) = self.csv.as_mut() {
             csv.write(snapshot)?;
         }
         if let Some(sink) = self.events.as_mut() {
-            let stats = json::render_stats(
-                self.clock.wall_ns(monotonic_ns()),
-                c,
-                self.reader.decode_errors,
-            );
+            let stats = json::render_stats(self.clock.wall_ns(monotonic_ns()), &snapshot.kernel);
             record(
                 sink.write(&stats).and_then(|()| sink.flush()),
                 &mut self.write_error,

@@ -29,7 +29,8 @@ pub struct Snapshot {
     pub sampled_every: Option<Duration>,
 }
 
-/// The kernel-side counters, summed over CPUs, plus what userspace read.
+/// The kernel-side counters, summed over CPUs (filled by
+/// `ebpf::counters`), plus what userspace read.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct KernelCounts {
     pub submitted: u64,
@@ -43,10 +44,27 @@ pub struct KernelCounts {
     pub read: u64,
     /// Records userspace could not decode.
     pub decode_errors: u64,
-    /// Sockets whose owner the kernel holds now.
+    /// Sockets whose owner the kernel holds now (a gauge).
     pub owners: u64,
     /// Owners recorded while the owner map was full, each evicting another.
     pub owners_evicted: u64,
+}
+
+impl KernelCounts {
+    /// Every count under the name the JSON outputs give it (`stats` lines,
+    /// `--summary-json`), in their order.
+    pub const fn named(&self) -> [(&'static str, u64); 8] {
+        [
+            ("read", self.read),
+            ("submitted", self.submitted),
+            ("dropped", self.dropped),
+            ("filtered", self.filtered),
+            ("unattributed", self.unattributed),
+            ("owners", self.owners),
+            ("owners_evicted", self.owners_evicted),
+            ("decode_errors", self.decode_errors),
+        ]
+    }
 }
 
 /// Everything known about one process.

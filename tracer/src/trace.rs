@@ -109,7 +109,7 @@ pub async fn run(args: &TraceArgs) -> anyhow::Result<()> {
     // it can be dropped, restoring the terminal, before the summary is printed.
     let mut view = Box::pin({
         let parts = if live_view {
-            let (tx, rx) = watch::channel(session.take()?.0);
+            let (tx, rx) = watch::channel(session.take()?);
             session.view = Some(tx);
             let ctx = ViewContext::new(format!("{plan}; {connect_errors}"), describe(&scope));
             Some((ctx, rx))
@@ -194,8 +194,8 @@ pub async fn run(args: &TraceArgs) -> anyhow::Result<()> {
     session.drain_now();
     let last = sample_off_loop(&mut sampler, &session).await?;
     session.apply(last);
-    let (snapshot, counters) = session.take()?;
-    session.write(&snapshot, &counters)?;
+    let snapshot = session.take()?;
+    session.write(&snapshot)?;
     session.check_events()?;
     session.summary();
     view_result
@@ -223,10 +223,10 @@ fn snapshot(
     every: Duration,
     interval: Duration,
 ) -> anyhow::Result<()> {
-    let (snapshot, counters) = session.take()?;
+    let snapshot = session.take()?;
     if Instant::now() + every / 2 >= *next_write {
         *next_write += interval;
-        session.write(&snapshot, &counters)?;
+        session.write(&snapshot)?;
     }
     Ok(())
 }
