@@ -151,11 +151,12 @@ impl Session {
         self.outputs.check()
     }
 
-    /// The exit summary of the last snapshot taken.
-    pub fn summary(&self) {
+    /// The exit summary of the last snapshot taken (stderr, `--summary-json`).
+    pub fn summary(&mut self) -> anyhow::Result<()> {
         if let Some(last) = self.latest.as_deref() {
-            self.outputs.summary(last);
+            self.outputs.summary(last)?;
         }
+        Ok(())
     }
 }
 

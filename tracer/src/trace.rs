@@ -247,8 +247,7 @@ async fn shutdown(session: &mut Session, schedule: Schedule) -> anyhow::Result<(
     let snapshot = session.take()?;
     session.write(&snapshot)?;
     session.check_outputs()?;
-    session.summary();
-    Ok(())
+    session.summary()
 }
 
 fn describe(scope: &Scope) -> String {

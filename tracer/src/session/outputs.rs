@@ -1,6 +1,6 @@
 //! Where a trace's results go: `--events` lines as events are read, the live
 //! view, `--csv` rows and `stats` lines at each written snapshot, and the
-//! exit summary. Files are opened by [`Outputs::open`], before anything is
+//! exit summary (stderr and `--summary-json`). Files are opened by [`Outputs::open`], before anything is
 //! loaded, so a path that cannot be written is an error at once. Another
 //! output (a Prometheus endpoint, say) is one more field here, opened in
 //! `open` and fed in [`Outputs::show`] or [`Outputs::write`].
@@ -16,6 +16,7 @@ use crate::{
     sink::{
         csv::CsvSink,
         json::{self, JsonSink},
+        summary::{SummaryError, SummaryFile},
     },
     snapshot::Snapshot,
 };
@@ -26,6 +27,8 @@ pub struct Outputs {
     csv: Option<CsvSink>,
     /// Where the live view reads snapshots, when it runs.
     view: Option<watch::Sender<Arc<Snapshot>>>,
+    /// `--summary-json`, written at exit.
+    summary: Option<SummaryFile>,
 }
 
 impl Outputs {
@@ -33,10 +36,16 @@ impl Outputs {
     pub fn open(args: &TraceArgs) -> anyhow::Result<Self> {
         let events = args.events.as_deref().map(JsonSink::open).transpose()?;
         let csv = args.csv.as_deref().map(CsvSink::open).transpose()?;
+        let summary = args
+            .summary_json
+            .as_deref()
+            .map(SummaryFile::create)
+            .transpose()?;
         Ok(Self {
             events: events.map(|sink| EventLines { sink, error: None }),
             csv,
             view: None,
+            summary,
         })
     }
 
@@ -81,9 +90,10 @@ impl Outputs {
         }
     }
 
-    /// The exit summary of `last` on stderr. Written without `eprintln!`,
-    /// which would panic when the terminal is already gone (a hang-up).
-    pub fn summary(&self, last: &Snapshot) {
+    /// The exit summary of `last`: on stderr, and to `--summary-json`.
+    /// Written without `eprintln!`, which would panic when the terminal is
+    /// already gone (a hang-up).
+    pub fn summary(&mut self, last: &Snapshot) -> Result<(), SummaryError> {
         let k = &last.kernel;
         let mut err = std::io::stderr();
         let _ = writeln!(
@@ -104,6 +114,10 @@ impl Outputs {
                 csv.rows,
                 csv.path().display()
             );
+        }
+        match self.summary.as_mut() {
+            Some(file) => file.write(k, self.csv.as_ref().map(|csv| csv.rows)),
+            None => Ok(()),
         }
     }
 }
