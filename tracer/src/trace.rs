@@ -10,6 +10,7 @@ use tokio::{
     signal::unix::{Signal, SignalKind, signal},
     time::Sleep,
 };
+use tracing::Instrument as _;
 
 use self::schedule::{Due, Schedule, Spacing, sample_once};
 use crate::{
@@ -64,7 +65,9 @@ pub async fn run(args: &TraceArgs) -> anyhow::Result<()> {
     let ended = event_loop(&mut session, &mut schedule, &mut view, &mut stop, live_view).await?;
     // The view restores the terminal before the summary is printed.
     drop(view);
-    shutdown(&mut session, schedule).await?;
+    shutdown(&mut session, schedule)
+        .instrument(tracing::info_span!("shutdown"))
+        .await?;
     match ended {
         Ended::Stopped => Ok(()),
         Ended::View(result) => result,
@@ -92,19 +95,29 @@ fn check(args: &TraceArgs, live_view: bool) -> anyhow::Result<Outputs> {
             crate::ebpf::format::TRACEFS
         );
     }
-    Outputs::open(args)
+    let outputs = Outputs::open(args)?;
+    tracing::debug!(
+        events = ?args.events,
+        csv = ?args.csv,
+        summary_json = ?args.summary_json,
+        "checks passed; outputs open"
+    );
+    Ok(outputs)
 }
 
 /// Loads the programs, seeds the owners of existing sockets and attaches.
 fn load(args: &TraceArgs) -> anyhow::Result<loader::Loaded> {
-    Ok(loader::load(&Settings {
+    let _span = tracing::info_span!("load", pids = ?args.pids, hooks = ?args.hooks).entered();
+    let loaded = loader::load(&Settings {
         filters: Filters {
             pids: args.pids.clone(),
         },
         ring_bytes: args.ring_buffer_size,
         owner_map_size: args.owner_map_size,
         hooks: args.hooks.kind(),
-    })?)
+    })?;
+    tracing::info!(plan = %loaded.plan, connect_errors = %loaded.connect_errors, "loaded and attached");
+    Ok(loaded)
 }
 
 /// The live view, running until `q` or a failure.
@@ -153,13 +166,13 @@ impl Stop {
         })
     }
 
-    /// Waits for a signal or the deadline; cancel-safe.
-    async fn wait(&mut self) {
+    /// Waits for a signal or the deadline, and says which; cancel-safe.
+    async fn wait(&mut self) -> &'static str {
         tokio::select! {
-            _ = self.sigint.recv() => {}
-            _ = self.sigterm.recv() => {}
-            _ = self.sighup.recv() => {}
-            () = &mut self.deadline => {}
+            _ = self.sigint.recv() => "SIGINT",
+            _ = self.sigterm.recv() => "SIGTERM",
+            _ = self.sighup.recv() => "SIGHUP",
+            () = &mut self.deadline => "--duration elapsed",
         }
     }
 }
@@ -189,7 +202,9 @@ async fn event_loop(
                 Due::Snapshot => snapshot(session, schedule)?,
                 Due::Sample => schedule.start_sample(session.alive()),
                 Due::Sampled(sample, sample_cpu) => {
-                    let cpu = sample_cpu + session.apply(sample);
+                    let apply_cpu = session.apply(sample);
+                    tracing::debug!(?apply_cpu, "/proc sample applied");
+                    let cpu = sample_cpu + apply_cpu;
                     if let Some(change) = schedule.took(cpu) {
                         if !live_view {
                             report_spacing(change, cpu, schedule.every());
@@ -201,8 +216,14 @@ async fn event_loop(
             },
             // Even when the view failed (the terminal went away), the final
             // snapshot is still written.
-            r = view.as_mut() => return Ok(Ended::View(r)),
-            () = stop.wait() => return Ok(Ended::Stopped),
+            r = view.as_mut() => {
+                tracing::info!(ok = r.is_ok(), "the live view ended");
+                return Ok(Ended::View(r));
+            }
+            why = stop.wait() => {
+                tracing::info!(why, "stopping");
+                return Ok(Ended::Stopped);
+            }
         }
         session.check_outputs()?;
     }
@@ -213,6 +234,7 @@ async fn event_loop(
 fn snapshot(session: &mut Session, schedule: &mut Schedule) -> anyhow::Result<()> {
     let snapshot = session.take()?;
     if schedule.write_due() {
+        tracing::debug!(processes = snapshot.processes.len(), "writing a snapshot");
         session.write(&snapshot)?;
     }
     Ok(())
@@ -242,11 +264,16 @@ fn report_spacing(change: Spacing, cpu: Duration, every: Duration) {
 async fn shutdown(session: &mut Session, schedule: Schedule) -> anyhow::Result<()> {
     let sampler = schedule.stop().await?;
     session.drain_now();
+    tracing::debug!("ring buffer drained; taking the last /proc sample");
     let (_, last) = sample_once(sampler, session.alive()).await?;
     session.apply(last);
     let snapshot = session.take()?;
     session.write(&snapshot)?;
     session.check_outputs()?;
+    tracing::debug!(
+        processes = snapshot.processes.len(),
+        "final snapshot written"
+    );
     session.summary()
 }
 

@@ -134,7 +134,11 @@ impl Schedule {
     pub fn took(&mut self, cpu: Duration) -> Option<Spacing> {
         let before = self.pacing.stretched();
         self.pacing.took(self.sample_started.into_std(), cpu);
-        match (before, self.pacing.stretched()) {
+        let after = self.pacing.stretched();
+        if before != after {
+            tracing::info!(?cpu, every = ?self.every, from = ?before, to = ?after, "/proc sample spacing changed");
+        }
+        match (before, after) {
             (None, Some(spacing)) => Some(Spacing::Stretched(spacing)),
             (Some(_), None) => Some(Spacing::Restored),
             _ => None,
@@ -162,6 +166,7 @@ impl Schedule {
     /// hands back the sampler.
     pub async fn stop(mut self) -> anyhow::Result<Sampler> {
         if let Some(handle) = self.pending.take() {
+            tracing::debug!("waiting for the /proc sample under way");
             let (sampler, _, _) = handle.await.context("the /proc sampler failed")?;
             self.sampler = Some(sampler);
         }
@@ -186,9 +191,20 @@ pub async fn sample_once(
 fn spawn_sample(sampler: Sampler, known: Vec<ProcessId>) -> JoinHandle<Sampled> {
     tokio::task::spawn_blocking(move || {
         priority::sampler();
+        let _span = tracing::debug_span!("proc_sample", known = known.len()).entered();
+        let started = std::time::Instant::now();
         let before = pacing::thread_cpu();
         let sample = sampler.sample(&known, monotonic_ns());
-        (sampler, sample, pacing::thread_cpu().saturating_sub(before))
+        let cpu = pacing::thread_cpu().saturating_sub(before);
+        tracing::debug!(
+            took = ?started.elapsed(),
+            ?cpu,
+            processes = sample.processes.len(),
+            sockets = sample.processes.iter().map(|p| p.sockets.len()).sum::<usize>(),
+            time_wait = sample.time_wait.len(),
+            "/proc sampled"
+        );
+        (sampler, sample, cpu)
     })
 }
 
