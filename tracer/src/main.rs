@@ -66,10 +66,10 @@ fn limit_heap() {
     }
 }
 
-/// Log messages (`TRACER_LOG`, e.g. `debug`; default `warn`) go to stderr,
-/// or to a file while the live view owns the terminal (the help names it);
-/// if that file cannot be created, they are dropped rather than drawn over
-/// the view.
+/// Log messages (`TRACER_LOG`, default `warn`; `tracer=debug` for tracer's
+/// own: load, each /proc sample, pacing, shutdown) go to stderr, or to a
+/// file while the live view owns the terminal (the help names it); if that
+/// file cannot be created, they are dropped rather than drawn over the view.
 fn init_logging(live_view: bool) {
     let logs = tracing_subscriber::fmt()
         .with_env_filter(
