@@ -69,6 +69,14 @@ pub struct TraceArgs {
     #[arg(long, value_name = "PATH")]
     pub csv: Option<PathBuf>,
 
+    /// At exit, write the numbers of the summary line as one JSON object to
+    /// PATH: `read`, `submitted`, `dropped`, `filtered`, `unattributed`,
+    /// `owners`, `owners_evicted`, `decode_errors`, and `csv_rows` (null
+    /// without --csv). The file is created (mode 0600) at start, so a path
+    /// that cannot be written is an error before anything is loaded.
+    #[arg(long, value_name = "PATH")]
+    pub summary_json: Option<PathBuf>,
+
     /// How often snapshots are taken: CSV rows, /proc gauges, `stats` lines.
     /// On a host where reading /proc would take over 2% of a core at this
     /// pace, gauges are sampled less often (every 30 s at most) and said so.

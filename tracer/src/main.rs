@@ -66,14 +66,18 @@ fn limit_heap() {
     }
 }
 
-/// Log messages go to stderr, or to a file while the live view owns the
-/// terminal (the help names it); if that file cannot be created, they are
-/// dropped rather than drawn over the view.
+/// Log messages (`TRACER_LOG`, default `warn`; `tracer=debug` for tracer's
+/// own: load, each /proc sample, pacing, shutdown) go to stderr, or to a
+/// file while the live view owns the terminal (the help names it); if that
+/// file cannot be created, they are dropped rather than drawn over the view.
 fn init_logging(live_view: bool) {
-    let logs = tracing_subscriber::fmt().with_env_filter(
-        tracing_subscriber::EnvFilter::try_from_env("TRACER_LOG")
-            .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
-    );
+    let logs = tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("TRACER_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        // A span's end says how long it took (load, shutdown, each /proc sample).
+        .with_span_events(tracing_subscriber::fmt::format::FmtSpan::CLOSE);
     if !live_view {
         logs.with_writer(std::io::stderr).init();
         return;

@@ -1,8 +1,10 @@
-//! The state the event loop works on: events in, snapshots out to the sinks
-//! and the live view.
+//! The state the event loop works on: events and /proc samples in,
+//! snapshots out to the [`Outputs`].
+
+mod identities;
+mod outputs;
 
 use std::{
-    io::Write as _,
     sync::Arc,
     time::{Duration, SystemTime},
 };
@@ -10,56 +12,69 @@ use std::{
 use anyhow::Context as _;
 use tokio::sync::watch;
 
+use self::outputs::EventLines;
+pub use self::{identities::Identities, outputs::Outputs};
 use crate::{
-    aggregate::{Aggregator, Sample},
-    ebpf::{
-        counters::{CounterMaps, Counters},
-        reader::Reader,
-    },
+    aggregate::Aggregator,
+    ebpf::{counters::CounterMaps, reader::Reader},
     event::{Clock, Comm, TraceEvent, monotonic_ns},
-    proc::{pacing::thread_cpu, sampler::Identities},
-    sink::{
-        csv::CsvSink,
-        json::{self, JsonSink},
-    },
+    proc::{ProcessId, Sample, pacing::thread_cpu},
     snapshot::{KernelCounts, Snapshot},
 };
 
 /// Everything the event loop works on.
 pub struct Session {
-    pub aggregator: Aggregator,
-    pub identities: Identities,
-    pub reader: Reader,
-    pub counters: CounterMaps,
-    pub clock: Clock,
-    pub events: Option<JsonSink>,
-    pub csv: Option<CsvSink>,
-    /// The first failed write to `--events`, reported by `check_events`.
-    pub write_error: Option<std::io::Error>,
-    pub latest: Option<Arc<Snapshot>>,
-    /// Where the live view reads snapshots, when it runs.
-    pub view: Option<watch::Sender<Arc<Snapshot>>>,
+    aggregator: Aggregator,
+    identities: Identities,
+    reader: Reader,
+    counters: CounterMaps,
+    clock: Clock,
+    outputs: Outputs,
+    /// The last snapshot taken, for the exit summary.
+    latest: Option<Arc<Snapshot>>,
     /// How often /proc is sampled, when that is less often than snapshots
     /// are taken (a host too large to sample every interval).
-    pub sampled_every: Option<Duration>,
+    sampled_every: Option<Duration>,
 }
 
 impl Session {
+    /// A session that starts counting now.
+    pub fn new(reader: Reader, counters: CounterMaps, clock: Clock, outputs: Outputs) -> Self {
+        Self {
+            aggregator: Aggregator::new(monotonic_ns()),
+            identities: Identities::default(),
+            reader,
+            counters,
+            clock,
+            outputs,
+            latest: None,
+            sampled_every: None,
+        }
+    }
+
+    /// Waits for events and takes in every one available.
     pub async fn drain(&mut self) -> anyhow::Result<()> {
         let (aggregator, reader, mut feed) = self.split();
         reader
             .drain(|ev| feed.observe(aggregator, &ev))
             .await
             .context("reading the ring buffer")?;
-        if let Some(sink) = feed.sink.as_mut() {
-            sink.flush().ok();
+        if let Some(events) = feed.events {
+            events.flush();
         }
         Ok(())
     }
 
+    /// Takes in every event available now, without waiting.
     pub fn drain_now(&mut self) {
         let (aggregator, reader, mut feed) = self.split();
         reader.drain_now(|ev| feed.observe(aggregator, &ev));
+    }
+
+    /// Processes alive at the last sample or seen in events since: the ones
+    /// a /proc sample must ask about besides those in scope.
+    pub fn alive(&self) -> Vec<ProcessId> {
+        self.aggregator.alive()
     }
 
     /// Takes a /proc sample into the gauges and the process identities.
@@ -80,6 +95,12 @@ impl Session {
         thread_cpu().saturating_sub(start).saturating_sub(draining)
     }
 
+    /// Says in every snapshot from now on how often /proc is sampled, when
+    /// less often than snapshots are taken.
+    pub const fn set_sampled_every(&mut self, every: Option<Duration>) {
+        self.sampled_every = every;
+    }
+
     /// The aggregator, the reader, and what every event read goes through,
     /// borrowed apart.
     fn split(&mut self) -> (&mut Aggregator, &mut Reader, Feed<'_>) {
@@ -88,98 +109,61 @@ impl Session {
             &mut self.reader,
             Feed {
                 identities: &mut self.identities,
-                sink: &mut self.events,
-                error: &mut self.write_error,
+                events: self.outputs.events(),
             },
         )
     }
 
-    /// Takes a snapshot; the live view gets it at once.
-    pub fn take(&mut self) -> anyhow::Result<(Arc<Snapshot>, Counters)> {
-        let c = Counters::read(&self.counters).context("reading the kernel counters")?;
-        let kernel = KernelCounts {
-            submitted: c.submitted,
-            dropped: c.dropped,
-            filtered: c.filtered,
-            unattributed: c.unattributed,
-            owners: c.owners,
-            owners_evicted: c.owners_evicted,
+    /// Takes a snapshot and shows it (the live view gets it at once).
+    pub fn take(&mut self) -> anyhow::Result<Arc<Snapshot>> {
+        let mut kernel = KernelCounts {
             read: self.reader.read,
             decode_errors: self.reader.decode_errors,
+            ..KernelCounts::default()
         };
+        self.counters
+            .read_into(&mut kernel)
+            .context("reading the kernel counters")?;
         let mut snapshot = self
             .aggregator
             .snapshot(SystemTime::now(), monotonic_ns(), kernel);
         snapshot.sampled_every = self.sampled_every;
         let snapshot = Arc::new(snapshot);
-        if let Some(view) = &self.view {
-            view.send_replace(Arc::clone(&snapshot));
-        }
+        self.outputs.show(&snapshot);
         self.latest = Some(Arc::clone(&snapshot));
-        Ok((snapshot, c))
+        Ok(snapshot)
     }
 
-    /// Hands a snapshot to the CSV file and a `stats` line to `--events`.
-    pub fn write(&mut self, snapshot: &Snapshot, c: &Counters) -> anyhow::Result<()> {
-        if let Some(csv) = self.csv.as_mut() {
-            csv.write(snapshot)?;
-        }
-        if let Some(sink) = self.events.as_mut() {
-            let stats = json::render_stats(
-                self.clock.wall_ns(monotonic_ns()),
-                c,
-                self.reader.decode_errors,
-            );
-            record(
-                sink.write(&stats).and_then(|()| sink.flush()),
-                &mut self.write_error,
-            );
+    /// Takes a snapshot and starts the live view's feed with it.
+    pub fn start_view(&mut self) -> anyhow::Result<watch::Receiver<Arc<Snapshot>>> {
+        let first = self.take()?;
+        Ok(self.outputs.start_view(first))
+    }
+
+    /// Writes a snapshot to the outputs that take one every --interval.
+    pub fn write(&mut self, snapshot: &Snapshot) -> anyhow::Result<()> {
+        let wall_ns = self.clock.wall_ns(monotonic_ns());
+        self.outputs.write(snapshot, wall_ns)
+    }
+
+    /// Fails if an output could not be written since the last check.
+    pub fn check_outputs(&mut self) -> anyhow::Result<()> {
+        self.outputs.check()
+    }
+
+    /// The exit summary of the last snapshot taken (stderr, `--summary-json`).
+    pub fn summary(&mut self) -> anyhow::Result<()> {
+        if let Some(last) = self.latest.as_deref() {
+            self.outputs.summary(last)?;
         }
         Ok(())
-    }
-
-    pub fn check_events(&mut self) -> anyhow::Result<()> {
-        match self.write_error.take() {
-            Some(err) => Err(err).context("writing --events output"),
-            None => Ok(()),
-        }
-    }
-
-    /// The exit summary on stderr. Written without `eprintln!`, which would
-    /// panic when the terminal is already gone (a hang-up).
-    pub fn summary(&self) {
-        let Some(s) = self.latest.as_deref() else {
-            return;
-        };
-        let k = &s.kernel;
-        let mut err = std::io::stderr();
-        let _ = writeln!(
-            err,
-            "tracer: {} events read; kernel: {} submitted, {} dropped (ring buffer full), {} filtered, {} unattributed, {} owners evicted (owner map full); {} undecodable",
-            k.read,
-            k.submitted,
-            k.dropped,
-            k.filtered,
-            k.unattributed,
-            k.owners_evicted,
-            k.decode_errors
-        );
-        if let Some(csv) = &self.csv {
-            let _ = writeln!(
-                err,
-                "tracer: {} CSV rows written to {}",
-                csv.rows,
-                csv.path().display()
-            );
-        }
     }
 }
 
 /// Where each event read goes besides the aggregator.
 struct Feed<'a> {
     identities: &'a mut Identities,
-    sink: &'a mut Option<JsonSink>,
-    error: &'a mut Option<std::io::Error>,
+    events: Option<&'a mut EventLines>,
 }
 
 impl Feed<'_> {
@@ -187,7 +171,7 @@ impl Feed<'_> {
     fn observe(&mut self, aggregator: &mut Aggregator, ev: &TraceEvent) {
         let owner = (!ev.unattributed && ev.pid != 0).then(|| self.identities.identify(ev.pid));
         let observed = aggregator.observe(owner, ev);
-        if let Some(sink) = self.sink.as_mut() {
+        if let Some(events) = self.events.as_mut() {
             let resolved;
             let ev = match observed.owner {
                 // Unattributed in the kernel, but the socket table names its holder.
@@ -202,13 +186,7 @@ impl Feed<'_> {
                 }
                 _ => ev,
             };
-            record(sink.event(ev, observed.state_at), self.error);
+            events.event(ev, observed.state_at);
         }
-    }
-}
-
-fn record(result: std::io::Result<()>, error: &mut Option<std::io::Error>) {
-    if let Err(e) = result {
-        error.get_or_insert(e);
     }
 }

@@ -6,6 +6,9 @@ use std::{
     time::{Duration, SystemTime},
 };
 
+// Read from /proc and carried as read.
+pub use crate::proc::{FdUsage, ProcessId};
+
 /// One point-in-time view.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Snapshot {
@@ -26,7 +29,8 @@ pub struct Snapshot {
     pub sampled_every: Option<Duration>,
 }
 
-/// The kernel-side counters, summed over CPUs, plus what userspace read.
+/// The kernel-side counters, summed over CPUs (filled by
+/// `ebpf::counters`), plus what userspace read.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct KernelCounts {
     pub submitted: u64,
@@ -40,19 +44,27 @@ pub struct KernelCounts {
     pub read: u64,
     /// Records userspace could not decode.
     pub decode_errors: u64,
-    /// Sockets whose owner the kernel holds now.
+    /// Sockets whose owner the kernel holds now (a gauge).
     pub owners: u64,
     /// Owners recorded while the owner map was full, each evicting another.
     pub owners_evicted: u64,
 }
 
-/// A process: pid plus start time, so a reused pid is a different process.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct ProcessId {
-    pub pid: u32,
-    /// Start time in clock ticks since boot (`/proc/<pid>/stat` field 22);
-    /// 0 when the process was gone before tracer could read it.
-    pub start_ticks: u64,
+impl KernelCounts {
+    /// Every count under the name the JSON outputs give it (`stats` lines,
+    /// `--summary-json`), in their order.
+    pub const fn named(&self) -> [(&'static str, u64); 8] {
+        [
+            ("read", self.read),
+            ("submitted", self.submitted),
+            ("dropped", self.dropped),
+            ("filtered", self.filtered),
+            ("unattributed", self.unattributed),
+            ("owners", self.owners),
+            ("owners_evicted", self.owners_evicted),
+            ("decode_errors", self.decode_errors),
+        ]
+    }
 }
 
 /// Everything known about one process.
@@ -162,16 +174,6 @@ pub struct Gauges {
     /// Age of the oldest CLOSE_WAIT socket (a lower bound for sockets that
     /// were already in CLOSE_WAIT when tracing started).
     pub oldest_close_wait: Option<Duration>,
-}
-
-/// File-descriptor use of a process.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct FdUsage {
-    pub open: u64,
-    /// Soft RLIMIT_NOFILE; `None` for unlimited.
-    pub limit: Option<u64>,
-    /// Descriptors that are sockets (any family).
-    pub sockets: u64,
 }
 
 /// How often one syscall failed with one errno.

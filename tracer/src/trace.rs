@@ -1,44 +1,83 @@
-//! A trace from start to stop: checks, load, the event loop, and a clean stop.
+//! A trace from start to stop: checks, load, the outputs started, the event
+//! loop, and a clean stop.
 
-use std::{path::Path, time::Duration};
+mod schedule;
+
+use std::{future::Future, path::Path, pin::Pin, time::Duration};
 
 use anyhow::Context as _;
 use tokio::{
-    signal::unix::{SignalKind, signal},
-    sync::watch,
-    task::JoinHandle,
-    time::Instant,
+    signal::unix::{Signal, SignalKind, signal},
+    time::Sleep,
 };
+use tracing::Instrument as _;
 
+use self::schedule::{Due, Schedule, Spacing, sample_once};
 use crate::{
-    aggregate::{Aggregator, Sample},
     cli::TraceArgs,
     ebpf::{
         loader::{self, Filters, Settings},
         reader::Reader,
     },
-    event::{Clock, monotonic_ns},
+    event::Clock,
     priority,
     proc::{
-        self,
-        pacing::{self, Pacing},
-        sampler::{Identities, Sampler, Scope},
+        self, pacing,
+        sampler::{Sampler, Scope},
     },
-    session::Session,
-    sink::{csv::CsvSink, json::JsonSink},
+    session::{Outputs, Session},
     system,
     tui::{self, ViewContext},
 };
 
-/// How often the live view gets a new snapshot, whatever `--interval` says
-/// (which still paces CSV rows and `stats` lines).
-const VIEW_REFRESH: Duration = Duration::from_secs(1);
-
 /// Runs until Ctrl-C, SIGTERM, `--duration`, or `q` in the live view.
 pub async fn run(args: &TraceArgs) -> anyhow::Result<()> {
-    // Everything the user can get wrong is checked before anything is loaded.
-    proc::require_pids(&args.pids)?;
     let live_view = !args.headless;
+    let outputs = check(args, live_view)?;
+    let loader::Loaded {
+        ebpf: _ebpf,
+        events,
+        counters,
+        plan,
+        connect_errors,
+    } = load(args)?;
+    let hooks = format!("{plan}; {connect_errors}");
+
+    let clock = Clock::now();
+    let reader = Reader::new(events, clock).context("cannot poll the ring buffer")?;
+    // This thread drains the ring buffer (and does everything else but sample
+    // /proc): it must not wait behind a busy host's processes.
+    priority::reader();
+    let scope = if args.pids.is_empty() {
+        Scope::All
+    } else {
+        Scope::Pids(args.pids.clone())
+    };
+    let mut session = Session::new(reader, counters, clock, outputs);
+    // Sockets that predate tracing are counted from the first snapshot on.
+    let (sampler, first) = sample_once(Sampler::new(scope.clone()), session.alive()).await?;
+    session.apply(first);
+    eprintln!("tracer: tracing {} via {hooks}", describe(&scope));
+    let mut view = start_view(&mut session, live_view, hooks, &scope)?;
+
+    let mut stop = Stop::install(args.duration)?;
+    let mut schedule = Schedule::start(sampler, args.interval, live_view).await;
+    let ended = event_loop(&mut session, &mut schedule, &mut view, &mut stop, live_view).await?;
+    // The view restores the terminal before the summary is printed.
+    drop(view);
+    shutdown(&mut session, schedule)
+        .instrument(tracing::info_span!("shutdown"))
+        .await?;
+    match ended {
+        Ended::Stopped => Ok(()),
+        Ended::View(result) => result,
+    }
+}
+
+/// Checks everything the user can get wrong, before anything is loaded, and
+/// opens the output files.
+fn check(args: &TraceArgs, live_view: bool) -> anyhow::Result<Outputs> {
+    proc::require_pids(&args.pids)?;
     if live_view {
         tui::require_terminal()?;
         if args.events.as_deref() == Some(Path::new("-")) {
@@ -56,9 +95,19 @@ pub async fn run(args: &TraceArgs) -> anyhow::Result<()> {
             crate::ebpf::format::TRACEFS
         );
     }
-    let events = args.events.as_deref().map(JsonSink::open).transpose()?;
-    let csv = args.csv.as_deref().map(CsvSink::open).transpose()?;
+    let outputs = Outputs::open(args)?;
+    tracing::debug!(
+        events = ?args.events,
+        csv = ?args.csv,
+        summary_json = ?args.summary_json,
+        "checks passed; outputs open"
+    );
+    Ok(outputs)
+}
 
+/// Loads the programs, seeds the owners of existing sockets and attaches.
+fn load(args: &TraceArgs) -> anyhow::Result<loader::Loaded> {
+    let _span = tracing::info_span!("load", pids = ?args.pids, hooks = ?args.hooks).entered();
     let loaded = loader::load(&Settings {
         filters: Filters {
             pids: args.pids.clone(),
@@ -67,197 +116,142 @@ pub async fn run(args: &TraceArgs) -> anyhow::Result<()> {
         owner_map_size: args.owner_map_size,
         hooks: args.hooks.kind(),
     })?;
-    let loader::Loaded {
-        ebpf: _ebpf,
-        events: ring,
-        counters,
-        plan,
-        connect_errors,
-    } = loaded;
-    let clock = Clock::now();
-    let reader = Reader::new(ring, clock).context("cannot poll the ring buffer")?;
-    // This thread drains the ring buffer (and does everything else but sample
-    // /proc): it must not wait behind a busy host's processes.
-    priority::reader();
-    let scope = if args.pids.is_empty() {
-        Scope::All
-    } else {
-        Scope::Pids(args.pids.clone())
-    };
-    let mut session = Session {
-        aggregator: Aggregator::new(monotonic_ns()),
-        identities: Identities::default(),
-        reader,
-        counters,
-        clock,
-        events,
-        csv,
-        write_error: None,
-        latest: None,
-        view: None,
-        sampled_every: None,
-    };
-    let mut sampler = Some(Sampler::new(scope.clone()));
-    // Sockets that predate tracing are counted from the first snapshot on.
-    let first = sample_off_loop(&mut sampler, &session).await?;
-    session.apply(first);
-    eprintln!(
-        "tracer: tracing {} via {plan}; {connect_errors}",
-        describe(&scope),
-    );
-    // The live view, or a future that never resolves when headless. Boxed so
-    // it can be dropped, restoring the terminal, before the summary is printed.
-    let mut view = Box::pin({
-        let parts = if live_view {
-            let (tx, rx) = watch::channel(session.take()?.0);
-            session.view = Some(tx);
-            let ctx = ViewContext::new(format!("{plan}; {connect_errors}"), describe(&scope));
-            Some((ctx, rx))
-        } else {
-            None
-        };
-        async move {
-            match parts {
-                Some((ctx, rx)) => {
-                    tui::run(ctx, rx, Box::new(|s| Ok(crate::sink::csv::save_new(s)?))).await
-                }
-                None => std::future::pending().await,
-            }
+    tracing::info!(plan = %loaded.plan, connect_errors = %loaded.connect_errors, "loaded and attached");
+    Ok(loaded)
+}
+
+/// The live view, running until `q` or a failure.
+type View = Pin<Box<dyn Future<Output = anyhow::Result<()>>>>;
+
+/// Starts the live view on a first snapshot, or, headless, a view that never
+/// ends. Boxed so it can be dropped, restoring the terminal, before the
+/// summary is printed.
+fn start_view(
+    session: &mut Session,
+    live_view: bool,
+    hooks: String,
+    scope: &Scope,
+) -> anyhow::Result<View> {
+    if !live_view {
+        return Ok(Box::pin(std::future::pending()));
+    }
+    let snapshots = session.start_view()?;
+    let ctx = ViewContext::new(hooks, describe(scope));
+    Ok(Box::pin(tui::run(
+        ctx,
+        snapshots,
+        Box::new(|s| Ok(crate::sink::csv::save_new(s)?)),
+    )))
+}
+
+/// What ends a trace besides the live view.
+struct Stop {
+    sigint: Signal,
+    sigterm: Signal,
+    /// A closed terminal or session: stop cleanly too, restoring and flushing.
+    sighup: Signal,
+    /// `--duration`.
+    deadline: Pin<Box<Sleep>>,
+}
+
+impl Stop {
+    fn install(duration: Option<Duration>) -> anyhow::Result<Self> {
+        Ok(Self {
+            sigint: signal(SignalKind::interrupt()).context("installing the SIGINT handler")?,
+            sigterm: signal(SignalKind::terminate()).context("installing the SIGTERM handler")?,
+            sighup: signal(SignalKind::hangup()).context("installing the SIGHUP handler")?,
+            deadline: Box::pin(tokio::time::sleep(
+                duration.unwrap_or(Duration::from_secs(u64::MAX / 4)),
+            )),
+        })
+    }
+
+    /// Waits for a signal or the deadline, and says which; cancel-safe.
+    async fn wait(&mut self) -> &'static str {
+        tokio::select! {
+            _ = self.sigint.recv() => "SIGINT",
+            _ = self.sigterm.recv() => "SIGTERM",
+            _ = self.sighup.recv() => "SIGHUP",
+            () = &mut self.deadline => "--duration elapsed",
         }
-    });
+    }
+}
 
-    let mut sigint = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
-    let mut sigterm = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
-    // A closed terminal or session: stop cleanly too, restoring and flushing.
-    let mut sighup = signal(SignalKind::hangup()).context("installing the SIGHUP handler")?;
-    let deadline = tokio::time::sleep(args.duration.unwrap_or(Duration::from_secs(u64::MAX / 4)));
-    tokio::pin!(deadline);
-    // Samples are taken every --interval, or every second for the live view;
-    // CSV rows and `stats` lines still follow --interval.
-    let every = if live_view {
-        VIEW_REFRESH.min(args.interval)
-    } else {
-        args.interval
-    };
-    let mut tick = tokio::time::interval(every);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    tick.tick().await;
-    let mut next_write = Instant::now() + args.interval;
-    // On a large host /proc is sampled less often than snapshots are taken;
-    // the snapshots in between keep the gauges of the last sample.
-    let mut pacing = Pacing::new(every);
+/// Why the event loop ended.
+enum Ended {
+    /// A signal, or `--duration` elapsed.
+    Stopped,
+    /// The live view ended (`q`) or failed; its result is returned once the
+    /// final snapshot is written.
+    View(anyhow::Result<()>),
+}
 
-    // Reading /proc on a busy host takes long enough to fill the ring buffer,
-    // so samples are taken on a blocking thread while events keep draining.
-    let mut pending: Option<(Instant, JoinHandle<Sampled>)> = None;
-    let mut view_result = Ok(());
+/// Reads events as they come, and samples, snapshots and writes when the
+/// schedule says, until stopped.
+async fn event_loop(
+    session: &mut Session,
+    schedule: &mut Schedule,
+    view: &mut View,
+    stop: &mut Stop,
+    live_view: bool,
+) -> anyhow::Result<Ended> {
     loop {
         tokio::select! {
             r = session.drain() => r?,
-            _ = tick.tick(), if pending.is_none() => {
-                let now = Instant::now();
-                if pacing.due(now.into_std()) {
-                    pending = sampler.take().map(|s| (now, start_sample(s, &session)));
-                } else {
-                    snapshot(&mut session, &mut next_write, every, args.interval)?;
+            due = schedule.next() => match due? {
+                Due::Snapshot => snapshot(session, schedule)?,
+                Due::Sample => schedule.start_sample(session.alive()),
+                Due::Sampled(sample, sample_cpu) => {
+                    let apply_cpu = session.apply(sample);
+                    tracing::debug!(?apply_cpu, "/proc sample applied");
+                    let cpu = sample_cpu + apply_cpu;
+                    if let Some(change) = schedule.took(cpu) {
+                        if !live_view {
+                            report_spacing(change, cpu, schedule.every());
+                        }
+                    }
+                    session.set_sampled_every(schedule.sampled_every());
+                    snapshot(session, schedule)?;
                 }
+            },
+            // Even when the view failed (the terminal went away), the final
+            // snapshot is still written.
+            r = view.as_mut() => {
+                tracing::info!(ok = r.is_ok(), "the live view ended");
+                return Ok(Ended::View(r));
             }
-            done = async { (&mut pending.as_mut().expect("guarded by is_some").1).await }, if pending.is_some() => {
-                let started = pending.take().expect("guarded by is_some").0;
-                let (back, sample, sample_cpu) = done.context("the /proc sampler failed")?;
-                sampler = Some(back);
-                let cpu = sample_cpu + session.apply(sample);
-                pacing.took(started.into_std(), cpu);
-                report_pacing(&mut session, &pacing, cpu, every, live_view);
-                snapshot(&mut session, &mut next_write, every, args.interval)?;
+            why = stop.wait() => {
+                tracing::info!(why, "stopping");
+                return Ok(Ended::Stopped);
             }
-            r = &mut view => {
-                // Even when the view failed (the terminal went away), the
-                // final snapshot below is still written.
-                view_result = r;
-                break;
-            }
-            _ = sigint.recv() => break,
-            _ = sigterm.recv() => break,
-            _ = sighup.recv() => break,
-            () = &mut deadline => break,
         }
-        session.check_events()?;
+        session.check_outputs()?;
     }
-    drop(view);
-
-    // Stopped: take what is still in the ring, then write the final snapshot.
-    if let Some((_, handle)) = pending {
-        let (back, _, _) = handle.await.context("the /proc sampler failed")?;
-        sampler = Some(back);
-    }
-    session.drain_now();
-    let last = sample_off_loop(&mut sampler, &session).await?;
-    session.apply(last);
-    let (snapshot, counters) = session.take()?;
-    session.write(&snapshot, &counters)?;
-    session.check_events()?;
-    session.summary();
-    view_result
-}
-
-/// A finished sample: the sampler back, what it read, and the CPU time it took.
-type Sampled = (Sampler, Sample, Duration);
-
-/// Starts a /proc sample of `sampler` on a blocking thread.
-fn start_sample(sampler: Sampler, session: &Session) -> JoinHandle<Sampled> {
-    let known = session.aggregator.alive();
-    tokio::task::spawn_blocking(move || {
-        priority::sampler();
-        let before = pacing::thread_cpu();
-        let sample = sampler.sample(&known, monotonic_ns());
-        (sampler, sample, pacing::thread_cpu().saturating_sub(before))
-    })
 }
 
 /// Takes a snapshot for the live view, and writes it when the next
 /// `--interval` row is due.
-fn snapshot(
-    session: &mut Session,
-    next_write: &mut Instant,
-    every: Duration,
-    interval: Duration,
-) -> anyhow::Result<()> {
-    let (snapshot, counters) = session.take()?;
-    if Instant::now() + every / 2 >= *next_write {
-        *next_write += interval;
-        session.write(&snapshot, &counters)?;
+fn snapshot(session: &mut Session, schedule: &mut Schedule) -> anyhow::Result<()> {
+    let snapshot = session.take()?;
+    if schedule.write_due() {
+        tracing::debug!(processes = snapshot.processes.len(), "writing a snapshot");
+        session.write(&snapshot)?;
     }
     Ok(())
 }
 
-/// Tells the view (and, headless, stderr) when samples start or stop being
-/// spaced out.
-fn report_pacing(
-    session: &mut Session,
-    pacing: &Pacing,
-    cpu: Duration,
-    every: Duration,
-    live_view: bool,
-) {
-    let stretched = pacing.stretched();
-    if stretched.is_some() == session.sampled_every.is_some() {
-        session.sampled_every = stretched;
-        return;
-    }
-    session.sampled_every = stretched;
-    if live_view {
-        return;
-    }
-    match stretched {
-        Some(spacing) => eprintln!(
+/// Says on stderr (headless) when samples start or stop being spaced out;
+/// the live view shows it in its header.
+fn report_spacing(change: Spacing, cpu: Duration, every: Duration) {
+    match change {
+        Spacing::Stretched(spacing) => eprintln!(
             "tracer: a /proc sample took {} ms of CPU; sockets and descriptors are now \
              sampled every {spacing:?} instead of every {every:?}, to keep that cost near \
              {:.0}% of a core (events are still read as they come)",
             cpu.as_millis(),
             pacing::CPU_SHARE * 100.0
         ),
-        None => eprintln!(
+        Spacing::Restored => eprintln!(
             "tracer: a /proc sample took {} ms of CPU; sockets and descriptors are \
              sampled every {every:?} again",
             cpu.as_millis(),
@@ -265,17 +259,22 @@ fn report_pacing(
     }
 }
 
-/// Takes one sample and waits for it.
-async fn sample_off_loop(
-    sampler: &mut Option<Sampler>,
-    session: &Session,
-) -> anyhow::Result<Sample> {
-    let s = sampler.take().context("the /proc sampler is busy")?;
-    let (back, sample, _) = start_sample(s, session)
-        .await
-        .context("the /proc sampler failed")?;
-    *sampler = Some(back);
-    Ok(sample)
+/// Stopped: takes what is still in the ring, then writes the final snapshot
+/// and the summary.
+async fn shutdown(session: &mut Session, schedule: Schedule) -> anyhow::Result<()> {
+    let sampler = schedule.stop().await?;
+    session.drain_now();
+    tracing::debug!("ring buffer drained; taking the last /proc sample");
+    let (_, last) = sample_once(sampler, session.alive()).await?;
+    session.apply(last);
+    let snapshot = session.take()?;
+    session.write(&snapshot)?;
+    session.check_outputs()?;
+    tracing::debug!(
+        processes = snapshot.processes.len(),
+        "final snapshot written"
+    );
+    session.summary()
 }
 
 fn describe(scope: &Scope) -> String {

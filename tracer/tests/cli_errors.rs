@@ -94,6 +94,31 @@ fn unusable_csv_paths_fail_before_loading() {
 }
 
 #[test]
+fn unwritable_summary_path_fails_before_loading() {
+    if !support::kernel_tests_enabled() {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let directory = dir.path().to_string_lossy().into_owned();
+    for path in ["/proc/no/such/dir/summary.json", directory.as_str()] {
+        let out = tracer(&["--headless", "--summary-json", path, "--duration", "1s"]);
+        assert_eq!(out.status.code(), Some(1), "{path}");
+        let err = stderr(&out);
+        assert!(
+            err.contains(&format!(
+                "cannot open --summary-json file {path} for writing"
+            )),
+            "{err}"
+        );
+        assert!(
+            !err.contains("tracing"),
+            "must fail before attaching: {err}"
+        );
+        assert_eq!(err.lines().count(), 1, "one line: {err}");
+    }
+}
+
+#[test]
 fn without_privileges_it_says_what_is_missing() {
     if !support::kernel_tests_enabled() {
         return;
@@ -173,6 +198,7 @@ fn help_teaches_the_flags() {
         "--duration",
         "--events",
         "--csv",
+        "--summary-json",
         "--interval",
         "--hooks",
         "doctor",

@@ -16,8 +16,8 @@ use super::{
     process::ProcessAgg,
 };
 use crate::{
-    proc::sockets::SocketRow,
-    snapshot::{ConnectionSnapshot, FdUsage, Gauges, ProcessId},
+    proc::{ProcessId, ProcessSample, Sample},
+    snapshot::{ConnectionSnapshot, Gauges},
 };
 
 /// Live connections listed per process in a snapshot (all are counted).
@@ -25,27 +25,6 @@ pub const CONNECTIONS_LISTED: usize = 256;
 
 /// Socket rows applied between two pauses (a few milliseconds of work).
 pub const ROWS_PER_PAUSE: usize = 4096;
-
-/// What /proc said at one moment.
-#[derive(Debug, Default)]
-pub struct Sample {
-    /// Monotonic ns when it was read.
-    pub at_ns: u64,
-    /// Every process asked about that is still alive.
-    pub processes: Vec<ProcessSample>,
-    /// TIME_WAIT sockets (they belong to no process any more).
-    pub time_wait: Vec<SocketRow>,
-}
-
-/// One live process.
-#[derive(Debug)]
-pub struct ProcessSample {
-    pub id: ProcessId,
-    pub comm: String,
-    pub fds: Option<FdUsage>,
-    /// Its TCP sockets, from the socket table of its network namespace.
-    pub sockets: Vec<SocketRow>,
-}
 
 impl Aggregator {
     /// Replaces every gauge with what `sample` says. A process that was alive

@@ -17,7 +17,7 @@ use tracer_common::tcp::{
 use hashbrown::HashTable;
 use rustc_hash::{FxBuildHasher, FxHashMap as HashMap};
 
-use crate::snapshot::{ProcessId, Remote};
+use crate::{proc::ProcessId, snapshot::Remote};
 
 /// The phase of a connection an event hit.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -1,6 +1,6 @@
-//! The aggregator: pure (no I/O). Fed decoded events and /proc samples, it
-//! keeps per-process, per-remote and per-connection numbers and produces
-//! immutable [`Snapshot`]s.
+//! The aggregator: pure (no I/O). Fed decoded events and /proc samples (the
+//! types of [`crate::proc`]), it keeps per-process, per-remote and
+//! per-connection numbers and produces immutable [`Snapshot`]s.
 
 mod gauges;
 mod latency;
@@ -15,17 +15,15 @@ use tracer_common::{
     tcp::{CLOSE, CLOSE_WAIT, ESTABLISHED, LISTEN, SYN_RECV, SYN_SENT},
 };
 
-pub use self::{
-    gauges::{ProcessSample, Sample},
-    live::Phase,
-};
+pub use self::live::Phase;
 use self::{
     live::{Conn, Live, Tuple},
     process::{ProcessAgg, Recent, count},
 };
 use crate::{
     event::TraceEvent,
-    snapshot::{Counts, KernelCounts, ProcessId, Remote, Snapshot},
+    proc::ProcessId,
+    snapshot::{Counts, KernelCounts, Remote, Snapshot},
 };
 
 /// What the aggregator made of one event.

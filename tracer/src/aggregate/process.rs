@@ -16,7 +16,8 @@ use super::{
 };
 use crate::{
     event::{ConnectResult, TraceEvent},
-    snapshot::{ConnectionSnapshot, Counts, FdUsage, Gauges, Remote},
+    proc::FdUsage,
+    snapshot::{ConnectionSnapshot, Counts, Gauges, Remote},
 };
 
 /// Handshakes longer than this are clamped (µs): a minute.

@@ -16,8 +16,8 @@ use tracer_common::{
 
 use super::*;
 use crate::{
-    proc::sockets::SocketRow,
-    snapshot::{ConnectionSnapshot, FdUsage, ProcessSnapshot},
+    proc::{FdUsage, ProcessSample, Sample, sockets::SocketRow},
+    snapshot::{ConnectionSnapshot, ProcessSnapshot},
 };
 
 const CLIENT: ProcessId = ProcessId {

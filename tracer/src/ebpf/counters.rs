@@ -1,8 +1,11 @@
 //! The kernel programs' counters: the per-CPU counters, summed, and the
-//! number of entries in the owner map.
+//! number of entries in the owner map. They are read straight into the
+//! snapshot's [`KernelCounts`], which holds them beside what userspace read.
 
-use aya::maps::{Array, MapData, PerCpuArray};
+use aya::maps::{Array, MapData, MapError, PerCpuArray};
 use tracer_common::Counter;
+
+use crate::snapshot::KernelCounts;
 
 /// The maps the counters live in.
 pub struct CounterMaps {
@@ -11,34 +14,22 @@ pub struct CounterMaps {
     pub owners: Array<MapData, u64>,
 }
 
-/// Totals of the kernel counters since load.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Counters {
-    pub submitted: u64,
-    pub dropped: u64,
-    pub filtered: u64,
-    pub unattributed: u64,
-    /// Owners recorded while the owner map was full, each evicting another.
-    pub owners_evicted: u64,
-    /// Sockets whose owner is in the owner map now (a gauge).
-    pub owners: u64,
-}
-
-impl Counters {
-    /// Sums every CPU's slots and reads the owner count.
-    pub fn read(maps: &CounterMaps) -> Result<Self, aya::maps::MapError> {
-        let mut c = Self::default();
+impl CounterMaps {
+    /// Fills the kernel's side of `counts` (totals since load): sums every
+    /// CPU's slots and reads the owner count. What userspace read is left as is.
+    pub fn read_into(&self, counts: &mut KernelCounts) -> Result<(), MapError> {
         for counter in Counter::ALL {
-            let total: u64 = maps.per_cpu.get(&(counter as u32), 0)?.iter().sum();
-            match counter {
-                Counter::Submitted => c.submitted = total,
-                Counter::Dropped => c.dropped = total,
-                Counter::Filtered => c.filtered = total,
-                Counter::Unattributed => c.unattributed = total,
-                Counter::OwnerEvicted => c.owners_evicted = total,
-            }
+            let total: u64 = self.per_cpu.get(&(counter as u32), 0)?.iter().sum();
+            let slot = match counter {
+                Counter::Submitted => &mut counts.submitted,
+                Counter::Dropped => &mut counts.dropped,
+                Counter::Filtered => &mut counts.filtered,
+                Counter::Unattributed => &mut counts.unattributed,
+                Counter::OwnerEvicted => &mut counts.owners_evicted,
+            };
+            *slot = total;
         }
-        c.owners = maps.owners.get(&0, 0)?;
-        Ok(c)
+        counts.owners = self.owners.get(&0, 0)?;
+        Ok(())
     }
 }

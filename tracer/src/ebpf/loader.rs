@@ -10,7 +10,10 @@ use aya::{
 };
 use tracer_common::{FieldOffsets, Owner, SockOffsets, maps, maps::SocketKey, tcp};
 
-use crate::{proc::sockets, system};
+use crate::{
+    proc::{process, sockets},
+    system,
+};
 
 use super::{
     OBJECT,
@@ -370,7 +373,7 @@ fn seed_owners(ebpf: &mut Ebpf, existing: Vec<(u32, sockets::SocketRow)>) -> Res
     let (listening, connected): (Vec<_>, Vec<_>) = existing
         .into_iter()
         .map(|(pid, row)| {
-            let name = comms.entry(pid).or_insert_with(|| sockets::comm(pid));
+            let name = comms.entry(pid).or_insert_with(|| process::comm(pid));
             let mut comm = [0u8; 16];
             let len = name.len().min(15);
             comm[..len].copy_from_slice(&name.as_bytes()[..len]);

@@ -1,13 +1,16 @@
-//! The kernel's TCP socket tables (`/proc/net/tcp`, `/proc/net/tcp6`) and the
-//! socket inodes each process holds (`/proc/<pid>/fd`), so sockets that existed
-//! before tracer started can be attributed.
+//! The kernel's TCP socket tables (`/proc/<pid>/net/tcp{,6}`, one per network
+//! namespace), walked once per namespace and matched to the socket inodes
+//! processes hold: for each /proc sample, and for the owners seeded at load
+//! (sockets that existed before tracer started).
 
 use std::{
-    collections::HashMap,
+    collections::{HashMap, HashSet},
     io::{BufRead as _, BufReader},
     net::{IpAddr, Ipv4Addr, Ipv6Addr},
     path::Path,
 };
+
+use super::process;
 
 /// One row of `/proc/net/tcp{,6}`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -67,16 +70,9 @@ fn parse_endpoint(text: &str) -> Option<(IpAddr, u16)> {
     Some((ip, port))
 }
 
-/// Every TCP socket of the network namespace process `pid` lives in.
-pub fn read_tables_of(pid: u32) -> Vec<SocketRow> {
-    let mut rows = Vec::new();
-    for_each_row(Path::new(&format!("/proc/{pid}/net")), |r| rows.push(r));
-    rows
-}
-
 /// Calls `f` for every row of `dir/tcp` and `dir/tcp6`, reading line by line:
 /// a busy host's tables run to tens of megabytes of text.
-pub fn for_each_row(dir: &Path, mut f: impl FnMut(SocketRow)) {
+fn for_each_row(dir: &Path, mut f: impl FnMut(SocketRow)) {
     for name in ["tcp", "tcp6"] {
         let Ok(file) = std::fs::File::open(dir.join(name)) else {
             continue;
@@ -100,79 +96,62 @@ pub fn for_each_row(dir: &Path, mut f: impl FnMut(SocketRow)) {
     }
 }
 
-/// Sockets of the given processes (every process when `pids` is empty), from
-/// the tables of each network namespace they live in: inode → (pid, row).
-pub fn sockets_of(pids: &[u32]) -> Vec<(u32, SocketRow)> {
-    let owners = socket_owners(pids);
-    let mut seen_netns = std::collections::HashSet::new();
-    let mut out = Vec::new();
-    let mut pids_with_sockets: Vec<u32> = owners.values().copied().collect();
-    pids_with_sockets.sort_unstable();
-    pids_with_sockets.dedup();
-    for pid in pids_with_sockets {
-        let netns = std::fs::read_link(format!("/proc/{pid}/ns/net")).ok();
-        if !seen_netns.insert(netns) {
+/// The one walk of the kernel's socket tables: reads the table of each
+/// network namespace that `holders` (pids) live in, once per namespace, and
+/// calls `f` with every row and what `held` maps its inode to (`None` for a
+/// socket no one in `held` holds, such as a TIME_WAIT socket).
+pub fn walk<T: Copy>(
+    holders: impl IntoIterator<Item = u32>,
+    held: &HashMap<u64, T>,
+    mut f: impl FnMut(SocketRow, Option<T>),
+) {
+    let mut seen_netns = HashSet::new();
+    for pid in holders {
+        if !seen_netns.insert(process::netns(pid)) {
             continue;
         }
-        for row in read_tables_of(pid) {
-            if let Some(&owner) = owners.get(&row.inode) {
-                out.push((owner, row));
-            }
-        }
+        for_each_row(Path::new(&format!("/proc/{pid}/net")), |row| {
+            let holder = held.get(&row.inode).copied();
+            f(row, holder);
+        });
     }
+}
+
+/// Sockets of the given processes (every process when `pids` is empty), from
+/// the tables of each network namespace they live in: (holding pid, row).
+pub fn sockets_of(pids: &[u32]) -> Vec<(u32, SocketRow)> {
+    let owners = socket_owners(pids);
+    let mut holders: Vec<u32> = owners.values().copied().collect();
+    holders.sort_unstable();
+    holders.dedup();
+    let mut out = Vec::new();
+    walk(holders, &owners, |row, owner| {
+        if let Some(pid) = owner {
+            out.push((pid, row));
+        }
+    });
     out
 }
 
 /// Socket inode → owning pid, for the given processes (every process when `pids` is empty).
-pub fn socket_owners(pids: &[u32]) -> HashMap<u64, u32> {
+fn socket_owners(pids: &[u32]) -> HashMap<u64, u32> {
     let mut owners = HashMap::new();
     let all: Vec<u32>;
     let pids = if pids.is_empty() {
-        all = all_pids();
+        all = process::all_pids();
         &all
     } else {
         pids
     };
     for &pid in pids {
-        let Ok(dir) = std::fs::read_dir(format!("/proc/{pid}/fd")) else {
+        let Some(fds) = process::fds(pid) else {
             continue;
         };
-        for entry in dir.flatten() {
-            if let Some(inode) = std::fs::read_link(entry.path())
-                .ok()
-                .and_then(|t| socket_inode(&t.to_string_lossy()))
-            {
-                owners.entry(inode).or_insert(pid);
-            }
+        for inode in fds.socket_inodes {
+            owners.entry(inode).or_insert(pid);
         }
     }
     owners
-}
-
-/// `socket:[12345]` → 12345.
-pub fn socket_inode(link: &str) -> Option<u64> {
-    link.strip_prefix("socket:[")?
-        .strip_suffix(']')?
-        .parse()
-        .ok()
-}
-
-/// Every process id in /proc.
-pub fn all_pids() -> Vec<u32> {
-    std::fs::read_dir("/proc")
-        .map(|d| {
-            d.flatten()
-                .filter_map(|e| e.file_name().to_str()?.parse().ok())
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
-/// The command name of a process (empty if it is gone).
-pub fn comm(pid: u32) -> String {
-    std::fs::read_to_string(format!("/proc/{pid}/comm"))
-        .map(|s| s.trim_end().to_owned())
-        .unwrap_or_default()
 }
 
 #[cfg(test)]
@@ -210,21 +189,14 @@ garbage line
     }
 
     #[test]
-    fn socket_links() {
-        assert_eq!(socket_inode("socket:[12345]"), Some(12345));
-        assert_eq!(socket_inode("pipe:[1]"), None);
-        assert_eq!(socket_inode("/dev/null"), None);
-    }
-
-    #[test]
     fn own_sockets_are_found() {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let port = listener.local_addr().unwrap().port();
-        let owners = socket_owners(&[std::process::id()]);
-        let row = read_tables_of(std::process::id())
+        let me = std::process::id();
+        let (pid, _) = sockets_of(&[me])
             .into_iter()
-            .find(|r| r.local_port == port && r.state == 0x0A)
+            .find(|(_, r)| r.local_port == port && r.state == 0x0A)
             .expect("listener in /proc/net/tcp");
-        assert_eq!(owners.get(&row.inode), Some(&std::process::id()));
+        assert_eq!(pid, me);
     }
 }

@@ -6,7 +6,7 @@ use std::{io::Write, net::IpAddr};
 use serde_json::{Value, json};
 use tracer_common::{EventKind, tcp::state_name};
 
-use crate::{aggregate::Phase, ebpf::counters::Counters, errno, event::TraceEvent};
+use crate::{aggregate::Phase, errno, event::TraceEvent, snapshot::KernelCounts};
 
 /// One JSON object being written into a line buffer: the event path writes
 /// fields straight into bytes (no intermediate value, no allocation once the
@@ -184,20 +184,22 @@ fn tail(ev: &TraceEvent, mut o: Object<'_>) {
 
 /// The periodic `stats` object: kernel counters, the owner map's fill and
 /// evictions, and userspace decode errors.
-pub fn render_stats(ts_ns: u64, c: &Counters, decode_errors: u64) -> Value {
-    json!({
+pub fn render_stats(ts_ns: u64, kernel: &KernelCounts) -> Value {
+    let mut v = json!({
         "ts_ns": ts_ns,
         "event": "stats",
         "pid": 0,
         "comm": "",
-        "submitted": c.submitted,
-        "dropped": c.dropped,
-        "filtered": c.filtered,
-        "unattributed": c.unattributed,
-        "owners": c.owners,
-        "owners_evicted": c.owners_evicted,
-        "decode_errors": decode_errors,
-    })
+    });
+    // `read` is the exit summary's; stats lines have never carried it.
+    for (name, n) in kernel
+        .named()
+        .into_iter()
+        .filter(|&(name, _)| name != "read")
+    {
+        v[name] = n.into();
+    }
+    v
 }
 
 /// Writes JSON lines to a file or stdout.
@@ -362,15 +364,34 @@ mod tests {
 
     #[test]
     fn stats_line() {
-        let c = Counters {
+        let c = KernelCounts {
             submitted: 10,
             dropped: 1,
             filtered: 2,
             unattributed: 3,
             owners_evicted: 4,
             owners: 5,
+            read: 6,
+            decode_errors: 0,
         };
-        let v = render_stats(9, &c, 0);
+        let v = render_stats(9, &c);
+        let keys: Vec<&str> = v.as_object().unwrap().keys().map(String::as_str).collect();
+        assert_eq!(
+            keys,
+            [
+                "ts_ns",
+                "event",
+                "pid",
+                "comm",
+                "submitted",
+                "dropped",
+                "filtered",
+                "unattributed",
+                "owners",
+                "owners_evicted",
+                "decode_errors"
+            ]
+        );
         assert_eq!(v["event"], "stats");
         assert_eq!(v["dropped"], 1);
         assert_eq!(

@@ -1,4 +1,5 @@
-//! Outputs fed by the tracer: CSV snapshots and JSON lines.
+//! Outputs fed by the tracer: CSV snapshots, JSON lines, the exit summary.
 
 pub mod csv;
 pub mod json;
+pub mod summary;

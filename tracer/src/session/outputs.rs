@@ -1,0 +1,150 @@
+//! Where a trace's results go: `--events` lines as events are read, the live
+//! view, `--csv` rows and `stats` lines at each written snapshot, and the
+//! exit summary (stderr and `--summary-json`). Files are opened by [`Outputs::open`], before anything is
+//! loaded, so a path that cannot be written is an error at once. Another
+//! output (a Prometheus endpoint, say) is one more field here, opened in
+//! `open` and fed in [`Outputs::show`] or [`Outputs::write`].
+
+use std::{io::Write as _, sync::Arc};
+
+use anyhow::Context as _;
+use tokio::sync::watch;
+
+use crate::{
+    cli::TraceArgs,
+    event::TraceEvent,
+    sink::{
+        csv::CsvSink,
+        json::{self, JsonSink},
+        summary::{SummaryError, SummaryFile},
+    },
+    snapshot::Snapshot,
+};
+
+/// Every output of a trace; each is off unless asked for.
+pub struct Outputs {
+    events: Option<EventLines>,
+    csv: Option<CsvSink>,
+    /// Where the live view reads snapshots, when it runs.
+    view: Option<watch::Sender<Arc<Snapshot>>>,
+    /// `--summary-json`, written at exit.
+    summary: Option<SummaryFile>,
+}
+
+impl Outputs {
+    /// Opens the files the arguments name.
+    pub fn open(args: &TraceArgs) -> anyhow::Result<Self> {
+        let events = args.events.as_deref().map(JsonSink::open).transpose()?;
+        let csv = args.csv.as_deref().map(CsvSink::open).transpose()?;
+        let summary = args
+            .summary_json
+            .as_deref()
+            .map(SummaryFile::create)
+            .transpose()?;
+        Ok(Self {
+            events: events.map(|sink| EventLines { sink, error: None }),
+            csv,
+            view: None,
+            summary,
+        })
+    }
+
+    /// Sends snapshots to the live view from now on, starting with `first`.
+    pub fn start_view(&mut self, first: Arc<Snapshot>) -> watch::Receiver<Arc<Snapshot>> {
+        let (tx, rx) = watch::channel(first);
+        self.view = Some(tx);
+        rx
+    }
+
+    /// The `--events` output, if on.
+    pub fn events(&mut self) -> Option<&mut EventLines> {
+        self.events.as_mut()
+    }
+
+    /// Shows a snapshot just taken (the live view gets every one).
+    pub fn show(&self, snapshot: &Arc<Snapshot>) {
+        if let Some(view) = &self.view {
+            view.send_replace(Arc::clone(snapshot));
+        }
+    }
+
+    /// Writes a snapshot: CSV rows, and a `stats` line to `--events` stamped
+    /// `wall_ns`.
+    pub fn write(&mut self, snapshot: &Snapshot, wall_ns: u64) -> anyhow::Result<()> {
+        if let Some(csv) = self.csv.as_mut() {
+            csv.write(snapshot)?;
+        }
+        if let Some(events) = self.events.as_mut() {
+            let stats = json::render_stats(wall_ns, &snapshot.kernel);
+            let written = events.sink.write(&stats).and_then(|()| events.sink.flush());
+            events.record(written);
+        }
+        Ok(())
+    }
+
+    /// Fails with the first write to `--events` that failed, if any.
+    pub fn check(&mut self) -> anyhow::Result<()> {
+        match self.events.as_mut().and_then(|e| e.error.take()) {
+            Some(err) => Err(err).context("writing --events output"),
+            None => Ok(()),
+        }
+    }
+
+    /// The exit summary of `last`: on stderr, and to `--summary-json`.
+    /// Written without `eprintln!`, which would panic when the terminal is
+    /// already gone (a hang-up).
+    pub fn summary(&mut self, last: &Snapshot) -> Result<(), SummaryError> {
+        let k = &last.kernel;
+        let mut err = std::io::stderr();
+        let _ = writeln!(
+            err,
+            "tracer: {} events read; kernel: {} submitted, {} dropped (ring buffer full), {} filtered, {} unattributed, {} owners evicted (owner map full); {} undecodable",
+            k.read,
+            k.submitted,
+            k.dropped,
+            k.filtered,
+            k.unattributed,
+            k.owners_evicted,
+            k.decode_errors
+        );
+        if let Some(csv) = &self.csv {
+            let _ = writeln!(
+                err,
+                "tracer: {} CSV rows written to {}",
+                csv.rows,
+                csv.path().display()
+            );
+        }
+        match self.summary.as_mut() {
+            Some(file) => file.write(k, self.csv.as_ref().map(|csv| csv.rows)),
+            None => Ok(()),
+        }
+    }
+}
+
+/// `--events`: a line per event, written as events are read. A failed write
+/// is kept and reported by [`Outputs::check`] (the event path goes on).
+pub struct EventLines {
+    sink: JsonSink,
+    /// The first write that failed.
+    error: Option<std::io::Error>,
+}
+
+impl EventLines {
+    /// Writes one event's lines; `state_at` is the socket's state then.
+    pub fn event(&mut self, ev: &TraceEvent, state_at: u8) {
+        let written = self.sink.event(ev, state_at);
+        self.record(written);
+    }
+
+    /// Pushes what is buffered to the file (a failure shows at the next write).
+    pub fn flush(&mut self) {
+        self.sink.flush().ok();
+    }
+
+    fn record(&mut self, result: std::io::Result<()>) {
+        if let Err(e) = result {
+            self.error.get_or_insert(e);
+        }
+    }
+}
