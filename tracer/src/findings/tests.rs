@@ -272,6 +272,43 @@ fn most_severe_first_then_by_pid() {
     );
 }
 
+/// A rule as README's Findings table writes it: `id`, headline (endpoint in
+/// italics), when it fires, severity.
+fn readme_row(rule: &Rule) -> String {
+    let headline: String = rule
+        .headline_parts()
+        .into_iter()
+        .map(|part| match part {
+            Part::Text(text) => text.to_owned(),
+            Part::Slot(name) => format!("*{name}*"),
+        })
+        .collect();
+    format!(
+        "| `{}` | {headline} | {} | {} |",
+        rule.id,
+        rule.fires_when_text(),
+        rule.severity_text()
+    )
+}
+
+#[test]
+fn readme_lists_every_rule_as_the_table_says() {
+    let readme = include_str!("../../../README.md");
+    let section = readme
+        .split("\n### Findings\n")
+        .nth(1)
+        .expect("README has a Findings section");
+    let section = section.split("\n#").next().unwrap_or_default();
+    let rows: Vec<&str> = section.lines().filter(|l| l.starts_with("| `")).collect();
+    let expected: Vec<String> = RULES.iter().map(readme_row).collect();
+    assert_eq!(
+        rows,
+        expected,
+        "README's Findings table, as rendered:\n{}",
+        expected.join("\n")
+    );
+}
+
 #[test]
 fn the_table_has_one_rule_per_kind_in_order_with_unique_ids() {
     let kinds: Vec<Kind> = RULES.iter().map(|r| r.kind).collect();
