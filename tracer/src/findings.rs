@@ -1,55 +1,28 @@
 //! Plain-language diagnoses derived from one snapshot: each names the process,
 //! says what is probably wrong and shows the numbers that say so.
 //!
+//! Every rule is one entry of [`RULES`] (in `findings/rules.rs`): its stable
+//! id, its thresholds, its words and the function that evaluates it. The live
+//! view's help lists the rules from that table and a test checks README's
+//! Findings table against it, so a rule is written down once.
+//!
 //! Pure: [`findings`] reads a [`Snapshot`] and nothing else, so every rule is
 //! unit-tested with synthetic snapshots at and around its threshold.
-//!
-//! | finding | fires when | severity |
-//! |---|---|---|
-//! | not closing connections its peers closed | ≥ [`CLOSE_WAIT_SOCKETS`] sockets in CLOSE_WAIT, or one older than [`CLOSE_WAIT_AGE`] | critical when both hold |
-//! | out of file descriptors | any EMFILE/ENFILE error | critical |
-//! | close to the file-descriptor limit | open FDs ≥ [`FD_WARN_PERCENT`] % of the soft limit | critical from [`FD_CRITICAL_PERCENT`] % |
-//! | unreachable or filtered | to one server: ≥ [`CONNECT_TIMEOUTS`] connect timed out, or ≥ [`SYN_RETRANSMITS`] SYN retransmits | critical when no connect to it succeeded |
-//! | nothing listening | to one server: ≥ [`REFUSED_CONNECTS`] connects refused (RST during the handshake) | critical when no connect to it succeeded |
-//! | packet loss on that path | to one remote: ≥ [`RETRANSMITS`] data retransmits and ≥ [`RETRANSMIT_SHARE_PERCENT`] % of the process's | warning |
-//! | connections are not reused | to one remote: ≥ [`TIME_WAIT_SOCKETS`] sockets in TIME_WAIT | critical from [`TIME_WAIT_CRITICAL`] |
 //!
 //! Counts are cumulative since tracing started; socket and FD numbers are
 //! gauges read at snapshot time.
 
-use std::time::Duration;
+mod rules;
+mod words;
 
 use crate::{
     human,
     snapshot::{ProcessSnapshot, Remote, RemoteSnapshot, Snapshot},
 };
 
-/// CLOSE_WAIT sockets in one process that make a leak likely. A healthy
-/// program closes its end within milliseconds of reading EOF, so a handful at
-/// once is already unusual.
-pub const CLOSE_WAIT_SOCKETS: u64 = 10;
-/// A CLOSE_WAIT socket this old was not closed by accident of timing.
-pub const CLOSE_WAIT_AGE: Duration = Duration::from_secs(30);
-/// Open FDs as a share of the soft RLIMIT_NOFILE that deserve a warning.
-pub const FD_WARN_PERCENT: u64 = 80;
-/// ... and that are about to fail with EMFILE.
-pub const FD_CRITICAL_PERCENT: u64 = 95;
-/// Connects to one server that ended in ETIMEDOUT.
-pub const CONNECT_TIMEOUTS: u64 = 1;
-/// SYN retransmits to one server: the first SYN retransmit waits 1 s, so three
-/// mean a connect waited at least 7 s for an answer.
-pub const SYN_RETRANSMITS: u64 = 3;
-/// Refused connects to one server (a single one is often a health check).
-pub const REFUSED_CONNECTS: u64 = 3;
-/// Data retransmits to one remote before loss is worth a finding.
-pub const RETRANSMITS: u64 = 10;
-/// Share of the process's data retransmits going to that remote: loss on one
-/// path rather than evenly everywhere.
-pub const RETRANSMIT_SHARE_PERCENT: u64 = 25;
-/// TIME_WAIT sockets to one remote: new connections instead of reused ones.
-pub const TIME_WAIT_SOCKETS: u64 = 200;
-/// ... enough to start running out of ephemeral ports for that remote.
-pub const TIME_WAIT_CRITICAL: u64 = 5_000;
+// The table and the thresholds it names.
+pub use rules::*;
+pub use words::{Part, Threshold};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Severity {
@@ -58,7 +31,7 @@ pub enum Severity {
 }
 
 /// What a finding is about; one process can have several of each kind (one
-/// per remote).
+/// per remote). One per entry of [`RULES`], in the same order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Kind {
     CloseWaitLeak,
@@ -85,30 +58,48 @@ pub struct Finding {
     pub evidence: String,
 }
 
-/// What is checked, one line per rule with its thresholds, for the help.
-pub fn rules() -> Vec<String> {
-    vec![
-        format!(
-            "not closing connections its peers closed: ≥ {CLOSE_WAIT_SOCKETS} in CLOSE_WAIT, or one older than {}s",
-            CLOSE_WAIT_AGE.as_secs()
-        ),
-        "out of file descriptors: any EMFILE/ENFILE".to_owned(),
-        format!(
-            "close to the FD limit: ≥ {FD_WARN_PERCENT}% of the soft limit open (critical ≥ {FD_CRITICAL_PERCENT}%)"
-        ),
-        format!(
-            "unreachable or filtered: to one server, ≥ {CONNECT_TIMEOUTS} connect timeout or ≥ {SYN_RETRANSMITS} SYN retransmits"
-        ),
-        format!(
-            "nothing listening: to one server, ≥ {REFUSED_CONNECTS} connects refused (RST in the handshake)"
-        ),
-        format!(
-            "packet loss on a path: ≥ {RETRANSMITS} data retransmits to one remote, ≥ {RETRANSMIT_SHARE_PERCENT}% of the process's"
-        ),
-        format!(
-            "connections not reused: ≥ {TIME_WAIT_SOCKETS} TIME_WAIT to one remote (critical ≥ {TIME_WAIT_CRITICAL})"
-        ),
-    ]
+/// One rule: an entry of [`RULES`].
+#[derive(Debug)]
+pub struct Rule {
+    /// Names the rule for good (snake_case; never reused for another rule).
+    #[cfg_attr(
+        not(test),
+        expect(
+            dead_code,
+            reason = "names the rule in README's Findings table, which a test renders"
+        )
+    )]
+    pub id: &'static str,
+    pub kind: Kind,
+    /// The headline of a finding; `{server}` or `{remote}` stands for the
+    /// endpoint of a per-remote rule.
+    pub headline: &'static str,
+    /// The headline of a critical finding, where it says more than `headline`.
+    pub headline_critical: Option<&'static str>,
+    /// When the rule fires; `{NAME}` stands for the threshold named `NAME`.
+    pub fires_when: &'static str,
+    /// How severe a finding is, with placeholders as in `fires_when`.
+    pub severity: &'static str,
+    /// The thresholds the words name and the check compares with.
+    pub thresholds: &'static [Threshold],
+    pub check: Check,
+}
+
+/// How a rule is evaluated.
+#[derive(Debug, Clone, Copy)]
+pub enum Check {
+    /// Once per process.
+    Process(fn(&ProcessSnapshot) -> Option<Hit>),
+    /// Once per remote endpoint of the process.
+    Remote(fn(&ProcessSnapshot, &RemoteSnapshot) -> Option<Hit>),
+}
+
+/// What a check found; the rule supplies the words.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Hit {
+    pub severity: Severity,
+    /// The numbers behind it.
+    pub evidence: String,
 }
 
 /// Every finding in `snapshot`, most severe first, then by pid.
@@ -117,6 +108,8 @@ pub fn findings(snapshot: &Snapshot) -> Vec<Finding> {
     for p in &snapshot.processes {
         of_process(p, &mut out);
     }
+    // A rule finds at most one thing per process and remote, so this order
+    // is total.
     out.sort_by(|a, b| {
         b.severity
             .cmp(&a.severity)
@@ -127,216 +120,38 @@ pub fn findings(snapshot: &Snapshot) -> Vec<Finding> {
     out
 }
 
-/// The findings of one process, in the order [`findings`] would list them.
-pub fn of_process(p: &ProcessSnapshot, out: &mut Vec<Finding>) {
-    let mut add = |severity, kind, remote: Option<Remote>, headline: String, evidence: String| {
-        out.push(Finding {
-            severity,
-            kind,
+/// The findings of one process, unsorted.
+fn of_process(p: &ProcessSnapshot, out: &mut Vec<Finding>) {
+    for rule in RULES {
+        match rule.check {
+            Check::Process(check) => {
+                out.extend(check(p).map(|hit| rule.finding(p, None, hit)));
+            }
+            Check::Remote(check) => {
+                for r in &p.remotes {
+                    out.extend(check(p, r).map(|hit| rule.finding(p, Some(r.remote), hit)));
+                }
+            }
+        }
+    }
+}
+
+impl Rule {
+    fn finding(&self, p: &ProcessSnapshot, remote: Option<Remote>, hit: Hit) -> Finding {
+        let template = match (hit.severity, self.headline_critical) {
+            (Severity::Critical, Some(critical)) => critical,
+            _ => self.headline,
+        };
+        let endpoint = remote.map(|r| human::remote(&r)).unwrap_or_default();
+        Finding {
+            severity: hit.severity,
+            kind: self.kind,
             pid: p.id.pid,
             comm: p.comm.clone(),
             remote,
-            headline,
-            evidence,
-        });
-    };
-    if let Some((severity, evidence)) = close_wait(p) {
-        add(
-            severity,
-            Kind::CloseWaitLeak,
-            None,
-            "not closing connections its peers closed".to_owned(),
-            evidence,
-        );
-    }
-    if let Some((severity, kind, headline, evidence)) = fds(p) {
-        add(severity, kind, None, headline.to_owned(), evidence);
-    }
-    for r in &p.remotes {
-        let name = human::remote(&r.remote);
-        if let Some((severity, evidence)) = unreachable(r) {
-            add(
-                severity,
-                Kind::Unreachable,
-                Some(r.remote),
-                format!("connects to {name} go unanswered: unreachable or filtered"),
-                evidence,
-            );
+            headline: words::fill(template, |_| Some(endpoint.clone())),
+            evidence: hit.evidence,
         }
-        if let Some((severity, evidence)) = refused(r) {
-            add(
-                severity,
-                Kind::NothingListening,
-                Some(r.remote),
-                format!("connects to {name} are refused: nothing listening there"),
-                evidence,
-            );
-        }
-        if let Some(evidence) = packet_loss(r, p.counts.retransmits) {
-            add(
-                Severity::Warning,
-                Kind::PacketLoss,
-                Some(r.remote),
-                format!("retransmitting to {name}: packet loss on that path"),
-                evidence,
-            );
-        }
-        if let Some((severity, evidence)) = time_wait(r) {
-            add(
-                severity,
-                Kind::TimeWaitPileUp,
-                Some(r.remote),
-                format!("TIME_WAIT pile-up to {name}: connections are not reused"),
-                evidence,
-            );
-        }
-    }
-}
-
-fn close_wait(p: &ProcessSnapshot) -> Option<(Severity, String)> {
-    let g = &p.gauges;
-    if g.close_wait == 0 {
-        return None;
-    }
-    let many = g.close_wait >= CLOSE_WAIT_SOCKETS;
-    let old = g.oldest_close_wait.is_some_and(|a| a >= CLOSE_WAIT_AGE);
-    if !many && !old {
-        return None;
-    }
-    let mut evidence = human::plural(g.close_wait, "socket", "sockets") + " in CLOSE_WAIT";
-    if let Some(a) = g.oldest_close_wait {
-        evidence += &format!(", oldest {}", human::age(a));
-    }
-    if let Some(top) = p
-        .remotes
-        .iter()
-        .filter(|r| r.close_wait > 0)
-        .max_by_key(|r| r.close_wait)
-    {
-        evidence += &format!(
-            "; {} of them from {}",
-            top.close_wait,
-            human::remote(&top.remote)
-        );
-    }
-    let severity = if many && old {
-        Severity::Critical
-    } else {
-        Severity::Warning
-    };
-    Some((severity, evidence))
-}
-
-fn fds(p: &ProcessSnapshot) -> Option<(Severity, Kind, &'static str, String)> {
-    let usage = p.fds.as_ref();
-    let of_limit = usage.and_then(|u| {
-        let limit = u.limit.filter(|&l| l > 0)?;
-        Some(format!(
-            "{} of {} FDs open ({}%), {} sockets",
-            u.open,
-            limit,
-            u.open * 100 / limit,
-            u.sockets
-        ))
-    });
-    if p.counts.emfile_errors > 0 {
-        let mut evidence =
-            human::plural(p.counts.emfile_errors, "syscall failed", "syscalls failed")
-                + " with EMFILE/ENFILE";
-        if let Some(text) = &of_limit {
-            evidence += &format!("; {text}");
-        }
-        return Some((
-            Severity::Critical,
-            Kind::FdsExhausted,
-            "ran out of file descriptors",
-            evidence,
-        ));
-    }
-    let u = usage?;
-    let limit = u.limit.filter(|&l| l > 0)?;
-    let (severity, headline) = if u.open * 100 >= FD_CRITICAL_PERCENT * limit {
-        (Severity::Critical, "about to run out of file descriptors")
-    } else if u.open * 100 >= FD_WARN_PERCENT * limit {
-        (Severity::Warning, "close to its file-descriptor limit")
-    } else {
-        return None;
-    };
-    Some((severity, Kind::FdsNearLimit, headline, of_limit?))
-}
-
-/// Only servers: a client of ours that stops answering is not "unreachable".
-fn unreachable(r: &RemoteSnapshot) -> Option<(Severity, String)> {
-    let Remote::Server(_) = r.remote else {
-        return None;
-    };
-    let c = &r.counts;
-    if c.connect_timeout < CONNECT_TIMEOUTS && c.syn_retransmits < SYN_RETRANSMITS {
-        return None;
-    }
-    let evidence = format!(
-        "{}, {} timed out, {} succeeded",
-        human::plural(c.syn_retransmits, "SYN retransmit", "SYN retransmits"),
-        human::plural(c.connect_timeout, "connect", "connects"),
-        c.connect_ok
-    );
-    Some((severity_by_success(c.connect_ok), evidence))
-}
-
-fn refused(r: &RemoteSnapshot) -> Option<(Severity, String)> {
-    let Remote::Server(_) = r.remote else {
-        return None;
-    };
-    let c = &r.counts;
-    // A refused connect is the RST arriving in SYN_SENT; count whichever of the
-    // two the snapshot saw more of (the connect outcome can be missed when the
-    // socket predates tracing).
-    let refused = c.connect_refused.max(c.rst_received_handshake);
-    if refused < REFUSED_CONNECTS {
-        return None;
-    }
-    let evidence = format!(
-        "{} refused (RST during the handshake), {} succeeded",
-        human::plural(refused, "connect", "connects"),
-        c.connect_ok
-    );
-    Some((severity_by_success(c.connect_ok), evidence))
-}
-
-fn packet_loss(r: &RemoteSnapshot, process_retransmits: u64) -> Option<String> {
-    let n = r.counts.retransmits;
-    if n < RETRANSMITS || n * 100 < RETRANSMIT_SHARE_PERCENT * process_retransmits {
-        return None;
-    }
-    Some(format!(
-        "{n} data retransmits, {}% of the process's {process_retransmits}",
-        n * 100 / process_retransmits.max(1)
-    ))
-}
-
-fn time_wait(r: &RemoteSnapshot) -> Option<(Severity, String)> {
-    if r.time_wait < TIME_WAIT_SOCKETS {
-        return None;
-    }
-    let severity = if r.time_wait >= TIME_WAIT_CRITICAL {
-        Severity::Critical
-    } else {
-        Severity::Warning
-    };
-    Some((
-        severity,
-        format!(
-            "{} sockets in TIME_WAIT, {} connects so far",
-            r.time_wait, r.counts.connects
-        ),
-    ))
-}
-
-fn severity_by_success(ok: u64) -> Severity {
-    if ok == 0 {
-        Severity::Critical
-    } else {
-        Severity::Warning
     }
 }
 

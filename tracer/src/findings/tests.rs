@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use super::*;
+use super::{words::Value, *};
 use crate::{
     fixtures::{self, process, server},
     snapshot::{FdUsage, ProcessSnapshot},
@@ -269,5 +269,125 @@ fn most_severe_first_then_by_pid() {
             (Severity::Warning, 1187, Kind::PacketLoss),
             (Severity::Warning, 1187, Kind::TimeWaitPileUp),
         ]
+    );
+}
+
+/// A rule as README's Findings table writes it: `id`, headline (endpoint in
+/// italics), when it fires, severity.
+fn readme_row(rule: &Rule) -> String {
+    let headline: String = rule
+        .headline_parts()
+        .into_iter()
+        .map(|part| match part {
+            Part::Text(text) => text.to_owned(),
+            Part::Slot(name) => format!("*{name}*"),
+        })
+        .collect();
+    format!(
+        "| `{}` | {headline} | {} | {} |",
+        rule.id,
+        rule.fires_when_text(),
+        rule.severity_text()
+    )
+}
+
+#[test]
+fn readme_lists_every_rule_as_the_table_says() {
+    let readme = include_str!("../../../README.md");
+    let section = readme
+        .split("\n### Findings\n")
+        .nth(1)
+        .expect("README has a Findings section");
+    let section = section.split("\n#").next().unwrap_or_default();
+    let rows: Vec<&str> = section.lines().filter(|l| l.starts_with("| `")).collect();
+    let expected: Vec<String> = RULES.iter().map(readme_row).collect();
+    assert_eq!(
+        rows,
+        expected,
+        "README's Findings table, as rendered:\n{}",
+        expected.join("\n")
+    );
+}
+
+#[test]
+fn the_table_has_one_rule_per_kind_in_order_with_unique_ids() {
+    let kinds: Vec<Kind> = RULES.iter().map(|r| r.kind).collect();
+    assert_eq!(
+        kinds,
+        [
+            Kind::CloseWaitLeak,
+            Kind::FdsExhausted,
+            Kind::FdsNearLimit,
+            Kind::Unreachable,
+            Kind::NothingListening,
+            Kind::PacketLoss,
+            Kind::TimeWaitPileUp,
+        ]
+    );
+    let ids: Vec<&str> = RULES.iter().map(|r| r.id).collect();
+    assert_eq!(
+        ids,
+        [
+            "close_wait_leak",
+            "fd_exhaustion",
+            "fd_near_limit",
+            "connect_unanswered",
+            "connect_refused",
+            "packet_loss",
+            "time_wait_pileup",
+        ]
+    );
+}
+
+/// Every slot in a rule's words names one of its thresholds, every threshold
+/// is named in its words, and only per-remote headlines name an endpoint.
+#[test]
+fn the_words_name_exactly_the_rules_thresholds() {
+    for rule in RULES {
+        let slots = |template: &'static str| {
+            words::parts(template)
+                .into_iter()
+                .filter_map(|p| match p {
+                    Part::Slot(name) => Some(name),
+                    Part::Text(_) => None,
+                })
+                .collect::<Vec<_>>()
+        };
+        let named: Vec<&str> = [slots(rule.fires_when), slots(rule.severity)].concat();
+        let thresholds: Vec<&str> = rule.thresholds.iter().map(|t| t.name).collect();
+        let mut sorted = named.clone();
+        sorted.sort_unstable();
+        let mut expected = thresholds.clone();
+        expected.sort_unstable();
+        assert_eq!(sorted, expected, "{}", rule.id);
+        let endpoints = [
+            slots(rule.headline),
+            rule.headline_critical.map(slots).unwrap_or_default(),
+        ]
+        .concat();
+        match rule.check {
+            Check::Process(_) => assert!(endpoints.is_empty(), "{}", rule.id),
+            Check::Remote(_) => {
+                assert!(!endpoints.is_empty(), "{}", rule.id);
+                assert!(
+                    endpoints.iter().all(|e| ["server", "remote"].contains(e)),
+                    "{}",
+                    rule.id
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn thresholds_read_as_people_write_them() {
+    assert_eq!(Value::Count(5_000).to_string(), "5,000");
+    assert_eq!(Value::Count(1_234_567).to_string(), "1,234,567");
+    assert_eq!(Value::Count(10).to_string(), "10");
+    assert_eq!(Value::Percent(80).to_string(), "80 %");
+    assert_eq!(Value::Age(CLOSE_WAIT_AGE).to_string(), "30 s");
+    assert_eq!(
+        words::fill("a {x} b {y} {", |n| (n == "x").then(|| "1".to_owned())),
+        "a 1 b {y} {"
     );
 }

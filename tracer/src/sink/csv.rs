@@ -1,22 +1,119 @@
-//! `--csv PATH`: one header line, then one row per process per snapshot. The
-//! first columns and their order are a contract (README, "CSV columns");
-//! columns are only ever added at the end.
+//! `--csv PATH`: one header line, then one row per process per snapshot.
+//!
+//! [`Row`] is the whole format: its field names are the header, its field
+//! order the column order, and serde writes both. The first columns and their
+//! order are a contract (README, "CSV columns", checked by a test); columns
+//! are only ever added at the end.
 
 use std::{
-    fmt::Write as _,
     fs::File,
     io::{BufRead as _, BufReader, Read as _, Seek as _, SeekFrom, Write as _},
     path::{Path, PathBuf},
+    sync::LazyLock,
 };
+
+use serde::Serialize;
 
 use crate::snapshot::{Latency, ProcessSnapshot, Snapshot};
 
-/// The header line, without its newline.
-pub const HEADER: &str = "timestamp,pid,comm,connects,connect_ok,connect_refused,connect_timeout,\
-connect_failed_other,retransmits,syn_retransmits,rst_sent,rst_received,handshake_p50_us,\
-handshake_p99_us,handshake_max_us,established,syn_sent,close_wait,time_wait,fds_open,fd_limit,\
-socket_fds,emfile_errors,exited,accepted,synack_retransmits,rst_received_handshake,\
-syscall_errors,handshake_p90_us,close_wait_oldest_s,syn_recv,listen,closed,lifetime_p50_ms";
+/// One process in one snapshot. Counters are cumulative since start; `None`
+/// is an empty cell.
+#[derive(Debug, Default, Serialize)]
+struct Row<'a> {
+    /// RFC 3339, UTC, whole seconds.
+    timestamp: &'a str,
+    pid: u32,
+    comm: &'a str,
+    connects: u64,
+    connect_ok: u64,
+    connect_refused: u64,
+    connect_timeout: u64,
+    connect_failed_other: u64,
+    retransmits: u64,
+    syn_retransmits: u64,
+    rst_sent: u64,
+    rst_received: u64,
+    /// Empty until a handshake completes, like every percentile.
+    handshake_p50_us: Option<u64>,
+    handshake_p99_us: Option<u64>,
+    handshake_max_us: Option<u64>,
+    established: u64,
+    syn_sent: u64,
+    close_wait: u64,
+    time_wait: u64,
+    /// Empty once the process has exited.
+    fds_open: Option<u64>,
+    /// Empty when unlimited or the process has exited.
+    fd_limit: Option<u64>,
+    socket_fds: Option<u64>,
+    emfile_errors: u64,
+    /// `0` or `1`.
+    exited: u8,
+    accepted: u64,
+    synack_retransmits: u64,
+    rst_received_handshake: u64,
+    syscall_errors: u64,
+    handshake_p90_us: Option<u64>,
+    close_wait_oldest_s: Option<u64>,
+    syn_recv: u64,
+    listen: u64,
+    closed: u64,
+    lifetime_p50_ms: Option<u64>,
+}
+
+impl<'a> Row<'a> {
+    fn new(timestamp: &'a str, p: &'a ProcessSnapshot) -> Self {
+        let c = &p.counts;
+        let g = &p.gauges;
+        let h = &p.handshake_us;
+        let pct = |l: &Latency, v: u64| (!l.is_empty()).then_some(v);
+        Self {
+            timestamp,
+            pid: p.id.pid,
+            comm: &p.comm,
+            connects: c.connects,
+            connect_ok: c.connect_ok,
+            connect_refused: c.connect_refused,
+            connect_timeout: c.connect_timeout,
+            connect_failed_other: c.connect_failed_other,
+            retransmits: c.retransmits,
+            syn_retransmits: c.syn_retransmits,
+            rst_sent: c.rst_sent,
+            rst_received: c.rst_received,
+            handshake_p50_us: pct(h, h.p50),
+            handshake_p99_us: pct(h, h.p99),
+            handshake_max_us: pct(h, h.max),
+            established: g.established,
+            syn_sent: g.syn_sent,
+            close_wait: g.close_wait,
+            time_wait: g.time_wait,
+            fds_open: p.fds.map(|f| f.open),
+            fd_limit: p.fds.and_then(|f| f.limit),
+            socket_fds: p.fds.map(|f| f.sockets),
+            emfile_errors: c.emfile_errors,
+            exited: u8::from(p.exited),
+            accepted: c.accepted,
+            synack_retransmits: c.synack_retransmits,
+            rst_received_handshake: c.rst_received_handshake,
+            syscall_errors: c.syscall_errors,
+            handshake_p90_us: pct(h, h.p90),
+            close_wait_oldest_s: g.oldest_close_wait.map(|d| d.as_secs()),
+            syn_recv: g.syn_recv,
+            listen: g.listen,
+            closed: c.closed,
+            lifetime_p50_ms: pct(&p.lifetime_ms, p.lifetime_ms.p50),
+        }
+    }
+}
+
+/// The header line, without its newline: [`Row`]'s field names.
+pub fn header() -> &'static str {
+    static HEADER: LazyLock<String> = LazyLock::new(|| {
+        let text = encode(true, [Row::default()]);
+        text.lines().next().unwrap_or_default().to_owned()
+    });
+    &HEADER
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum CsvError {
@@ -67,14 +164,14 @@ impl CsvSink {
             rows: 0,
         };
         if len == 0 {
-            sink.append(&format!("{HEADER}\n"))?;
+            sink.append(&format!("{}\n", header()))?;
             return Ok(sink);
         }
         let mut first = String::new();
         BufReader::new(&sink.file)
             .read_line(&mut first)
             .map_err(open_err)?;
-        if first.trim_end_matches(['\n', '\r']) != HEADER {
+        if first.trim_end_matches(['\n', '\r']) != header() {
             return Err(CsvError::OtherHeader {
                 path: path.to_owned(),
             });
@@ -135,71 +232,23 @@ pub fn save_new(snapshot: &Snapshot) -> Result<PathBuf, CsvError> {
 /// The rows of one snapshot, each ending in a newline.
 pub fn rows(snapshot: &Snapshot) -> String {
     let ts = humantime::format_rfc3339_seconds(snapshot.taken_at).to_string();
-    let mut out = String::new();
-    for p in &snapshot.processes {
-        row(&mut out, &ts, p);
-    }
-    out
+    encode(false, snapshot.processes.iter().map(|p| Row::new(&ts, p)))
 }
 
-fn row(out: &mut String, ts: &str, p: &ProcessSnapshot) {
-    let c = &p.counts;
-    let g = &p.gauges;
-    let h = &p.handshake_us;
-    let opt = |v: Option<u64>| v.map(|v| v.to_string()).unwrap_or_default();
-    let pct = |l: &Latency, v: u64| {
-        if l.is_empty() {
-            String::new()
-        } else {
-            v.to_string()
-        }
-    };
-    let fields: [String; 34] = [
-        ts.to_owned(),
-        p.id.pid.to_string(),
-        quote(&p.comm),
-        c.connects.to_string(),
-        c.connect_ok.to_string(),
-        c.connect_refused.to_string(),
-        c.connect_timeout.to_string(),
-        c.connect_failed_other.to_string(),
-        c.retransmits.to_string(),
-        c.syn_retransmits.to_string(),
-        c.rst_sent.to_string(),
-        c.rst_received.to_string(),
-        pct(h, h.p50),
-        pct(h, h.p99),
-        pct(h, h.max),
-        g.established.to_string(),
-        g.syn_sent.to_string(),
-        g.close_wait.to_string(),
-        g.time_wait.to_string(),
-        opt(p.fds.map(|f| f.open)),
-        opt(p.fds.and_then(|f| f.limit)),
-        opt(p.fds.map(|f| f.sockets)),
-        c.emfile_errors.to_string(),
-        u8::from(p.exited).to_string(),
-        c.accepted.to_string(),
-        c.synack_retransmits.to_string(),
-        c.rst_received_handshake.to_string(),
-        c.syscall_errors.to_string(),
-        pct(h, h.p90),
-        opt(g.oldest_close_wait.map(|d| d.as_secs())),
-        g.syn_recv.to_string(),
-        g.listen.to_string(),
-        c.closed.to_string(),
-        pct(&p.lifetime_ms, p.lifetime_ms.p50),
-    ];
-    let _ = writeln!(out, "{}", fields.join(","));
-}
-
-/// Quotes a field when it holds a comma, quote or line break (RFC 4180).
-fn quote(field: &str) -> String {
-    if field.contains([',', '"', '\n', '\r']) {
-        format!("\"{}\"", field.replace('"', "\"\""))
-    } else {
-        field.to_owned()
+/// `rows` as CSV text (RFC 4180 quoting, `\n` line ends), after the header
+/// line when `header` is set.
+fn encode<'a>(header: bool, rows: impl IntoIterator<Item = Row<'a>>) -> String {
+    let mut out = csv::WriterBuilder::new()
+        .has_headers(header)
+        .from_writer(Vec::new());
+    for row in rows {
+        // Into memory, a record of numbers and strings cannot fail to encode:
+        // the writer's errors are I/O errors and shapes CSV has no cell for.
+        out.serialize(row)
+            .expect("a flat record encodes into memory");
     }
+    let bytes = out.into_inner().expect("flushing into memory cannot fail");
+    String::from_utf8(bytes).expect("CSV of UTF-8 fields is UTF-8")
 }
 
 #[cfg(test)]

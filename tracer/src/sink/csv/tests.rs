@@ -32,6 +32,44 @@ const CONTRACT: [&str; 23] = [
     "emfile_errors",
 ];
 
+/// Every column, in order: the whole format as README documents it.
+const COLUMNS: [&str; 34] = [
+    "timestamp",
+    "pid",
+    "comm",
+    "connects",
+    "connect_ok",
+    "connect_refused",
+    "connect_timeout",
+    "connect_failed_other",
+    "retransmits",
+    "syn_retransmits",
+    "rst_sent",
+    "rst_received",
+    "handshake_p50_us",
+    "handshake_p99_us",
+    "handshake_max_us",
+    "established",
+    "syn_sent",
+    "close_wait",
+    "time_wait",
+    "fds_open",
+    "fd_limit",
+    "socket_fds",
+    "emfile_errors",
+    "exited",
+    "accepted",
+    "synack_retransmits",
+    "rst_received_handshake",
+    "syscall_errors",
+    "handshake_p90_us",
+    "close_wait_oldest_s",
+    "syn_recv",
+    "listen",
+    "closed",
+    "lifetime_p50_ms",
+];
+
 fn process(pid: u32, comm: &str) -> ProcessSnapshot {
     ProcessSnapshot {
         id: ProcessId {
@@ -72,7 +110,7 @@ fn cells(line: &str) -> Vec<&str> {
 
 #[test]
 fn header_starts_with_the_contract_columns() {
-    let header = cells(HEADER);
+    let header = cells(header());
     assert_eq!(&header[..CONTRACT.len()], CONTRACT);
     let mut sorted = header.clone();
     sorted.sort_unstable();
@@ -80,6 +118,36 @@ fn header_starts_with_the_contract_columns() {
     assert_eq!(sorted.len(), header.len(), "column names are unique");
     let row = rows(&snapshot(vec![process(1, "a")]));
     assert_eq!(cells(row.trim_end()).len(), header.len());
+}
+
+#[test]
+fn the_header_is_the_documented_column_list() {
+    assert_eq!(header(), COLUMNS.join(","));
+}
+
+/// The column names README's "CSV columns" table gives, in order: every
+/// `name` in backticks in the first cell of each row.
+fn readme_columns() -> Vec<&'static str> {
+    let readme = include_str!("../../../../README.md");
+    let section = readme
+        .split("\n### CSV columns\n")
+        .nth(1)
+        .expect("README has a CSV columns section");
+    let section = section.split("\n#").next().unwrap_or_default();
+    section
+        .lines()
+        .filter(|l| l.starts_with("| `"))
+        .flat_map(|l| {
+            let first = l.split('|').nth(1).unwrap_or_default();
+            first.split('`').skip(1).step_by(2)
+        })
+        .collect()
+}
+
+#[test]
+fn readme_names_every_column_in_order() {
+    assert_eq!(readme_columns(), COLUMNS);
+    assert_eq!(readme_columns().join(","), header());
 }
 
 #[test]
@@ -160,11 +228,18 @@ fn no_handshake_and_no_fds_leave_cells_empty() {
     assert_eq!(row[23], "1", "exited");
 }
 
+/// The `comm` cell of a row as written, quotes and all.
+fn comm_cell(comm: &str) -> String {
+    let text = rows(&snapshot(vec![process(1, comm)]));
+    let rest = text.strip_prefix("2026-11-18T11:06:40Z,1,").unwrap();
+    rest[..rest.find(",0,").unwrap()].to_owned()
+}
+
 #[test]
 fn awkward_comms_are_quoted() {
-    assert_eq!(quote("a,b"), "\"a,b\"");
-    assert_eq!(quote("say \"hi\""), "\"say \"\"hi\"\"\"");
-    assert_eq!(quote("plain"), "plain");
+    assert_eq!(comm_cell("a,b"), "\"a,b\"");
+    assert_eq!(comm_cell("say \"hi\""), "\"say \"\"hi\"\"\"");
+    assert_eq!(comm_cell("plain"), "plain");
 }
 
 #[test]
@@ -181,8 +256,8 @@ fn a_new_file_gets_the_header_once_and_appends_continue_it() {
     let text = std::fs::read_to_string(&path).unwrap();
     let lines: Vec<&str> = text.lines().collect();
     assert_eq!(lines.len(), 5);
-    assert_eq!(lines[0], HEADER);
-    assert_eq!(text.matches(HEADER).count(), 1);
+    assert_eq!(lines[0], header());
+    assert_eq!(text.matches(header()).count(), 1);
 }
 
 #[test]
@@ -199,7 +274,7 @@ fn a_file_with_other_data_is_refused_and_left_alone() {
 fn a_torn_last_row_does_not_swallow_the_next() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("torn.csv");
-    std::fs::write(&path, format!("{HEADER}\n2026-01-01T00:00:00Z,1,a")).unwrap();
+    std::fs::write(&path, format!("{}\n2026-01-01T00:00:00Z,1,a", header())).unwrap();
     let mut sink = CsvSink::open(&path).unwrap();
     sink.write(&snapshot(vec![process(3, "c")])).unwrap();
     let text = std::fs::read_to_string(&path).unwrap();

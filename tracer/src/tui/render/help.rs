@@ -1,15 +1,19 @@
 //! The help popup: every entry of the key table, where the log goes, what
-//! the findings check and what the columns mean.
+//! the findings check (the rule table) and what the columns mean.
 
 use ratatui::{
     Frame,
     layout::Rect,
+    style::{Modifier, Style},
     text::{Line, Span},
     widgets::{Block, Clear, Paragraph, Wrap},
 };
 
 use super::style;
-use crate::tui::{ViewContext, columns, keys};
+use crate::{
+    findings::{self, Part, Rule},
+    tui::{ViewContext, columns, keys},
+};
 
 /// Width of the key names in the help.
 const KEY_WIDTH: usize = 8;
@@ -41,6 +45,80 @@ pub fn render(ctx: &ViewContext, scroll: u16, area: Rect, frame: &mut Frame<'_>)
             ),
         popup,
     );
+}
+
+/// Indent of a finding rule, and of the lines it wraps onto.
+const RULE_INDENT: usize = 2;
+const RULE_HANG: usize = 6;
+
+/// One finding rule wrapped to `width`: its headline (the endpoint in
+/// italics), when it fires and how severe it is, all from the rule table.
+/// A number stays on the line of the word after it ("30 s", "≥ 10 sockets").
+fn rule(rule: &Rule, width: usize) -> Vec<Line<'static>> {
+    let italic = Style::new().add_modifier(Modifier::ITALIC);
+    // Words, each one or more spans: the endpoint slot can touch a colon.
+    let mut words: Vec<Vec<Span<'static>>> = vec![Vec::new()];
+    let mut push = |text: &str, style: Style| {
+        for (i, piece) in text.split(' ').enumerate() {
+            if i > 0 {
+                words.push(Vec::new());
+            }
+            if let (false, Some(word)) = (piece.is_empty(), words.last_mut()) {
+                word.push(Span::styled(piece.to_owned(), style));
+            }
+        }
+    };
+    for part in rule.headline_parts() {
+        match part {
+            Part::Text(text) => push(text, Style::new()),
+            Part::Slot(name) => push(name, italic),
+        }
+    }
+    let rest = format!(": {}; {}", rule.fires_when_text(), rule.severity_text());
+    push(&rest, Style::new());
+    // Groups of words that stay on one line.
+    let mut groups: Vec<Vec<Vec<Span<'static>>>> = Vec::new();
+    let mut glue = false;
+    for word in words.into_iter().filter(|w| !w.is_empty()) {
+        let text: String = word.iter().map(|s| s.content.as_ref()).collect();
+        match groups.last_mut() {
+            Some(group) if glue => group.push(word),
+            _ => groups.push(vec![word]),
+        }
+        glue = text == "≥" || text.chars().all(|c| c.is_ascii_digit() || c == ',');
+    }
+    let len = |words: &[Vec<Span<'_>>]| -> usize {
+        let chars: usize = words
+            .iter()
+            .flatten()
+            .map(|s| s.content.chars().count())
+            .sum();
+        chars + words.len().saturating_sub(1)
+    };
+    let mut lines: Vec<Vec<Span<'static>>> = vec![vec![Span::raw(" ".repeat(RULE_INDENT))]];
+    let mut used = RULE_INDENT;
+    let mut empty = true;
+    for group in groups {
+        let need = len(&group) + usize::from(!empty);
+        if !empty && used + need > width {
+            lines.push(vec![Span::raw(" ".repeat(RULE_HANG))]);
+            used = RULE_HANG;
+            empty = true;
+        }
+        let Some(line) = lines.last_mut() else {
+            break;
+        };
+        for word in group {
+            if !empty {
+                line.push(Span::raw(" "));
+                used += 1;
+            }
+            used += len(std::slice::from_ref(&word));
+            line.extend(word);
+            empty = false;
+        }
+    }
+    lines.into_iter().map(Line::from).collect()
 }
 
 pub fn lines(ctx: &ViewContext, width: u16) -> Vec<Line<'static>> {
@@ -88,11 +166,9 @@ pub fn lines(ctx: &ViewContext, width: u16) -> Vec<Line<'static>> {
         "Findings and their thresholds",
         style::title(),
     ));
-    out.extend(
-        crate::findings::rules()
-            .into_iter()
-            .map(|r| Line::from(vec![Span::raw("  "), Span::raw(r)])),
-    );
+    for r in findings::RULES {
+        out.extend(rule(r, usize::from(width)));
+    }
     out.push(Line::raw(""));
     out.push(Line::styled("Columns", style::title()));
     // Column legend, last: on a short terminal it is what gets cut.

@@ -1,0 +1,307 @@
+//! The rules: [`RULES`], one entry per kind of finding, with the thresholds
+//! they name and the checks that evaluate them.
+
+use std::time::Duration;
+
+use super::{
+    Check, Hit, Kind, Rule, Severity,
+    words::{Threshold, Value},
+};
+use crate::{
+    human,
+    snapshot::{ProcessSnapshot, Remote, RemoteSnapshot},
+};
+
+/// CLOSE_WAIT sockets in one process that make a leak likely. A healthy
+/// program closes its end within milliseconds of reading EOF, so a handful at
+/// once is already unusual.
+pub const CLOSE_WAIT_SOCKETS: u64 = 10;
+/// A CLOSE_WAIT socket this old was not closed by accident of timing.
+pub const CLOSE_WAIT_AGE: Duration = Duration::from_secs(30);
+/// Open FDs as a share of the soft RLIMIT_NOFILE that deserve a warning.
+pub const FD_WARN_PERCENT: u64 = 80;
+/// ... and that are about to fail with EMFILE.
+pub const FD_CRITICAL_PERCENT: u64 = 95;
+/// Connects to one server that ended in ETIMEDOUT.
+pub const CONNECT_TIMEOUTS: u64 = 1;
+/// SYN retransmits to one server: the first SYN retransmit waits 1 s, so three
+/// mean a connect waited at least 7 s for an answer.
+pub const SYN_RETRANSMITS: u64 = 3;
+/// Refused connects to one server (a single one is often a health check).
+pub const REFUSED_CONNECTS: u64 = 3;
+/// Data retransmits to one remote before loss is worth a finding.
+pub const RETRANSMITS: u64 = 10;
+/// Share of the process's data retransmits going to that remote: loss on one
+/// path rather than evenly everywhere.
+pub const RETRANSMIT_SHARE_PERCENT: u64 = 25;
+/// TIME_WAIT sockets to one remote: new connections instead of reused ones.
+pub const TIME_WAIT_SOCKETS: u64 = 200;
+/// ... enough to start running out of ephemeral ports for that remote.
+pub const TIME_WAIT_CRITICAL: u64 = 5_000;
+
+/// A [`Threshold`] named after its constant: `threshold!(Count, RETRANSMITS)`.
+macro_rules! threshold {
+    ($unit:ident, $name:ident) => {
+        Threshold {
+            name: stringify!($name),
+            value: Value::$unit($name),
+        }
+    };
+}
+
+/// Every rule, in the order of [`Kind`]. README's Findings table is these
+/// entries rendered (a test checks it); the live view's help lists them.
+pub static RULES: &[Rule] = &[
+    Rule {
+        id: "close_wait_leak",
+        kind: Kind::CloseWaitLeak,
+        headline: "not closing connections its peers closed",
+        headline_critical: None,
+        fires_when: "≥ {CLOSE_WAIT_SOCKETS} sockets in CLOSE_WAIT, or one older than {CLOSE_WAIT_AGE}",
+        severity: "critical when both hold",
+        thresholds: &[
+            threshold!(Count, CLOSE_WAIT_SOCKETS),
+            threshold!(Age, CLOSE_WAIT_AGE),
+        ],
+        check: Check::Process(close_wait),
+    },
+    Rule {
+        id: "fd_exhaustion",
+        kind: Kind::FdsExhausted,
+        headline: "ran out of file descriptors",
+        headline_critical: None,
+        fires_when: "any syscall failed with EMFILE or ENFILE",
+        severity: "critical",
+        thresholds: &[],
+        check: Check::Process(fds_exhausted),
+    },
+    Rule {
+        id: "fd_near_limit",
+        kind: Kind::FdsNearLimit,
+        headline: "close to its file-descriptor limit",
+        headline_critical: Some("about to run out of file descriptors"),
+        fires_when: "open FDs ≥ {FD_WARN_PERCENT} of the soft RLIMIT_NOFILE",
+        severity: "critical from {FD_CRITICAL_PERCENT}",
+        thresholds: &[
+            threshold!(Percent, FD_WARN_PERCENT),
+            threshold!(Percent, FD_CRITICAL_PERCENT),
+        ],
+        check: Check::Process(fds_near_limit),
+    },
+    Rule {
+        id: "connect_unanswered",
+        kind: Kind::Unreachable,
+        headline: "connects to {server} go unanswered: unreachable or filtered",
+        headline_critical: None,
+        fires_when: "≥ {CONNECT_TIMEOUTS} connect to that server timed out, or ≥ {SYN_RETRANSMITS} SYN retransmits to it",
+        severity: "critical when no connect to it succeeded",
+        thresholds: &[
+            threshold!(Count, CONNECT_TIMEOUTS),
+            threshold!(Count, SYN_RETRANSMITS),
+        ],
+        check: Check::Remote(unreachable),
+    },
+    Rule {
+        id: "connect_refused",
+        kind: Kind::NothingListening,
+        headline: "connects to {server} are refused: nothing listening there",
+        headline_critical: None,
+        fires_when: "≥ {REFUSED_CONNECTS} connects refused (RST during the handshake)",
+        severity: "critical when no connect to it succeeded",
+        thresholds: &[threshold!(Count, REFUSED_CONNECTS)],
+        check: Check::Remote(refused),
+    },
+    Rule {
+        id: "packet_loss",
+        kind: Kind::PacketLoss,
+        headline: "retransmitting to {remote}: packet loss on that path",
+        headline_critical: None,
+        fires_when: "≥ {RETRANSMITS} data retransmits to one remote, and ≥ {RETRANSMIT_SHARE_PERCENT} of the process's data retransmits",
+        severity: "warning",
+        thresholds: &[
+            threshold!(Count, RETRANSMITS),
+            threshold!(Percent, RETRANSMIT_SHARE_PERCENT),
+        ],
+        check: Check::Remote(packet_loss),
+    },
+    Rule {
+        id: "time_wait_pileup",
+        kind: Kind::TimeWaitPileUp,
+        headline: "TIME_WAIT pile-up to {remote}: connections are not reused",
+        headline_critical: None,
+        fires_when: "≥ {TIME_WAIT_SOCKETS} TIME_WAIT sockets to one remote",
+        severity: "critical from {TIME_WAIT_CRITICAL}",
+        thresholds: &[
+            threshold!(Count, TIME_WAIT_SOCKETS),
+            threshold!(Count, TIME_WAIT_CRITICAL),
+        ],
+        check: Check::Remote(time_wait),
+    },
+];
+
+fn close_wait(p: &ProcessSnapshot) -> Option<Hit> {
+    let g = &p.gauges;
+    if g.close_wait == 0 {
+        return None;
+    }
+    let many = g.close_wait >= CLOSE_WAIT_SOCKETS;
+    let old = g.oldest_close_wait.is_some_and(|a| a >= CLOSE_WAIT_AGE);
+    if !many && !old {
+        return None;
+    }
+    let mut evidence = human::plural(g.close_wait, "socket", "sockets") + " in CLOSE_WAIT";
+    if let Some(a) = g.oldest_close_wait {
+        evidence += &format!(", oldest {}", human::age(a));
+    }
+    if let Some(top) = p
+        .remotes
+        .iter()
+        .filter(|r| r.close_wait > 0)
+        .max_by_key(|r| r.close_wait)
+    {
+        evidence += &format!(
+            "; {} of them from {}",
+            top.close_wait,
+            human::remote(&top.remote)
+        );
+    }
+    let severity = if many && old {
+        Severity::Critical
+    } else {
+        Severity::Warning
+    };
+    Some(Hit { severity, evidence })
+}
+
+/// `12 of 1024 FDs open (1%), 3 sockets`, when there is a limit to compare with.
+fn of_limit(p: &ProcessSnapshot) -> Option<String> {
+    let u = p.fds.as_ref()?;
+    let limit = u.limit.filter(|&l| l > 0)?;
+    Some(format!(
+        "{} of {} FDs open ({}%), {} sockets",
+        u.open,
+        limit,
+        u.open * 100 / limit,
+        u.sockets
+    ))
+}
+
+fn fds_exhausted(p: &ProcessSnapshot) -> Option<Hit> {
+    if p.counts.emfile_errors == 0 {
+        return None;
+    }
+    let mut evidence = human::plural(p.counts.emfile_errors, "syscall failed", "syscalls failed")
+        + " with EMFILE/ENFILE";
+    if let Some(text) = of_limit(p) {
+        evidence += &format!("; {text}");
+    }
+    Some(Hit {
+        severity: Severity::Critical,
+        evidence,
+    })
+}
+
+/// Quiet once the process ran out: one finding about FDs, not two.
+fn fds_near_limit(p: &ProcessSnapshot) -> Option<Hit> {
+    if p.counts.emfile_errors > 0 {
+        return None;
+    }
+    let u = p.fds.as_ref()?;
+    let limit = u.limit.filter(|&l| l > 0)?;
+    let severity = if u.open * 100 >= FD_CRITICAL_PERCENT * limit {
+        Severity::Critical
+    } else if u.open * 100 >= FD_WARN_PERCENT * limit {
+        Severity::Warning
+    } else {
+        return None;
+    };
+    Some(Hit {
+        severity,
+        evidence: of_limit(p)?,
+    })
+}
+
+/// Only servers: a client of ours that stops answering is not "unreachable".
+fn unreachable(_: &ProcessSnapshot, r: &RemoteSnapshot) -> Option<Hit> {
+    let Remote::Server(_) = r.remote else {
+        return None;
+    };
+    let c = &r.counts;
+    if c.connect_timeout < CONNECT_TIMEOUTS && c.syn_retransmits < SYN_RETRANSMITS {
+        return None;
+    }
+    let evidence = format!(
+        "{}, {} timed out, {} succeeded",
+        human::plural(c.syn_retransmits, "SYN retransmit", "SYN retransmits"),
+        human::plural(c.connect_timeout, "connect", "connects"),
+        c.connect_ok
+    );
+    Some(Hit {
+        severity: severity_by_success(c.connect_ok),
+        evidence,
+    })
+}
+
+fn refused(_: &ProcessSnapshot, r: &RemoteSnapshot) -> Option<Hit> {
+    let Remote::Server(_) = r.remote else {
+        return None;
+    };
+    let c = &r.counts;
+    // A refused connect is the RST arriving in SYN_SENT; count whichever of the
+    // two the snapshot saw more of (the connect outcome can be missed when the
+    // socket predates tracing).
+    let refused = c.connect_refused.max(c.rst_received_handshake);
+    if refused < REFUSED_CONNECTS {
+        return None;
+    }
+    let evidence = format!(
+        "{} refused (RST during the handshake), {} succeeded",
+        human::plural(refused, "connect", "connects"),
+        c.connect_ok
+    );
+    Some(Hit {
+        severity: severity_by_success(c.connect_ok),
+        evidence,
+    })
+}
+
+fn packet_loss(p: &ProcessSnapshot, r: &RemoteSnapshot) -> Option<Hit> {
+    let process_retransmits = p.counts.retransmits;
+    let n = r.counts.retransmits;
+    if n < RETRANSMITS || n * 100 < RETRANSMIT_SHARE_PERCENT * process_retransmits {
+        return None;
+    }
+    Some(Hit {
+        severity: Severity::Warning,
+        evidence: format!(
+            "{n} data retransmits, {}% of the process's {process_retransmits}",
+            n * 100 / process_retransmits.max(1)
+        ),
+    })
+}
+
+fn time_wait(_: &ProcessSnapshot, r: &RemoteSnapshot) -> Option<Hit> {
+    if r.time_wait < TIME_WAIT_SOCKETS {
+        return None;
+    }
+    let severity = if r.time_wait >= TIME_WAIT_CRITICAL {
+        Severity::Critical
+    } else {
+        Severity::Warning
+    };
+    Some(Hit {
+        severity,
+        evidence: format!(
+            "{} sockets in TIME_WAIT, {} connects so far",
+            r.time_wait, r.counts.connects
+        ),
+    })
+}
+
+fn severity_by_success(ok: u64) -> Severity {
+    if ok == 0 {
+        Severity::Critical
+    } else {
+        Severity::Warning
+    }
+}
