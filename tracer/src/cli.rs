@@ -38,7 +38,13 @@ Exit status: 0 on a clean stop (Ctrl-C, --duration elapsed), 2 on bad usage,
 pub enum Command {
     /// Check kernel support (root, tracefs, BTF, lockdown, which program kinds
     /// load), try each hook plan and print the one tracer would use.
-    Doctor,
+    ///
+    /// Exits 1 when something tracer needs is missing (listed under `missing`).
+    Doctor {
+        /// Print the same facts as one JSON object instead of text.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Debug, Args)]

@@ -35,7 +35,7 @@ fn main() -> ExitCode {
     let live_view = cli.command.is_none() && !cli.trace.headless && std::io::stdout().is_terminal();
     init_logging(live_view);
     let result = match cli.command {
-        Some(Command::Doctor) => doctor::run(),
+        Some(Command::Doctor { json }) => doctor::run(json),
         None => tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
