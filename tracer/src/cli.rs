@@ -45,6 +45,14 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Print a completion script for SHELL to standard output.
+    ///
+    /// Install it where your shell looks for completions, e.g.
+    /// `tracer completions bash > /etc/bash_completion.d/tracer`.
+    Completions {
+        #[arg(value_enum, value_name = "SHELL")]
+        shell: clap_complete::Shell,
+    },
 }
 
 #[derive(Debug, Args)]

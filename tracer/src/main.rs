@@ -9,6 +9,7 @@ mod event;
 mod findings;
 #[cfg(test)]
 mod fixtures;
+mod generate;
 mod human;
 mod priority;
 mod proc;
@@ -36,6 +37,7 @@ fn main() -> ExitCode {
     init_logging(live_view);
     let result = match cli.command {
         Some(Command::Doctor { json }) => doctor::run(json),
+        Some(Command::Completions { shell }) => generate::completions(shell),
         None => tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
