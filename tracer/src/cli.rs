@@ -53,6 +53,14 @@ pub enum Command {
         #[arg(value_enum, value_name = "SHELL")]
         shell: clap_complete::Shell,
     },
+    /// Write the man pages (tracer.1 and one per subcommand) to DIR and print
+    /// their paths; `cargo xtask man` runs it.
+    #[command(hide = true)]
+    Man {
+        /// Where to write the pages (created when missing).
+        #[arg(value_name = "DIR")]
+        dir: PathBuf,
+    },
 }
 
 #[derive(Debug, Args)]

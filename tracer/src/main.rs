@@ -38,6 +38,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Some(Command::Doctor { json }) => doctor::run(json),
         Some(Command::Completions { shell }) => generate::completions(shell),
+        Some(Command::Man { dir }) => generate::man_pages(&dir),
         None => tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
