@@ -38,7 +38,29 @@ Exit status: 0 on a clean stop (Ctrl-C, --duration elapsed), 2 on bad usage,
 pub enum Command {
     /// Check kernel support (root, tracefs, BTF, lockdown, which program kinds
     /// load), try each hook plan and print the one tracer would use.
-    Doctor,
+    ///
+    /// Exits 1 when something tracer needs is missing (listed under `missing`).
+    Doctor {
+        /// Print the same facts as one JSON object instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print a completion script for SHELL to standard output.
+    ///
+    /// Install it where your shell looks for completions, e.g.
+    /// `tracer completions bash > /etc/bash_completion.d/tracer`.
+    Completions {
+        #[arg(value_enum, value_name = "SHELL")]
+        shell: clap_complete::Shell,
+    },
+    /// Write the man pages (tracer.1 and one per subcommand) to DIR and print
+    /// their paths; `cargo xtask man` runs it.
+    #[command(hide = true)]
+    Man {
+        /// Where to write the pages (created when missing).
+        #[arg(value_name = "DIR")]
+        dir: PathBuf,
+    },
 }
 
 #[derive(Debug, Args)]

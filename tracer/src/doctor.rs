@@ -1,11 +1,23 @@
 //! `tracer doctor`: what this kernel supports, found by trying: each program
 //! kind, each hook plan (`--hooks`), and the plan tracer will use.
+//!
+//! [`gather`] finds the facts once into a [`Report`] (this file: the only
+//! part that touches the system); [`render`] turns it into text or JSON.
+
+mod render;
+mod report;
+
+use std::io::Write as _;
 
 use aya::{
     Btf, Ebpf, EbpfLoader,
     programs::{FEntry, KProbe, RawTracePoint},
 };
 
+use self::report::{
+    Attached, ChosenPlan, HookPlan, Kernel, Loads, ProgramKind, Report, SockOffsets, Tracefs,
+    Tracepoint,
+};
 use crate::{
     ebpf::{
         self, OBJECT,
@@ -22,63 +34,61 @@ struct Probe {
     result: Result<String, String>,
 }
 
-/// Prints the report. Fails (exit 1) when tracer could not run here.
-pub fn run() -> anyhow::Result<()> {
+/// Prints the report, as text or (`json`) as one JSON object. Fails (exit 1)
+/// when tracer could not run here.
+pub fn run(json: bool) -> anyhow::Result<()> {
+    let report = gather();
+    let text = if json {
+        render::render_json(&report)
+    } else {
+        render::render_text(&report)
+    };
+    std::io::stdout().lock().write_all(text.as_bytes())?;
+    if report.can_run() {
+        Ok(())
+    } else {
+        anyhow::bail!("tracer cannot run on this system as it is (see above)")
+    }
+}
+
+/// Finds out what this system supports: reads it, and loads and attaches each
+/// program kind and hook plan (then detaches them).
+fn gather() -> Report {
     let mut missing: Vec<String> = Vec::new();
     let release = system::kernel_release();
-    println!("tracer doctor");
-    println!("  kernel        {release}");
-    match system::parse_release(&release) {
-        Some(v) if v < (5, 8) => {
-            println!("  kernel        too old: tracer needs 5.8+ (BPF ring buffer)");
-            missing.push("Linux 5.8 or newer".into());
-        }
-        _ => {}
+    let too_old = matches!(system::parse_release(&release), Some(v) if v < (5, 8));
+    if too_old {
+        missing.push("Linux 5.8 or newer".into());
     }
     let caps = system::missing_capabilities();
-    if caps.is_empty() {
-        println!("  privileges    ok (root or CAP_BPF + CAP_PERFMON)");
-    } else {
-        println!(
-            "  privileges    missing {} — run with sudo",
-            caps.join(", ")
-        );
+    if !caps.is_empty() {
         missing.push(format!("privileges ({}): run with sudo", caps.join(", ")));
     }
-    match system::ensure_tracefs() {
-        Ok(system::Tracefs::AlreadyMounted) => println!("  tracefs       mounted at {TRACEFS}"),
-        Ok(system::Tracefs::MountedNow) => {
-            println!("  tracefs       was not mounted; mounted it at {TRACEFS}")
-        }
+    let tracefs = match system::ensure_tracefs() {
+        Ok(mount) => Ok(Tracefs {
+            path: TRACEFS.into(),
+            mounted_now: matches!(mount, system::Tracefs::MountedNow),
+        }),
         Err(e) => {
-            println!("  tracefs       {e}");
             missing.push("tracefs".into());
+            Err(e.to_string())
         }
-    }
-    println!(
-        "  BTF           {}",
-        if system::has_btf() {
-            "/sys/kernel/btf/vmlinux"
-        } else {
-            "absent (fentry needs it)"
-        }
-    );
-    println!(
-        "  lockdown      {}",
-        system::lockdown().unwrap_or_else(|| "not reported".into())
-    );
+    };
+    let btf_path = system::has_btf().then(|| "/sys/kernel/btf/vmlinux".to_owned());
+    let lockdown = system::lockdown();
 
-    println!("tracepoints");
+    let mut tracepoints = Vec::new();
     for hook in TRACEPOINTS {
         let status = Format::read(hook.category, hook.name)
             .and_then(|f| f.offsets(hook.required, hook.optional).map(|_| ()));
-        match status {
-            Ok(()) => println!("  {:<32} ok", format!("{}:{}", hook.category, hook.name)),
-            Err(e) => {
-                println!("  {:<32} {e}", format!("{}:{}", hook.category, hook.name));
-                missing.push(format!("tracepoint {}:{}", hook.category, hook.name));
-            }
+        let name = format!("{}:{}", hook.category, hook.name);
+        if status.is_err() {
+            missing.push(format!("tracepoint {name}"));
         }
+        tracepoints.push(Tracepoint {
+            name,
+            result: status.map_err(|e| e.to_string()),
+        });
     }
 
     // Each plan, loaded and attached for real, then detached.
@@ -98,7 +108,6 @@ pub fn run() -> anyhow::Result<()> {
         })
         .collect();
 
-    println!("program kinds (loaded and attached here, then detached)");
     let tracepoint = match tried.iter().find(|(kind, _)| *kind == HookKind::Tracepoint) {
         Some((_, Ok(plan))) => Ok(format!("{} programs attached", plan.hooks.len())),
         Some((_, Err(e))) => Err(e.clone()),
@@ -109,65 +118,59 @@ pub fn run() -> anyhow::Result<()> {
         result: tracepoint,
     }];
     probes.extend(try_other_kinds());
-    for p in &probes {
-        match &p.result {
-            Ok(detail) => println!("  {:<15} yes ({detail})", p.kind),
-            Err(e) => println!("  {:<15} no: {e}", p.kind),
-        }
-    }
+    let program_kinds = probes
+        .into_iter()
+        .map(|p| ProgramKind {
+            kind: p.kind.into(),
+            result: p.result.map(|detail| Attached { detail }),
+        })
+        .collect();
 
-    println!("hook plans (--hooks; state changes and retransmits, the rest is tracepoints)");
-    for (kind, plan) in &tried {
-        match plan {
-            Ok(plan) => println!(
-                "  {:<15} loads ({} programs attached)",
-                kind.name(),
-                plan.hooks.len()
-            ),
-            Err(e) => println!("  {:<15} does not load: {e}", kind.name()),
-        }
-    }
+    let hook_plans = tried
+        .iter()
+        .map(|(kind, plan)| HookPlan {
+            hooks: kind.name().into(),
+            result: match plan {
+                Ok(plan) => Ok(Loads {
+                    programs: plan.hooks.len(),
+                }),
+                Err(e) => Err(e.clone()),
+            },
+        })
+        .collect();
     let btf = ebpf::btf::Btf::kernel();
-    if let Ok(o) = loader::sock_support(btf.as_ref(), "raw tracepoints") {
-        println!(
-            "  {:<15} struct sock offsets from BTF: state {}, family {}, protocol {}, \
-             sport {}, dport {}, saddr {}, daddr {}, saddr_v6 {}, daddr_v6 {}",
-            "",
-            o.state,
-            o.family,
-            o.protocol,
-            o.sport,
-            o.dport,
-            o.saddr,
-            o.daddr,
-            o.saddr_v6,
-            o.daddr_v6
-        );
-    }
+    let sock_offsets = loader::sock_support(btf.as_ref(), "raw tracepoints")
+        .ok()
+        .map(SockOffsets::from);
     drop(tried);
 
     let auto = loader::load(&settings(None));
-    match &auto {
-        Ok(l) => {
-            println!("plan (--hooks auto): {}", l.plan);
-            for line in &l.plan.hooks {
-                println!("  {line}");
-            }
-            println!("  {}", l.connect_errors);
-        }
+    let plan = match &auto {
+        Ok(l) => Ok(ChosenPlan {
+            name: l.plan.name().into(),
+            description: l.plan.to_string(),
+            programs: l.plan.hooks.clone(),
+            connect_errors: l.connect_errors.clone(),
+        }),
         Err(e) => {
-            println!("plan (--hooks auto): none: {e}");
             missing.push("a working hook plan".into());
+            Err(e.to_string())
         }
-    }
+    };
     drop(auto);
 
-    if missing.is_empty() {
-        println!("missing: nothing — tracer can run here");
-        Ok(())
-    } else {
-        println!("missing: {}", missing.join("; "));
-        anyhow::bail!("tracer cannot run on this system as it is (see above)")
+    Report {
+        kernel: Kernel { release, too_old },
+        missing_capabilities: caps.into_iter().map(str::to_owned).collect(),
+        tracefs,
+        btf: btf_path,
+        lockdown,
+        tracepoints,
+        program_kinds,
+        hook_plans,
+        sock_offsets,
+        plan,
+        missing,
     }
 }
 

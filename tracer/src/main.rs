@@ -9,6 +9,7 @@ mod event;
 mod findings;
 #[cfg(test)]
 mod fixtures;
+mod generate;
 mod human;
 mod priority;
 mod proc;
@@ -35,7 +36,9 @@ fn main() -> ExitCode {
     let live_view = cli.command.is_none() && !cli.trace.headless && std::io::stdout().is_terminal();
     init_logging(live_view);
     let result = match cli.command {
-        Some(Command::Doctor) => doctor::run(),
+        Some(Command::Doctor { json }) => doctor::run(json),
+        Some(Command::Completions { shell }) => generate::completions(shell),
+        Some(Command::Man { dir }) => generate::man_pages(&dir),
         None => tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()

@@ -5,24 +5,32 @@ mod support;
 
 use std::process::Command;
 
+use serde_json::Value;
 use support::{TRACER, kernel_tests_enabled};
 
-#[test]
-fn doctor_reports_kinds_and_plan() {
-    if !kernel_tests_enabled() {
-        return;
-    }
+/// Runs `tracer doctor ARGS`, checks that it succeeds, returns its stdout.
+fn doctor(args: &[&str]) -> String {
     let out = Command::new(TRACER)
         .arg("doctor")
+        .args(args)
         .output()
         .expect("run doctor");
-    let text = String::from_utf8_lossy(&out.stdout);
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
     println!("{text}");
     assert!(
         out.status.success(),
         "{text}\n{}",
         String::from_utf8_lossy(&out.stderr)
     );
+    text
+}
+
+#[test]
+fn doctor_reports_kinds_and_plan() {
+    if !kernel_tests_enabled() {
+        return;
+    }
+    let text = doctor(&[]);
     assert!(text.contains("tracepoint      yes"), "{text}");
     // Every plan is tried; auto picks raw tracepoints where the kernel has BTF.
     assert!(
@@ -57,4 +65,52 @@ fn doctor_reports_kinds_and_plan() {
         assert!(text.contains("kprobe          yes"), "{text}");
         assert!(text.contains("fentry          yes"), "{text}");
     }
+
+    // `--json`: the same facts as one JSON object.
+    let json: Value = serde_json::from_str(&doctor(&["--json"])).expect("doctor --json is JSON");
+    assert_eq!(json["missing"], serde_json::json!([]), "{json:#}");
+    let plan = &json["plan"];
+    assert_eq!(plan["ok"], true, "{json:#}");
+    assert_eq!(plan["name"], "raw-tracepoint", "{json:#}");
+    let programs: Vec<&str> = plan["programs"]
+        .as_array()
+        .expect("plan.programs")
+        .iter()
+        .map(|p| p.as_str().expect("program"))
+        .collect();
+    assert!(programs.len() > 2, "{json:#}");
+    // The text shows the same plan, program for program.
+    let mut block = format!(
+        "plan (--hooks auto): {}\n",
+        plan["description"].as_str().expect("plan.description")
+    );
+    for program in &programs {
+        block.push_str(&format!("  {program}\n"));
+    }
+    block.push_str(&format!(
+        "  {}\n",
+        plan["connect_errors"]
+            .as_str()
+            .expect("plan.connect_errors")
+    ));
+    assert!(text.contains(&block), "{block}\nnot in\n{text}");
+    for hook_plan in json["hook_plans"].as_array().expect("hook_plans") {
+        let hooks = hook_plan["hooks"].as_str().expect("hooks");
+        if hook_plan["ok"] == true {
+            assert!(
+                text.contains(&format!(
+                    "\n  {hooks:<15} loads ({} programs attached)\n",
+                    hook_plan["programs"]
+                )),
+                "{hook_plan}\n{text}"
+            );
+        } else {
+            assert!(
+                text.contains(&format!("\n  {hooks:<15} does not load: ")),
+                "{hook_plan}\n{text}"
+            );
+        }
+    }
+    assert_eq!(json["program_kinds"][0]["kind"], "tracepoint", "{json:#}");
+    assert_eq!(json["program_kinds"][0]["ok"], true, "{json:#}");
 }

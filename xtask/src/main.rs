@@ -1,9 +1,10 @@
 //! `cargo xtask`: the project's tasks — install the toolchain and tools, build the
-//! eBPF programs, run the tracer, run every test (on this kernel and in a VM), and
-//! measure what tracing costs.
+//! eBPF programs, run the tracer, run every test (on this kernel and in a VM),
+//! measure what tracing costs, and write the man pages.
 
 mod bench;
 mod ebpf;
+mod man;
 mod run;
 mod setup;
 mod test;
@@ -66,6 +67,14 @@ enum Task {
     /// time, and memory with many live connections. Prints tables and writes
     /// target/bench/results.json.
     Bench(bench::BenchArgs),
+
+    /// Write tracer's man pages (tracer.1 and one per subcommand).
+    ///
+    /// Builds tracer (release, as for installing it), which writes the pages from
+    /// the same definition as its `--help`, to target/man unless --out says
+    /// otherwise, and prints their paths. Install them with
+    /// `sudo install -m644 target/man/*.1 /usr/local/share/man/man1/`.
+    Man(man::ManArgs),
 }
 
 fn main() -> ExitCode {
@@ -76,6 +85,7 @@ fn main() -> ExitCode {
         Task::Run(args) => run::run(&args),
         Task::Test(args) => test::test(&args),
         Task::Bench(args) => bench::bench(&args),
+        Task::Man(args) => man::man(&args),
     };
     match result {
         Ok(code) => code,
