@@ -97,6 +97,7 @@ pub fn bench(args: &BenchArgs, paths: &Paths) -> Result<ExitCode> {
         .and_then(|path| cmd::output(Command::new(path).arg("--version")));
     let mut setup = Setup {
         tracer: paths.tracer.clone(),
+        summary: dir.join("tracer-summary.json"),
         bpftrace: paths.bpftrace.clone(),
         script: dir.join("count-per-pid.bt"),
         other_pid: other.pid(),

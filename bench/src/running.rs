@@ -4,6 +4,7 @@
 
 use std::{
     io::{self, BufRead as _, BufReader, Read},
+    path::PathBuf,
     process::{Child, Stdio},
     sync::mpsc::{self, Receiver, RecvTimeoutError},
     thread,
@@ -18,7 +19,7 @@ use crate::{
     hooks::bpftrace_total,
     procfs,
     subject::{Setup, Subject, Writes},
-    summary::{Summary, parse_summary},
+    summary::Summary,
 };
 
 /// A line one of the child's outputs printed, and when.
@@ -48,6 +49,8 @@ pub struct Running {
     outputs: Receiver<Output>,
     lines: Vec<(bool, String)>,
     first_event: Option<Instant>,
+    /// The file tracer writes its counts to at exit; `None` for the others.
+    summary: Option<PathBuf>,
     /// Set once the child has been reaped.
     reaped: bool,
 }
@@ -55,7 +58,7 @@ pub struct Running {
 /// What a subject reported when it stopped.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct Stopped {
-    /// tracer's closing summary line.
+    /// tracer's counts (`--summary-json`).
     pub summary: Option<Summary>,
     /// Events bpftrace counted (the sum of its per-pid map).
     pub counted: Option<u64>,
@@ -71,6 +74,10 @@ impl Running {
     /// Starts `subject` and waits until its programs are attached.
     pub fn start(subject: Subject, setup: &Setup, writes: Writes) -> Result<Self> {
         let mut cmd = subject.command(setup, writes)?;
+        let summary = subject.is_tracer().then(|| setup.summary.clone());
+        if let Some(path) = &summary {
+            Summary::clear(path)?;
+        }
         cmd.stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
@@ -107,6 +114,7 @@ impl Running {
             outputs,
             lines: Vec::new(),
             first_event: None,
+            summary,
             reaped: false,
         };
         match running.wait_until_ready(Duration::from_secs(60)) {
@@ -190,18 +198,6 @@ impl Running {
         // The output threads end when the pipes close.
         while self.receive(Duration::from_secs(5)) {}
         let first_event_s = self.first_event.map(|at| (at - self.started).as_secs_f64());
-        let stopped = Stopped {
-            summary: self
-                .lines
-                .iter()
-                .rev()
-                .find_map(|(stderr, text)| stderr.then(|| parse_summary(text)).flatten()),
-            counted: (self.subject == Subject::Bpftrace)
-                .then(|| bpftrace_total(self.lines.iter().map(|(_, text)| text.as_str()))),
-            cpu_after_attach: (cpu_total - self.cpu_at_attach).max(0.0),
-            wakeups,
-            first_event_s,
-        };
         // bpftrace leaves with status 0 on SIGINT; tracer too.
         if status != 0 {
             bail!(
@@ -210,13 +206,26 @@ impl Running {
                 self.transcript()
             );
         }
-        if self.subject.is_tracer() && stopped.summary.is_none() {
-            bail!(
-                "{} printed no summary line; it said:\n{}",
-                self.subject.label(),
-                self.transcript()
-            );
-        }
+        let summary = match &self.summary {
+            Some(path) => match Summary::take(path)? {
+                Some(summary) => Some(summary),
+                None => bail!(
+                    "{} wrote no summary to {}; it said:\n{}",
+                    self.subject.label(),
+                    path.display(),
+                    self.transcript()
+                ),
+            },
+            None => None,
+        };
+        let stopped = Stopped {
+            summary,
+            counted: (self.subject == Subject::Bpftrace)
+                .then(|| bpftrace_total(self.lines.iter().map(|(_, text)| text.as_str()))),
+            cpu_after_attach: (cpu_total - self.cpu_at_attach).max(0.0),
+            wakeups,
+            first_event_s,
+        };
         Ok(stopped)
     }
 

@@ -63,6 +63,7 @@ impl Subject {
                     Writes::Csv => ["--csv", "/dev/null"],
                     Writes::FirstEvent => ["--events", "-"],
                 });
+                cmd.arg("--summary-json").arg(&setup.summary);
                 if self == Self::TracerPid {
                     cmd.arg("--pid").arg(setup.other_pid.to_string());
                 }
@@ -99,6 +100,9 @@ impl Subject {
 #[derive(Debug, Clone)]
 pub struct Setup {
     pub tracer: PathBuf,
+    /// Where tracer writes its counts at exit (`--summary-json`); one tracer runs
+    /// at a time.
+    pub summary: PathBuf,
     pub bpftrace: Option<PathBuf>,
     /// The bpftrace script ([`crate::hooks::bpftrace_script`]).
     pub script: PathBuf,
@@ -130,6 +134,7 @@ mod tests {
     fn setup() -> Setup {
         Setup {
             tracer: "/t/tracer".into(),
+            summary: "/t/summary.json".into(),
             bpftrace: None,
             script: "/t/count.bt".into(),
             other_pid: 42,
@@ -145,7 +150,7 @@ mod tests {
     }
 
     #[test]
-    fn tracer_runs_headless() {
+    fn every_tracer_run_writes_a_summary() {
         let cmd = Subject::TracerPid
             .command(&setup(), Writes::Csv)
             .expect("a command");
@@ -157,6 +162,8 @@ mod tests {
                 "1s",
                 "--csv",
                 "/dev/null",
+                "--summary-json",
+                "/t/summary.json",
                 "--pid",
                 "42"
             ]
@@ -164,7 +171,11 @@ mod tests {
         let cmd = Subject::TracerAll
             .command(&setup(), Writes::FirstEvent)
             .expect("a command");
-        assert!(args(&cmd).join(" ").ends_with("--events -"));
+        assert!(
+            args(&cmd)
+                .join(" ")
+                .contains("--events - --summary-json /t/summary.json")
+        );
     }
 
     #[test]
