@@ -66,7 +66,7 @@ enum Task {
     /// per program, userspace CPU, peak RSS, emitted and dropped events, start-up
     /// time, and memory with many live connections. Prints tables and writes
     /// target/bench/results.json.
-    Bench(bench::BenchArgs),
+    Bench(tracer_bench::BenchArgs),
 
     /// Write tracer's man pages (tracer.1 and one per subcommand).
     ///

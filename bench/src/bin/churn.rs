@@ -35,7 +35,8 @@ use std::{
 };
 
 use anyhow::{Context as _, Result, bail};
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{Parser, Subcommand};
+use tracer_bench::Mode;
 
 /// Loopback TCP connection churn for benchmarks.
 #[derive(Debug, Parser)]
@@ -71,21 +72,6 @@ enum Command {
         #[arg(long, default_value_t = 25_000)]
         per_address: u64,
     },
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-enum Mode {
-    Reset,
-    Normal,
-}
-
-impl Mode {
-    fn name(self) -> &'static str {
-        match self {
-            Self::Reset => "reset",
-            Self::Normal => "normal",
-        }
-    }
 }
 
 fn main() -> std::process::ExitCode {

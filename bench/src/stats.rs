@@ -1,4 +1,4 @@
-//! Summaries of repeated samples: median and spread.
+//! Summaries of repeated samples: median and spread; rates.
 
 use serde::Serialize;
 
@@ -45,6 +45,11 @@ pub fn quantile(sorted: &[f64], q: f64) -> f64 {
     };
     let low = sorted[below];
     low + (above - low) * (rank - below as f64)
+}
+
+/// `numerator / denominator`; `None` unless the denominator is positive.
+pub fn per(numerator: f64, denominator: f64) -> Option<f64> {
+    (denominator > 0.0).then(|| numerator / denominator)
 }
 
 #[cfg(test)]

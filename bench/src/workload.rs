@@ -1,4 +1,4 @@
-//! The workload: the `churn` program (xtask/src/bin/churn.rs) run in a private
+//! The workload: the `churn` program (src/bin/churn.rs) run in a private
 //! network namespace, so TIME_WAIT sockets and the sysctls it needs stay there.
 
 use std::{
@@ -14,7 +14,7 @@ use anyhow::{Context as _, Result, bail};
 use clap::ValueEnum;
 use serde::Serialize;
 
-use crate::tools;
+use crate::cmd;
 
 /// How the client closes its connections.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Serialize)]
@@ -45,16 +45,16 @@ impl Netns {
     /// first), brings loopback up and widens the local port range.
     pub fn create(name: &str) -> Result<Self> {
         if Path::new("/run/netns").join(name).exists() {
-            let _ = tools::output(tools::command("ip").args(["netns", "del", name]));
+            let _ = cmd::output(Command::new("ip").args(["netns", "del", name]));
         }
-        tools::run(tools::command("ip").args(["netns", "add", name]))?;
+        cmd::run(Command::new("ip").args(["netns", "add", name]))?;
         let netns = Self {
             name: name.to_owned(),
         };
-        tools::run(tools::command("ip").args(["-n", name, "link", "set", "lo", "up"]))?;
+        cmd::run(Command::new("ip").args(["-n", name, "link", "set", "lo", "up"]))?;
         // Room for the held connections, and TIME_WAIT ports reused for new
         // connects (both only in this namespace).
-        tools::run(netns.exec("sysctl").args([
+        cmd::run(netns.exec("sysctl").args([
             "-q",
             "-w",
             "net.ipv4.ip_local_port_range=10000 65000",
@@ -65,7 +65,7 @@ impl Netns {
 
     /// `program` run inside the namespace.
     pub fn exec(&self, program: impl AsRef<std::ffi::OsStr>) -> Command {
-        let mut cmd = tools::command("ip");
+        let mut cmd = Command::new("ip");
         cmd.args(["netns", "exec", &self.name]).arg(program);
         cmd
     }
@@ -73,7 +73,7 @@ impl Netns {
 
 impl Drop for Netns {
     fn drop(&mut self) {
-        let _ = tools::output(tools::command("ip").args(["netns", "del", &self.name]));
+        let _ = cmd::output(Command::new("ip").args(["netns", "del", &self.name]));
     }
 }
 
@@ -117,12 +117,12 @@ impl Churn {
         let out = cmd
             .stdin(Stdio::null())
             .output()
-            .with_context(|| format!("cannot start {}", tools::display(&cmd)))?;
+            .with_context(|| format!("cannot start {}", cmd::display(&cmd)))?;
         let stdout = String::from_utf8_lossy(&out.stdout);
         if !out.status.success() {
             bail!(
                 "`{}` failed ({}): {}",
-                tools::display(&cmd),
+                cmd::display(&cmd),
                 out.status,
                 String::from_utf8_lossy(&out.stderr).trim()
             );
@@ -138,7 +138,7 @@ impl Churn {
         let mut cmd = self.run_command(netns, mode, seconds);
         cmd.stdin(Stdio::null()).stdout(Stdio::null());
         cmd.spawn()
-            .with_context(|| format!("cannot start {}", tools::display(&cmd)))
+            .with_context(|| format!("cannot start {}", cmd::display(&cmd)))
     }
 
     /// Opens `connections` connections and returns once all are established.
@@ -149,7 +149,7 @@ impl Churn {
             .stdout(Stdio::piped());
         let mut child = cmd
             .spawn()
-            .with_context(|| format!("cannot start {}", tools::display(&cmd)))?;
+            .with_context(|| format!("cannot start {}", cmd::display(&cmd)))?;
         let stdout = child.stdout.take().context("churn's stdout")?;
         let (tx, rx) = mpsc::channel();
         thread::spawn(move || {

@@ -14,10 +14,8 @@ use std::{
 };
 
 use anyhow::{Context as _, Result, bail};
-
-/// What this program prints once every hook is attached: what the benchmark
-/// waits for (`bench::subject::READY`).
-const READY: &str = "bench: attached";
+// What it prints once every hook is attached is what the benchmark waits for.
+use tracer_bench::READY;
 
 const BPF_PROG_LOAD: libc::c_long = 5;
 const BPF_RAW_TRACEPOINT_OPEN: libc::c_long = 17;

@@ -2,7 +2,12 @@
 
 use std::fmt::Write as _;
 
-use super::{KernelProfile, Results, SubjectResult, Target, stats::Spread, workload::Mode};
+use crate::{
+    measure::KernelProfile,
+    results::{Results, SubjectResult, Target},
+    stats::Spread,
+    workload::Mode,
+};
 
 /// Other load above which a pair counts as disturbed.
 pub const NOISY_CORES: f64 = 0.1;
@@ -282,7 +287,7 @@ fn opt(value: Option<f64>, decimals: usize) -> String {
     value.map_or("-".into(), |v| format!("{v:.decimals$}"))
 }
 
-fn seconds_list(values: &[f64]) -> String {
+pub fn seconds_list(values: &[f64]) -> String {
     values
         .iter()
         .map(|v| format!("{v:.3}s"))

@@ -1,0 +1,153 @@
+//! The hooks of tracer's plan, as `tracer doctor` lists them, and what the
+//! peers attach for them: the probes of a bpftrace script counting events per
+//! pid, and the arguments of `noop-hooks`.
+
+/// One hook of the plan `tracer doctor` lists (`  raw tracepoint tcp:tcp_destroy_sock`,
+/// `  tracepoint sock:...`, `  kprobe tcp_set_state`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Hook {
+    /// `raw tracepoint`, `tracepoint`, `kprobe` or `kretprobe`.
+    pub kind: &'static str,
+    /// `CATEGORY:NAME` for tracepoints, the function for probes.
+    pub target: String,
+}
+
+impl Hook {
+    /// The bpftrace probe for it. The peer counts on classic tracepoints, as a
+    /// bpftrace user would write it, where tracer uses their raw form.
+    pub fn bpftrace_probe(&self) -> String {
+        let kind = match self.kind {
+            "raw tracepoint" => "tracepoint",
+            kind => kind,
+        };
+        format!("{kind}:{}", self.target)
+    }
+
+    /// The `noop-hooks` argument for it; `None` for probes, which it does not attach.
+    pub fn noop_arg(&self) -> Option<String> {
+        match self.kind {
+            "raw tracepoint" => Some(format!(
+                "raw:{}",
+                self.target.rsplit(':').next().unwrap_or_default()
+            )),
+            "tracepoint" => Some(format!("tracepoint:{}", self.target)),
+            _ => None,
+        }
+    }
+}
+
+/// The hooks of the plan `tracer doctor` lists, and the plan lines that name a
+/// hook of another kind (fentry and the like).
+pub fn hooks_from_doctor(text: &str) -> (Vec<Hook>, Vec<String>) {
+    let mut hooks = Vec::new();
+    let mut other = Vec::new();
+    let plan = text
+        .lines()
+        .skip_while(|l| !l.starts_with("plan ("))
+        .skip(1)
+        .take_while(|l| l.starts_with("  "));
+    for line in plan.map(str::trim) {
+        // Lines such as `connect errors from ...` describe, not attach.
+        let first = line.split(' ').next().unwrap_or_default();
+        if !matches!(
+            first,
+            "raw" | "tracepoint" | "kprobe" | "kretprobe" | "fentry" | "fexit"
+        ) {
+            continue;
+        }
+        let kind = match line.rsplit_once(' ') {
+            Some(("raw tracepoint", _)) => "raw tracepoint",
+            Some(("tracepoint", _)) => "tracepoint",
+            Some(("kprobe", _)) => "kprobe",
+            Some(("kretprobe", _)) => "kretprobe",
+            _ => {
+                other.push(line.to_owned());
+                continue;
+            }
+        };
+        let target = line.rsplit(' ').next().unwrap_or_default().to_owned();
+        hooks.push(Hook { kind, target });
+    }
+    (hooks, other)
+}
+
+/// What the bpftrace script and `noop-hooks` print once every probe is attached
+/// (the script's BEGIN probe runs after attaching).
+pub const READY: &str = "bench: attached";
+
+/// A bpftrace script counting events per pid on `probes`, and nothing else.
+pub fn bpftrace_script(probes: &[String]) -> String {
+    format!(
+        "BEGIN {{ printf(\"{READY}\\n\"); }}\n\n{}\n{{ @[pid] = count(); }}\n",
+        probes.join(",\n")
+    )
+}
+
+/// The sum of the `@[pid]: count` lines bpftrace prints at exit.
+pub fn bpftrace_total<'a>(lines: impl IntoIterator<Item = &'a str>) -> u64 {
+    lines
+        .into_iter()
+        .filter(|line| line.starts_with("@["))
+        .filter_map(|line| line.rsplit_once(": ")?.1.trim().parse::<u64>().ok())
+        .sum()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hooks_from_the_doctor_plan() {
+        let text = "hook plans (--hooks; ...)\n  tracepoint      loads\n\
+                    plan (--hooks auto): the raw-tracepoint plan (...)\n\
+                    \x20 raw tracepoint tcp:tcp_destroy_sock\n\
+                    \x20 tracepoint sock:inet_sock_set_state\n\
+                    \x20 kretprobe tcp_retransmit_skb\n\
+                    \x20 fentry tcp_connect\n\
+                    \x20 connect errors from struct sock.sk_err (BTF offset 284)\n\
+                    missing: nothing\n";
+        let (hooks, other) = hooks_from_doctor(text);
+        let probes: Vec<String> = hooks.iter().map(Hook::bpftrace_probe).collect();
+        assert_eq!(
+            probes,
+            vec![
+                "tracepoint:tcp:tcp_destroy_sock",
+                "tracepoint:sock:inet_sock_set_state",
+                "kretprobe:tcp_retransmit_skb"
+            ]
+        );
+        let noop: Vec<Option<String>> = hooks.iter().map(Hook::noop_arg).collect();
+        assert_eq!(
+            noop,
+            vec![
+                Some("raw:tcp_destroy_sock".to_owned()),
+                Some("tracepoint:sock:inet_sock_set_state".to_owned()),
+                None
+            ]
+        );
+        assert_eq!(other, vec!["fentry tcp_connect"]);
+        assert_eq!(hooks_from_doctor("tracer: 3 events read"), (vec![], vec![]));
+    }
+
+    #[test]
+    fn script_counts_per_pid() {
+        let script = bpftrace_script(&["tracepoint:a:b".into(), "tracepoint:c:d".into()]);
+        assert_eq!(
+            script,
+            "BEGIN { printf(\"bench: attached\\n\"); }\n\ntracepoint:a:b,\ntracepoint:c:d\n\
+             { @[pid] = count(); }\n"
+        );
+    }
+
+    #[test]
+    fn bpftrace_map_total() {
+        let out = [
+            "Attaching 13 probes...",
+            "bench: attached",
+            "",
+            "@[1]: 5",
+            "@[4242]: 120000",
+        ];
+        assert_eq!(bpftrace_total(out), 120_005);
+    }
+}

@@ -1,0 +1,252 @@
+//! The measurements: a pair of churn samples (untraced, traced), a sample with
+//! BPF run-time statistics on, tracer's start-up under load, and its memory with
+//! many live connections. Each returns its result type, as in `results.json`.
+
+use std::{
+    thread,
+    time::{Duration, Instant},
+};
+
+use anyhow::Result;
+use serde::Serialize;
+
+use crate::{
+    procfs::{self, BpfProgram, OtherLoad, RunTimeStats},
+    report::seconds_list,
+    running::{Running, Stopped},
+    settings::Settings,
+    stats::{Spread, per},
+    subject::{Setup, Subject, Writes},
+    summary::Summary,
+    workload::{Churn, ChurnResult, Mode, Netns},
+};
+
+/// One untraced and one traced sample, back to back.
+#[derive(Debug, Clone, Serialize)]
+pub struct Pair {
+    pub traced_first: bool,
+    pub untraced: ChurnResult,
+    /// For the control, a second untraced sample.
+    pub traced: ChurnResult,
+    /// traced rate / untraced rate.
+    pub ratio: f64,
+    /// Seconds from spawning the subject until it had attached.
+    pub attach_s: Option<f64>,
+    /// Peak resident memory of the subject, in KiB.
+    pub peak_rss_kib: Option<u64>,
+    /// Cores' worth of CPU other processes used during the pair (noise).
+    pub other_load_cores: f64,
+    /// Other processes holding tracing BPF programs when the pair started: they
+    /// trace the "untraced" samples too.
+    pub other_tracers: Vec<String>,
+    #[serde(flatten)]
+    pub stopped: Stopped,
+}
+
+pub fn run_pair(
+    setup: &Setup,
+    churn: &Churn,
+    netns: &Netns,
+    mode: Mode,
+    subject: Subject,
+    settings: &Settings,
+    traced_first: bool,
+) -> Result<Pair> {
+    let other_tracers = procfs::other_tracers(&[std::process::id()]);
+    let other_load = OtherLoad::start()?;
+    let untraced_sample = || churn.sample(netns, mode, settings.seconds);
+    let untraced = if traced_first {
+        None
+    } else {
+        Some(untraced_sample()?)
+    };
+    let (traced, attach_s, peak_rss_kib, stopped) = if subject == Subject::Control {
+        (untraced_sample()?, None, None, Stopped::default())
+    } else {
+        let running = Running::start(subject, setup, Writes::Csv)?;
+        let traced = churn.sample(netns, mode, settings.seconds);
+        let peak_rss_kib = running.peak_rss_kib();
+        let attach_s = running.attach.as_secs_f64();
+        let stopped = running.stop()?;
+        (traced?, Some(attach_s), Some(peak_rss_kib?), stopped)
+    };
+    let untraced = match untraced {
+        Some(sample) => sample,
+        None => untraced_sample()?,
+    };
+    Ok(Pair {
+        traced_first,
+        ratio: if untraced.rate > 0.0 {
+            traced.rate / untraced.rate
+        } else {
+            f64::NAN
+        },
+        untraced,
+        traced,
+        attach_s,
+        peak_rss_kib,
+        other_load_cores: other_load.cores()?,
+        other_tracers,
+        stopped,
+    })
+}
+
+/// Kernel time of each program of a subject during one churn sample.
+#[derive(Debug, Clone, Serialize)]
+pub struct KernelProfile {
+    pub churn: ChurnResult,
+    pub programs: Vec<BpfProgram>,
+    pub run_time_ns: u64,
+    pub runs: u64,
+    /// Events the subject emitted in this sample (tracer: submitted).
+    pub emitted: Option<u64>,
+    pub dropped: Option<u64>,
+}
+
+impl KernelProfile {
+    pub fn ns_per_connection(&self) -> Option<f64> {
+        per(self.run_time_ns as f64, self.churn.connections as f64)
+    }
+
+    pub fn ns_per_run(&self) -> Option<f64> {
+        per(self.run_time_ns as f64, self.runs as f64)
+    }
+
+    pub fn ns_per_event(&self) -> Option<f64> {
+        per(self.run_time_ns as f64, self.emitted? as f64)
+    }
+}
+
+/// One traced sample with BPF run-time statistics on for the churn only.
+pub fn kernel_profile(
+    setup: &Setup,
+    churn: &Churn,
+    netns: &Netns,
+    mode: Mode,
+    subject: Subject,
+    seconds: f64,
+) -> Result<KernelProfile> {
+    let running = Running::start(subject, setup, Writes::Csv)?;
+    let sampled = (|| {
+        let stats = RunTimeStats::enable()?;
+        let before = procfs::bpf_programs(running.pid)?;
+        let churned = churn.sample(netns, mode, seconds)?;
+        let after = procfs::bpf_programs(running.pid)?;
+        drop(stats);
+        anyhow::Ok((churned, procfs::bpf_delta(&before, &after)))
+    })();
+    let stopped = running.stop()?;
+    let (churned, mut programs) = sampled?;
+    programs.sort_by_key(|p| std::cmp::Reverse(p.run_time_ns));
+    let summary = stopped.summary;
+    let profile = KernelProfile {
+        churn: churned,
+        run_time_ns: programs.iter().map(|p| p.run_time_ns).sum(),
+        runs: programs.iter().map(|p| p.run_cnt).sum(),
+        programs,
+        emitted: summary.map(|s| s.submitted).or(stopped.counted),
+        dropped: summary.map(|s| s.dropped),
+    };
+    println!(
+        "{:<6} kernel time {:<24} {:>6.0} ns/connection, {:>5.0} ns/run",
+        mode.name(),
+        subject.label(),
+        profile.ns_per_connection().unwrap_or(f64::NAN),
+        profile.ns_per_run().unwrap_or(f64::NAN)
+    );
+    Ok(profile)
+}
+
+/// tracer (every process) started while the churn runs: how long until it has
+/// attached, and until its first event comes out.
+#[derive(Debug, Clone, Serialize)]
+pub struct FirstEvent {
+    pub attach_s: Vec<f64>,
+    pub first_event_s: Vec<f64>,
+    pub first_event: Option<Spread>,
+}
+
+pub fn first_event(
+    setup: &Setup,
+    churn: &Churn,
+    netns: &Netns,
+    trials: usize,
+) -> Result<FirstEvent> {
+    let mut result = FirstEvent {
+        attach_s: Vec::new(),
+        first_event_s: Vec::new(),
+        first_event: None,
+    };
+    for _ in 0..trials.max(1) {
+        let mut load = churn.spawn(netns, Mode::Reset, 4.0)?;
+        thread::sleep(Duration::from_millis(300));
+        let running = Running::start(Subject::TracerAll, setup, Writes::FirstEvent);
+        let running = match running {
+            Ok(running) => running,
+            Err(err) => {
+                let _ = load.wait();
+                return Err(err);
+            }
+        };
+        result.attach_s.push(running.attach.as_secs_f64());
+        // Give the first event time to come out, then stop.
+        thread::sleep(Duration::from_millis(1500));
+        let stopped = running.stop();
+        let _ = load.wait();
+        let stopped = stopped?;
+        result
+            .first_event_s
+            .push(stopped.first_event_s.unwrap_or(f64::INFINITY));
+    }
+    result.first_event = Spread::of(&result.first_event_s);
+    println!(
+        "tracer attached after {}; first event after {}",
+        seconds_list(&result.attach_s),
+        seconds_list(&result.first_event_s)
+    );
+    Ok(result)
+}
+/// tracer's memory with many connections open.
+#[derive(Debug, Clone, Serialize)]
+pub struct Hold {
+    pub connections: u64,
+    pub peak_rss_kib: u64,
+    pub summary: Option<Summary>,
+}
+
+pub fn hold(setup: &Setup, churn: &Churn, netns: &Netns, connections: u64) -> Result<Hold> {
+    let running = Running::start(Subject::TracerAll, setup, Writes::Csv)?;
+    let measured = (|| {
+        let held = churn.hold(netns, connections)?;
+        // Until tracer has taken in everything the connects produced.
+        wait_until_idle(running.pid, Duration::from_secs(30))?;
+        let peak = running.peak_rss_kib()?;
+        anyhow::Ok((held, peak))
+    })();
+    let stopped = running.stop()?;
+    let (held, peak_rss_kib) = measured?;
+    held.release()?;
+    println!(
+        "tracer peak RSS with {connections} connections: {:.1} MiB",
+        peak_rss_kib as f64 / 1024.0
+    );
+    Ok(Hold {
+        connections,
+        peak_rss_kib,
+        summary: stopped.summary,
+    })
+}
+
+/// Waits until `pid` uses almost no CPU (less than 20 ms in 500 ms).
+fn wait_until_idle(pid: u32, timeout: Duration) -> Result<()> {
+    let deadline = Instant::now() + timeout;
+    let mut last = procfs::cpu_seconds(pid)?;
+    loop {
+        thread::sleep(Duration::from_millis(500));
+        let now = procfs::cpu_seconds(pid)?;
+        if now - last < 0.02 || Instant::now() >= deadline {
+            return Ok(());
+        }
+        last = now;
+    }
+}
