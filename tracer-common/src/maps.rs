@@ -23,6 +23,10 @@ pub const OWNER_COUNT: &str = "OWNER_COUNT";
 pub const GLOBAL_FILTER_PIDS: &str = "FILTER_PIDS";
 /// Global (u64): the capacity [`OWNERS`] was created with.
 pub const GLOBAL_OWNERS_CAPACITY: &str = "OWNERS_MAX";
+/// Load-time global (u32): 1 when the kernel's `tcp_retransmit_skb` tracepoint
+/// has an `err` argument (6.18: it also fires for retransmits that failed,
+/// which are not counted as retransmitted).
+pub const GLOBAL_RETRANSMIT_HAS_ERR: &str = "RETRANSMIT_HAS_ERR";
 /// Load-time global (u32): 1 when `PREEXISTING` was seeded with any connection.
 pub const GLOBAL_PREEXISTING_SEEDED: &str = "PREEXISTING_SEEDED";
 

@@ -140,7 +140,9 @@ fn data_retransmits() {
     client.ask("go");
     thread::sleep(Duration::from_millis(1500));
     ns.exec(&["nft", "delete table inet t"]);
-    thread::sleep(Duration::from_millis(1500));
+    // The retransmit timer has backed off to 1.6 s by now: wait for the
+    // retransmit that gets through, so that both counts include it.
+    thread::sleep(Duration::from_millis(3000));
     let after = ns.counters();
     let (status, events, stderr) = tracer.stop();
     assert!(status.success(), "{stderr}");
@@ -191,7 +193,9 @@ fn retransmits_on_a_connection_older_than_tracer() {
     client.ask("go");
     thread::sleep(Duration::from_millis(1500));
     ns.exec(&["nft", "delete table inet t"]);
-    thread::sleep(Duration::from_millis(1500));
+    // The retransmit timer has backed off to 1.6 s by now: wait for the
+    // retransmit that gets through, so that both counts include it.
+    thread::sleep(Duration::from_millis(3000));
     let after = ns.counters();
     let (status, events, stderr) = tracer.stop();
     assert!(status.success(), "{stderr}");

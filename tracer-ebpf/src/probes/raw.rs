@@ -6,7 +6,9 @@
 //! protocol, state and address tuple are read from `struct sock` (`sock`), as
 //! the classic tracepoints fill theirs; the rest is `transition`, as for them.
 
-use aya_ebpf::{helpers::bpf_ktime_get_ns, macros::raw_tracepoint, programs::RawTracePointContext};
+use aya_ebpf::{
+    Global, helpers::bpf_ktime_get_ns, macros::raw_tracepoint, programs::RawTracePointContext,
+};
 use tracer_common::{Event, tcp::IPPROTO_TCP};
 
 use crate::{
@@ -48,7 +50,16 @@ pub fn raw_tcp_retransmit_skb(ctx: RawTracePointContext) -> i32 {
     }
 }
 
+/// 1 when the tracepoint's third argument is `err` (6.18); reading it on a
+/// kernel without it would make the program fail to attach.
+#[unsafe(no_mangle)]
+static RETRANSMIT_HAS_ERR: Global<u32> = Global::new(0);
+
 fn try_tcp_retransmit_skb(ctx: &RawTracePointContext) -> Result<(), u32> {
+    // A retransmit that failed sent nothing.
+    if RETRANSMIT_HAS_ERR.load() != 0 && ctx.arg::<u64>(2) as i32 != 0 {
+        return Ok(());
+    }
     let sk: u64 = ctx.arg(0);
     let mut slot = core::mem::MaybeUninit::<Event>::uninit();
     let ev = crate::mem::zero(&mut slot);

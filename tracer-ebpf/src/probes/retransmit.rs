@@ -9,7 +9,7 @@
 use aya_ebpf::{
     Global, helpers::bpf_ktime_get_ns, macros::tracepoint, programs::TracePointContext,
 };
-use tracer_common::{Event, EventKind, FieldOffsets, tcp::SYN_RECV};
+use tracer_common::{Event, EventKind, FieldOffsets, layout::ABSENT, tcp::SYN_RECV};
 
 use crate::{emit::emit, owner, read, transition};
 
@@ -34,6 +34,10 @@ fn try_tcp_retransmit_skb(ctx: &TracePointContext) -> Result<u32, u32> {
     let ev = crate::mem::zero(&mut slot);
     ev.ts_ns = unsafe { bpf_ktime_get_ns() };
     ev.sk = read::get::<u64>(ctx, rec, o.skaddr)?;
+    // A retransmit that failed (6.18 reports those too) sent nothing.
+    if o.error != ABSENT && read::get::<i32>(ctx, rec, o.error)? != 0 {
+        return Ok(0);
+    }
     let state = read::get::<i32>(ctx, rec, o.state)? as u8;
     read::tuple(ctx, rec, &o, ev)?;
     transition::retransmit(ev, state);

@@ -173,7 +173,8 @@ fn set(o: &mut FieldOffsets, name: &str, offset: u16) {
         "daddr" => &mut o.daddr,
         "saddr_v6" => &mut o.saddr_v6,
         "daddr_v6" => &mut o.daddr_v6,
-        "error" => &mut o.error,
+        // `tcp:tcp_retransmit_skb` calls its error `err` (6.18).
+        "error" | "err" => &mut o.error,
         "reason" => &mut o.reason,
         "ret" => &mut o.ret,
         _ => return,

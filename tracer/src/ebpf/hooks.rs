@@ -60,7 +60,8 @@ pub const RETRANSMIT: TracepointHook = TracepointHook {
     required: &[
         "skaddr", "state", "sport", "dport", "family", "saddr", "daddr", "saddr_v6", "daddr_v6",
     ],
-    optional: &[],
+    // 6.18 also fires for a retransmit that failed (e.g. -EBUSY), with `err`.
+    optional: &["err"],
 };
 
 pub const RETRANSMIT_SYNACK: TracepointHook = TracepointHook {

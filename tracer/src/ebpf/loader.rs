@@ -21,7 +21,7 @@ use super::{
     counters::CounterMaps,
     format::{Format, FormatError},
     hooks::{
-        DESTROY, DESTROY_RAW, HookKind, KprobeHook, RawHook, SHARED, SOURCES, Source,
+        DESTROY, DESTROY_RAW, HookKind, KprobeHook, RETRANSMIT, RawHook, SHARED, SOURCES, Source,
         TracepointHook,
     },
 };
@@ -278,6 +278,9 @@ pub fn load(settings: &Settings) -> Result<Loaded, LoadError> {
             }
         }
     }
+    let retransmit_has_err =
+        u32::from(layout(&RETRANSMIT).is_ok_and(|o| o.error != tracer_common::layout::ABSENT));
+    loader.override_global(maps::GLOBAL_RETRANSMIT_HAS_ERR, &retransmit_has_err, true);
     let sock_layout = raw.as_ref().copied().unwrap_or(SockOffsets::NONE);
     loader.override_global(GLOBAL_SOCK_LAYOUT, &sock_layout, true);
     // Where the kernel keeps a socket's pending error, for connect outcomes.
