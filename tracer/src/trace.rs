@@ -205,10 +205,10 @@ async fn event_loop(
                     let apply_cpu = session.apply(sample);
                     tracing::debug!(?apply_cpu, "/proc sample applied");
                     let cpu = sample_cpu + apply_cpu;
-                    if let Some(change) = schedule.took(cpu) {
-                        if !live_view {
-                            report_spacing(change, cpu, schedule.every());
-                        }
+                    if let Some(change) = schedule.took(cpu)
+                        && !live_view
+                    {
+                        report_spacing(change, cpu, schedule.every());
                     }
                     session.set_sampled_every(schedule.sampled_every());
                     snapshot(session, schedule)?;
