@@ -27,6 +27,11 @@ pub const GLOBAL_OWNERS_CAPACITY: &str = "OWNERS_MAX";
 /// has an `err` argument (6.18: it also fires for retransmits that failed,
 /// which are not counted as retransmitted).
 pub const GLOBAL_RETRANSMIT_HAS_ERR: &str = "RETRANSMIT_HAS_ERR";
+/// Load-time global ([`crate::SockOffsets`]): where `struct sock` keeps what
+/// the raw tracepoints and kprobes read, from the kernel's BTF.
+pub const GLOBAL_SOCK_LAYOUT: &str = "SOCK_LAYOUT";
+/// Load-time global (u32): offset of `sk_err` in `struct sock`.
+pub const GLOBAL_SK_ERR_OFFSET: &str = "SOCK_SK_ERR_OFFSET";
 /// Load-time global (u32): 1 when `PREEXISTING` was seeded with any connection.
 pub const GLOBAL_PREEXISTING_SEEDED: &str = "PREEXISTING_SEEDED";
 

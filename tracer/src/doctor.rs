@@ -21,9 +21,11 @@ use self::report::{
 use crate::{
     ebpf::{
         self, OBJECT,
+        attach::permission_hint,
         format::{Format, TRACEFS},
         hooks::{HookKind, TRACEPOINTS},
-        loader::{self, Filters, Plan, Settings, permission_hint},
+        loader::{self, Filters, Settings},
+        plan::Plan,
     },
     system,
 };

@@ -1,15 +1,17 @@
-//! The hooks tracer attaches, and the tracepoint fields each program reads.
+//! The hooks tracer can attach, as data: every program, the kernel hook it
+//! attaches to, and the data sources with their alternatives.
 //!
-//! Two data sources can come from raw tracepoints, classic tracepoints or
-//! kprobes: state changes and retransmits ([`SOURCES`]). Each plan uses one
-//! kind per source. Teardown comes from a raw tracepoint when the state
-//! changes do ([`DESTROY_RAW`]), else from the classic one; everything else
-//! (resets, SYN-ACK retransmits, syscall errors) is a classic tracepoint in
-//! every plan ([`SHARED`]).
+//! A [`Source`] is one kind of data (state changes, retransmits, resets …)
+//! and lists the [`Alternative`]s that can provide it, cheapest first; each
+//! alternative is the set of [`Hook`]s of one [`HookKind`]. The plan
+//! (`plan.rs`) picks alternatives for the running kernel and `--hooks`; the
+//! attacher (`attach.rs`) attaches them. A new hook kind is a [`Hook`] variant
+//! and its arm in `attach.rs`; a new source is one more entry in [`SOURCES`].
 //!
 //! A raw tracepoint gets the tracepoint's arguments (the `struct sock`
 //! pointer) without the kernel first filling a trace record, so it is the
-//! cheapest; it reads the socket at offsets from the kernel's BTF.
+//! cheapest; it reads the socket at offsets from the kernel's BTF. A classic
+//! tracepoint's fields come from its format file.
 
 /// A program attached to a classic tracepoint, whose field offsets come from
 /// the running kernel's format file.
@@ -110,6 +112,16 @@ const fn sys_exit(program: &'static str) -> TracepointHook {
     }
 }
 
+/// The network syscalls whose failures are counted.
+pub const SYS_EXIT: [TracepointHook; 6] = [
+    sys_exit("sys_exit_socket"),
+    sys_exit("sys_exit_connect"),
+    sys_exit("sys_exit_accept"),
+    sys_exit("sys_exit_accept4"),
+    sys_exit("sys_exit_bind"),
+    sys_exit("sys_exit_listen"),
+];
+
 /// Every tracepoint program: teardown first, then the owner-recording state
 /// program, then the consumers of owners.
 pub const TRACEPOINTS: &[TracepointHook] = &[
@@ -119,29 +131,15 @@ pub const TRACEPOINTS: &[TracepointHook] = &[
     RETRANSMIT_SYNACK,
     SEND_RESET,
     RECEIVE_RESET,
-    sys_exit("sys_exit_socket"),
-    sys_exit("sys_exit_connect"),
-    sys_exit("sys_exit_accept"),
-    sys_exit("sys_exit_accept4"),
-    sys_exit("sys_exit_bind"),
-    sys_exit("sys_exit_listen"),
+    SYS_EXIT[0],
+    SYS_EXIT[1],
+    SYS_EXIT[2],
+    SYS_EXIT[3],
+    SYS_EXIT[4],
+    SYS_EXIT[5],
 ];
 
-/// The tracepoints of every plan, after [`DESTROY`] (attached first, so that
-/// no owner outlives its socket while the rest attaches) and the sources.
-pub const SHARED: &[TracepointHook] = &[
-    RETRANSMIT_SYNACK,
-    SEND_RESET,
-    RECEIVE_RESET,
-    sys_exit("sys_exit_socket"),
-    sys_exit("sys_exit_connect"),
-    sys_exit("sys_exit_accept"),
-    sys_exit("sys_exit_accept4"),
-    sys_exit("sys_exit_bind"),
-    sys_exit("sys_exit_listen"),
-];
-
-/// The kinds of hook a source can use, cheapest and most stable first.
+/// The kinds of hook an alternative is made of, cheapest and most stable first.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum HookKind {
     /// Raw tracepoints: the stable tracepoints' arguments, `struct sock` read
@@ -149,8 +147,8 @@ pub enum HookKind {
     RawTracepoint,
     /// Classic tracepoints: fields described by their format files.
     Tracepoint,
-    /// kprobes on kernel functions, reading `struct sock` at offsets from BTF:
-    /// for kernels that lack (or refuse) the tracepoints.
+    /// kprobes and kretprobes on kernel functions, reading `struct sock` at
+    /// offsets from BTF: for kernels that lack (or refuse) the tracepoints.
     Kprobe,
 }
 
@@ -176,96 +174,156 @@ impl HookKind {
     }
 }
 
-/// A kprobe or kretprobe program.
+/// One program and the kernel hook it attaches to.
 #[derive(Debug, Clone, Copy)]
-pub struct KprobeHook {
-    /// Program name in the eBPF object.
-    pub program: &'static str,
-    /// The kernel function it is attached to.
-    pub function: &'static str,
-    /// A kretprobe (on the function's return) rather than a kprobe.
-    pub ret: bool,
+pub enum Hook {
+    /// A classic tracepoint (the program and fields are in the hook).
+    Tracepoint(&'static TracepointHook),
+    /// The raw form of a classic tracepoint: attached by name, no format read.
+    RawTracepoint {
+        program: &'static str,
+        of: &'static TracepointHook,
+    },
+    /// A kprobe on a kernel function's entry.
+    Kprobe {
+        program: &'static str,
+        function: &'static str,
+    },
+    /// A kretprobe on a kernel function's return.
+    Kretprobe {
+        program: &'static str,
+        function: &'static str,
+    },
 }
 
-impl KprobeHook {
-    const fn entry(program: &'static str, function: &'static str) -> Self {
-        Self {
-            program,
-            function,
-            ret: false,
+impl Hook {
+    /// The program's name in the eBPF object.
+    pub const fn program(&self) -> &'static str {
+        match self {
+            Self::Tracepoint(hook) => hook.program,
+            Self::RawTracepoint { program, .. }
+            | Self::Kprobe { program, .. }
+            | Self::Kretprobe { program, .. } => program,
         }
     }
 
-    const fn exit(program: &'static str, function: &'static str) -> Self {
-        Self {
-            program,
-            function,
-            ret: true,
+    /// How the plan shows it, e.g. `raw tracepoint sock:inet_sock_set_state`
+    /// or `kretprobe tcp_retransmit_skb`.
+    pub fn describe(&self) -> String {
+        match self {
+            Self::Tracepoint(hook) => format!("tracepoint {}:{}", hook.category, hook.name),
+            Self::RawTracepoint { of, .. } => {
+                format!("raw tracepoint {}:{}", of.category, of.name)
+            }
+            Self::Kprobe { function, .. } => format!("kprobe {function}"),
+            Self::Kretprobe { function, .. } => format!("kretprobe {function}"),
         }
     }
-
-    /// How the plan shows it, e.g. `kretprobe tcp_retransmit_skb`.
-    pub fn describe(&self) -> String {
-        let kind = if self.ret { "kretprobe" } else { "kprobe" };
-        format!("{kind} {}", self.function)
-    }
 }
 
-/// A program attached to the raw form of a classic tracepoint.
+/// One way to provide a source: hooks of one kind, in attach order.
 #[derive(Debug, Clone, Copy)]
-pub struct RawHook {
-    /// Program name in the eBPF object.
-    pub program: &'static str,
-    /// The tracepoint whose raw form it attaches to (by name: a raw
-    /// tracepoint has no category, and no format is read).
-    pub of: &'static TracepointHook,
+pub struct Alternative {
+    pub kind: HookKind,
+    pub hooks: &'static [Hook],
 }
 
-impl RawHook {
-    /// The name a raw tracepoint is attached by.
-    pub fn name(&self) -> &'static str {
-        self.of.name
-    }
-
-    /// How the plan shows it, e.g. `raw tracepoint sock:inet_sock_set_state`.
-    pub fn describe(&self) -> String {
-        format!("raw tracepoint {}:{}", self.of.category, self.of.name)
-    }
+/// How a source's alternative is picked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pick {
+    /// `--hooks KIND` picks it; `auto` takes the cheapest that works here.
+    User,
+    /// The same kind as the state source when it has that kind, else its
+    /// last alternative (teardown follows state changes).
+    LikeState,
+    /// Its only alternative, in every plan.
+    Fixed,
 }
 
-/// Teardown when the state changes come from raw tracepoints.
-pub const DESTROY_RAW: RawHook = RawHook {
-    program: "raw_tcp_destroy_sock",
-    of: &DESTROY,
-};
-
-/// A data source with raw tracepoint, tracepoint and kprobe alternatives.
+/// One kind of data and the alternatives that can provide it.
 #[derive(Debug, Clone, Copy)]
 pub struct Source {
     /// What it provides, for messages.
     pub name: &'static str,
-    pub raw: RawHook,
-    pub tracepoint: TracepointHook,
-    /// The kprobe alternative, in attach order: return probes before their
-    /// entry probes, so that no entry is left waiting for a return.
-    pub kprobes: &'static [KprobeHook],
+    pub pick: Pick,
+    /// Cheapest first.
+    pub alternatives: &'static [Alternative],
 }
 
-/// State changes. The connect probes record owners that `tcp_set_state` finds;
-/// `inet_csk_listen_start` covers CLOSE→LISTEN, which `tcp_set_state` never sees.
+impl Source {
+    /// The alternative of this kind, if the source has one.
+    pub fn alternative(&self, kind: HookKind) -> Option<&'static Alternative> {
+        self.alternatives.iter().find(|a| a.kind == kind)
+    }
+}
+
+const fn tracepoints(hooks: &'static [Hook]) -> Alternative {
+    Alternative {
+        kind: HookKind::Tracepoint,
+        hooks,
+    }
+}
+
+/// Socket teardown: forgets owners. Attached first, so that no owner outlives
+/// its socket while the rest attaches.
+pub const TEARDOWN: Source = Source {
+    name: "teardown",
+    pick: Pick::LikeState,
+    alternatives: &[
+        Alternative {
+            kind: HookKind::RawTracepoint,
+            hooks: &[Hook::RawTracepoint {
+                program: "raw_tcp_destroy_sock",
+                of: &DESTROY,
+            }],
+        },
+        tracepoints(&[Hook::Tracepoint(&DESTROY)]),
+    ],
+};
+
+/// State changes. They record the owners every later event is attributed
+/// to. The connect probes record owners that `tcp_set_state` finds;
+/// `inet_csk_listen_start` covers CLOSE→LISTEN, which `tcp_set_state` never
+/// sees.
 pub const STATE_SOURCE: Source = Source {
     name: "state changes",
-    raw: RawHook {
-        program: "raw_inet_sock_set_state",
-        of: &STATE,
-    },
-    tracepoint: STATE,
-    kprobes: &[
-        KprobeHook::entry("kprobe_tcp_v4_connect", "tcp_v4_connect"),
-        KprobeHook::entry("kprobe_tcp_v6_connect", "tcp_v6_connect"),
-        KprobeHook::exit("kretprobe_inet_csk_listen_start", "inet_csk_listen_start"),
-        KprobeHook::entry("kprobe_inet_csk_listen_start", "inet_csk_listen_start"),
-        KprobeHook::entry("kprobe_tcp_set_state", "tcp_set_state"),
+    pick: Pick::User,
+    alternatives: &[
+        Alternative {
+            kind: HookKind::RawTracepoint,
+            hooks: &[Hook::RawTracepoint {
+                program: "raw_inet_sock_set_state",
+                of: &STATE,
+            }],
+        },
+        tracepoints(&[Hook::Tracepoint(&STATE)]),
+        Alternative {
+            kind: HookKind::Kprobe,
+            // Return probes before their entry probes, so that no entry is
+            // left waiting for a return.
+            hooks: &[
+                Hook::Kprobe {
+                    program: "kprobe_tcp_v4_connect",
+                    function: "tcp_v4_connect",
+                },
+                Hook::Kprobe {
+                    program: "kprobe_tcp_v6_connect",
+                    function: "tcp_v6_connect",
+                },
+                Hook::Kretprobe {
+                    program: "kretprobe_inet_csk_listen_start",
+                    function: "inet_csk_listen_start",
+                },
+                Hook::Kprobe {
+                    program: "kprobe_inet_csk_listen_start",
+                    function: "inet_csk_listen_start",
+                },
+                Hook::Kprobe {
+                    program: "kprobe_tcp_set_state",
+                    function: "tcp_set_state",
+                },
+            ],
+        },
     ],
 };
 
@@ -273,19 +331,139 @@ pub const STATE_SOURCE: Source = Source {
 /// `tracer-ebpf/src/probes/kprobe_retransmit.rs`.
 pub const RETRANSMIT_SOURCE: Source = Source {
     name: "retransmits",
-    raw: RawHook {
-        program: "raw_tcp_retransmit_skb",
-        of: &RETRANSMIT,
-    },
-    tracepoint: RETRANSMIT,
-    kprobes: &[
-        KprobeHook::exit("kretprobe_tcp_retransmit_skb", "tcp_retransmit_skb"),
-        KprobeHook::exit("kretprobe_tcp_retransmit_skb_inner", "__tcp_retransmit_skb"),
-        KprobeHook::entry("kprobe_tcp_retransmit_skb", "tcp_retransmit_skb"),
-        KprobeHook::entry("kprobe_tcp_retransmit_skb_inner", "__tcp_retransmit_skb"),
+    pick: Pick::User,
+    alternatives: &[
+        Alternative {
+            kind: HookKind::RawTracepoint,
+            hooks: &[Hook::RawTracepoint {
+                program: "raw_tcp_retransmit_skb",
+                of: &RETRANSMIT,
+            }],
+        },
+        tracepoints(&[Hook::Tracepoint(&RETRANSMIT)]),
+        Alternative {
+            kind: HookKind::Kprobe,
+            hooks: &[
+                Hook::Kretprobe {
+                    program: "kretprobe_tcp_retransmit_skb",
+                    function: "tcp_retransmit_skb",
+                },
+                Hook::Kretprobe {
+                    program: "kretprobe_tcp_retransmit_skb_inner",
+                    function: "__tcp_retransmit_skb",
+                },
+                Hook::Kprobe {
+                    program: "kprobe_tcp_retransmit_skb",
+                    function: "tcp_retransmit_skb",
+                },
+                Hook::Kprobe {
+                    program: "kprobe_tcp_retransmit_skb_inner",
+                    function: "__tcp_retransmit_skb",
+                },
+            ],
+        },
     ],
 };
 
-/// The sources with a choice of hook, in attach order (owners are recorded by
-/// the state source before anything looks them up).
-pub const SOURCES: &[Source] = &[STATE_SOURCE, RETRANSMIT_SOURCE];
+/// SYN-ACK retransmits and resets sent and received.
+pub const RESET_SOURCE: Source = Source {
+    name: "SYN-ACK retransmits and resets",
+    pick: Pick::Fixed,
+    alternatives: &[tracepoints(&[
+        Hook::Tracepoint(&RETRANSMIT_SYNACK),
+        Hook::Tracepoint(&SEND_RESET),
+        Hook::Tracepoint(&RECEIVE_RESET),
+    ])],
+};
+
+/// Failed network syscalls, by errno.
+pub const SYSCALL_SOURCE: Source = Source {
+    name: "syscall errors",
+    pick: Pick::Fixed,
+    alternatives: &[tracepoints(&[
+        Hook::Tracepoint(&SYS_EXIT[0]),
+        Hook::Tracepoint(&SYS_EXIT[1]),
+        Hook::Tracepoint(&SYS_EXIT[2]),
+        Hook::Tracepoint(&SYS_EXIT[3]),
+        Hook::Tracepoint(&SYS_EXIT[4]),
+        Hook::Tracepoint(&SYS_EXIT[5]),
+    ])],
+};
+
+/// Every source, in attach order: teardown first, then the owner-recording
+/// state changes, then the consumers of owners.
+pub const SOURCES: &[Source] = &[
+    TEARDOWN,
+    STATE_SOURCE,
+    RETRANSMIT_SOURCE,
+    RESET_SOURCE,
+    SYSCALL_SOURCE,
+];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn kind(hook: &Hook) -> HookKind {
+        match hook {
+            Hook::Tracepoint(_) => HookKind::Tracepoint,
+            Hook::RawTracepoint { .. } => HookKind::RawTracepoint,
+            Hook::Kprobe { .. } | Hook::Kretprobe { .. } => HookKind::Kprobe,
+        }
+    }
+
+    #[test]
+    fn alternatives_are_of_their_kind() {
+        for source in SOURCES {
+            for alternative in source.alternatives {
+                for hook in alternative.hooks {
+                    assert_eq!(kind(hook), alternative.kind, "{}", hook.program());
+                }
+            }
+            if source.pick == Pick::Fixed {
+                assert_eq!(source.alternatives.len(), 1, "{}", source.name);
+            }
+        }
+    }
+
+    #[test]
+    fn every_tracepoint_is_in_a_source() {
+        for tracepoint in TRACEPOINTS {
+            let used = SOURCES
+                .iter()
+                .flat_map(|s| s.alternatives)
+                .flat_map(|a| a.hooks)
+                .any(|h| matches!(h, Hook::Tracepoint(t) if t.program == tracepoint.program));
+            assert!(used, "{}", tracepoint.program);
+        }
+    }
+
+    /// Each program, map and global named here is in the eBPF object.
+    #[test]
+    fn names_exist_in_the_object() {
+        let object = aya_obj::Object::parse(super::super::OBJECT).expect("the eBPF object parses");
+        for hook in SOURCES
+            .iter()
+            .flat_map(|s| s.alternatives)
+            .flat_map(|a| a.hooks)
+        {
+            assert!(
+                object.programs.contains_key(hook.program()),
+                "no program {}",
+                hook.program()
+            );
+        }
+        use tracer_common::maps;
+        for map in [
+            maps::EVENTS,
+            maps::OWNERS,
+            maps::LISTENERS,
+            maps::PREEXISTING,
+            maps::TRACED_PIDS,
+            maps::COUNTERS,
+            maps::OWNER_COUNT,
+        ] {
+            assert!(object.maps.contains_key(map), "no map {map}");
+        }
+    }
+}

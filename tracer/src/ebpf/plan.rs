@@ -1,0 +1,311 @@
+//! Choosing the hooks: for each source, the alternatives to try on this
+//! kernel, given what it supports and what `--hooks` insists on. Pure: the
+//! kernel's support comes in as a function, so every rule is unit-tested.
+
+use std::fmt;
+
+use super::hooks::{Alternative, HookKind, Pick, SOURCES, STATE_SOURCE, Source};
+
+/// For one source, the alternatives to try, in order: the first that
+/// attaches is used.
+#[derive(Debug, Clone)]
+pub struct Choice {
+    pub source: &'static Source,
+    pub candidates: Vec<&'static Alternative>,
+}
+
+/// Why no plan can work here.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PlanError {
+    /// `--hooks KIND` was asked for and cannot work here.
+    #[error("--hooks {} cannot work here: {reason}; use {}", .kind.name(), instead(*.kind))]
+    Insisted { kind: HookKind, reason: String },
+    /// No alternative of a source works here; the reasons, one per alternative.
+    #[error("no hook for {data} on this kernel: {}", .reasons.join("; and "))]
+    NoHook {
+        data: &'static str,
+        reasons: Vec<String>,
+    },
+}
+
+/// What to suggest when `--hooks kind` cannot work.
+fn instead(kind: HookKind) -> &'static str {
+    match kind {
+        HookKind::Tracepoint => "--hooks auto",
+        _ => "--hooks auto or --hooks tracepoint",
+    }
+}
+
+/// Chooses the candidates of every source in [`SOURCES`], in attach order.
+/// `available` says whether an alternative can work here (or why not);
+/// `insist` is the kind `--hooks` asked for (`None`: auto).
+pub fn choose(
+    available: impl Fn(&Alternative) -> Result<(), String>,
+    insist: Option<HookKind>,
+) -> Result<Vec<Choice>, PlanError> {
+    choose_among(SOURCES, available, insist)
+}
+
+fn choose_among(
+    sources: &'static [Source],
+    available: impl Fn(&Alternative) -> Result<(), String>,
+    insist: Option<HookKind>,
+) -> Result<Vec<Choice>, PlanError> {
+    // The kind the state source leads with, which teardown follows.
+    let state = sources
+        .iter()
+        .find(|s| s.name == STATE_SOURCE.name)
+        .map(|s| candidates(s, &available, insist, None))
+        .transpose()?;
+    let lead = state
+        .as_ref()
+        .and_then(|c| c.first())
+        .map(|alternative| alternative.kind);
+    sources
+        .iter()
+        .map(|source| {
+            Ok(Choice {
+                source,
+                candidates: candidates(source, &available, insist, lead)?,
+            })
+        })
+        .collect()
+}
+
+/// The alternatives of `source` worth trying, in order.
+fn candidates(
+    source: &'static Source,
+    available: &impl Fn(&Alternative) -> Result<(), String>,
+    insist: Option<HookKind>,
+    lead: Option<HookKind>,
+) -> Result<Vec<&'static Alternative>, PlanError> {
+    let order: Vec<&'static Alternative> = match source.pick {
+        Pick::Fixed => source.alternatives.iter().collect(),
+        Pick::User => match insist {
+            Some(kind) => {
+                let alternative = source
+                    .alternative(kind)
+                    .ok_or_else(|| PlanError::Insisted {
+                        kind,
+                        reason: format!("{} have no {} hook", source.name, kind.noun()),
+                    })?;
+                available(alternative).map_err(|reason| PlanError::Insisted { kind, reason })?;
+                return Ok(vec![alternative]);
+            }
+            None => source.alternatives.iter().collect(),
+        },
+        Pick::LikeState => {
+            // Insisting on a kind this source has means that kind only.
+            if let Some(alternative) = insist.and_then(|k| source.alternative(k)) {
+                available(alternative).map_err(|reason| PlanError::Insisted {
+                    kind: alternative.kind,
+                    reason,
+                })?;
+                return Ok(vec![alternative]);
+            }
+            let first = lead
+                .and_then(|kind| source.alternative(kind))
+                .or(source.alternatives.last());
+            first
+                .into_iter()
+                .chain(
+                    source
+                        .alternatives
+                        .iter()
+                        .filter(|a| first.is_none_or(|f| f.kind != a.kind)),
+                )
+                .collect()
+        }
+    };
+    let mut reasons = Vec::new();
+    let usable: Vec<_> = order
+        .into_iter()
+        .filter(|alternative| match available(alternative) {
+            Ok(()) => true,
+            Err(reason) => {
+                reasons.push(reason);
+                false
+            }
+        })
+        .collect();
+    if usable.is_empty() {
+        return Err(PlanError::NoHook {
+            data: source.name,
+            reasons,
+        });
+    }
+    Ok(usable)
+}
+
+/// The hooks in use once attached.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    /// The kind each source with a user's choice ([`Pick::User`]) was served
+    /// by, in the order of [`SOURCES`].
+    pub sources: Vec<(&'static str, HookKind)>,
+    /// Every attached program in attach order, e.g. `tracepoint
+    /// sock:inet_sock_set_state` or `kretprobe tcp_retransmit_skb`.
+    pub hooks: Vec<String>,
+}
+
+impl Plan {
+    /// `raw-tracepoint`, `tracepoint` or `kprobe` when every source with a
+    /// choice uses that kind, else `mixed`.
+    pub fn name(&self) -> &'static str {
+        match HookKind::ALL
+            .into_iter()
+            .find(|kind| self.sources.iter().all(|(_, k)| k == kind))
+        {
+            Some(kind) => kind.name(),
+            None => "mixed",
+        }
+    }
+}
+
+impl fmt::Display for Plan {
+    /// `the tracepoint plan (tracepoints only)`, `the kprobe plan (state
+    /// changes and retransmits from kprobes, the rest from tracepoints)`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "the {} plan (", self.name())?;
+        if self.sources.iter().all(|(_, k)| *k == HookKind::Tracepoint) {
+            return write!(f, "tracepoints only)");
+        }
+        let mut by_kind: Vec<(HookKind, Vec<&str>)> = Vec::new();
+        for (source, kind) in &self.sources {
+            match by_kind.iter_mut().find(|(k, _)| k == kind) {
+                Some((_, names)) => names.push(source),
+                None => by_kind.push((*kind, vec![source])),
+            }
+        }
+        for (kind, names) in &by_kind {
+            write!(f, "{} from {}s, ", names.join(" and "), kind.noun())?;
+        }
+        write!(f, "the rest from tracepoints)")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use HookKind::{Kprobe, RawTracepoint, Tracepoint};
+
+    /// Support where the kinds in `missing` do not work.
+    fn without(missing: &'static [HookKind]) -> impl Fn(&Alternative) -> Result<(), String> {
+        move |alternative| {
+            if missing.contains(&alternative.kind) {
+                Err(format!("no {}s", alternative.kind.noun()))
+            } else {
+                Ok(())
+            }
+        }
+    }
+
+    fn kinds(choices: &[Choice]) -> Vec<(&'static str, Vec<HookKind>)> {
+        choices
+            .iter()
+            .map(|c| (c.source.name, c.candidates.iter().map(|a| a.kind).collect()))
+            .collect()
+    }
+
+    #[test]
+    fn auto_tries_the_cheapest_first_and_teardown_follows_state() {
+        let choices = choose(without(&[]), None).unwrap();
+        assert_eq!(
+            kinds(&choices),
+            [
+                ("teardown", vec![RawTracepoint, Tracepoint]),
+                ("state changes", vec![RawTracepoint, Tracepoint, Kprobe]),
+                ("retransmits", vec![RawTracepoint, Tracepoint, Kprobe]),
+                ("SYN-ACK retransmits and resets", vec![Tracepoint]),
+                ("syscall errors", vec![Tracepoint]),
+            ]
+        );
+    }
+
+    #[test]
+    fn auto_skips_what_the_kernel_lacks() {
+        let choices = choose(without(&[RawTracepoint, Kprobe]), None).unwrap();
+        assert_eq!(
+            kinds(&choices)[..3],
+            [
+                ("teardown", vec![Tracepoint]),
+                ("state changes", vec![Tracepoint]),
+                ("retransmits", vec![Tracepoint]),
+            ]
+        );
+    }
+
+    #[test]
+    fn teardown_of_the_kprobe_plan_is_a_tracepoint() {
+        let choices = choose(without(&[]), Some(Kprobe)).unwrap();
+        assert_eq!(
+            kinds(&choices)[..3],
+            [
+                ("teardown", vec![Tracepoint, RawTracepoint]),
+                ("state changes", vec![Kprobe]),
+                ("retransmits", vec![Kprobe]),
+            ]
+        );
+    }
+
+    #[test]
+    fn insisting_on_a_kind_uses_only_it() {
+        let choices = choose(without(&[]), Some(RawTracepoint)).unwrap();
+        assert_eq!(
+            kinds(&choices)[..3],
+            [
+                ("teardown", vec![RawTracepoint]),
+                ("state changes", vec![RawTracepoint]),
+                ("retransmits", vec![RawTracepoint]),
+            ]
+        );
+    }
+
+    #[test]
+    fn insisting_on_a_missing_kind_says_why() {
+        let err = choose(without(&[Kprobe]), Some(Kprobe)).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "--hooks kprobe cannot work here: no kprobes; use --hooks auto or --hooks tracepoint"
+        );
+    }
+
+    #[test]
+    fn no_alternative_names_the_source_and_every_reason() {
+        let err = choose(without(&[RawTracepoint, Tracepoint, Kprobe]), None).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "no hook for state changes on this kernel: no raw tracepoints; and no tracepoints; and no kprobes"
+        );
+    }
+
+    fn plan(sources: &[HookKind]) -> Plan {
+        Plan {
+            sources: ["state changes", "retransmits"]
+                .into_iter()
+                .zip(sources.iter().copied())
+                .collect(),
+            hooks: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn plans_say_what_they_use() {
+        assert_eq!(
+            plan(&[RawTracepoint, RawTracepoint]).to_string(),
+            "the raw-tracepoint plan (state changes and retransmits from raw tracepoints, the rest from tracepoints)"
+        );
+        assert_eq!(
+            plan(&[Tracepoint, Tracepoint]).to_string(),
+            "the tracepoint plan (tracepoints only)"
+        );
+        assert_eq!(
+            plan(&[Kprobe, Kprobe]).to_string(),
+            "the kprobe plan (state changes and retransmits from kprobes, the rest from tracepoints)"
+        );
+        assert_eq!(
+            plan(&[Tracepoint, Kprobe]).to_string(),
+            "the mixed plan (state changes from tracepoints, retransmits from kprobes, the rest from tracepoints)"
+        );
+    }
+}
