@@ -5,7 +5,10 @@ use std::{path::PathBuf, time::Duration};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use tracer_common::maps::{DEFAULT_RING_BYTES, OWNERS_CAPACITY};
 
-use crate::ebpf::{hooks::HookKind, loader::MIN_OWNER_MAP_SIZE};
+use crate::ebpf::{
+    hooks::HookKind,
+    loader::{MAX_OWNER_MAP_SIZE, MIN_OWNER_MAP_SIZE},
+};
 
 /// Per-process TCP connection tracer.
 ///
@@ -76,8 +79,9 @@ pub struct TraceArgs {
     #[arg(long)]
     pub headless: bool,
 
-    /// Stop after this long, e.g. 30s, 5m, 1h (default: until Ctrl-C).
-    #[arg(long, value_parser = parse_duration, value_name = "DURATION")]
+    /// Stop after this long, e.g. 30s, 5m, 1h, at most 365 days (default:
+    /// until Ctrl-C).
+    #[arg(long, value_parser = parse_run_time, value_name = "DURATION")]
     pub duration: Option<Duration>,
 
     /// Write every event as one JSON object per line to PATH (`-` for stdout),
@@ -99,27 +103,32 @@ pub struct TraceArgs {
     #[arg(long, value_name = "PATH")]
     pub summary_json: Option<PathBuf>,
 
-    /// How often snapshots are taken: CSV rows, /proc gauges, `stats` lines.
-    /// On a host where reading /proc would take over 2% of a core at this
-    /// pace, gauges are sampled less often (every 30 s at most) and said so.
-    #[arg(long, default_value = "5s", value_parser = parse_duration, value_name = "DURATION")]
+    /// How often snapshots are taken: CSV rows, /proc gauges, `stats` lines;
+    /// from 100ms to 1 day. On a host where reading /proc would take over 2%
+    /// of a core at this pace, gauges are sampled less often (every 30 s at
+    /// most) and said so.
+    #[arg(long, default_value = "5s", value_parser = parse_interval, value_name = "DURATION")]
     pub interval: Duration,
 
-    /// Ring-buffer size in bytes shared by all programs (a power of two).
-    /// Events that do not fit are counted as dropped. The thread draining it
-    /// runs at nice -10, so busy CPUs do not keep it from emptying the buffer
-    /// (unless tracer is started with a nice value of its own).
-    #[arg(long, default_value_t = DEFAULT_RING_BYTES, value_name = "BYTES")]
+    /// Ring-buffer size in bytes shared by all programs: a power of two from
+    /// 4096 to 1 GiB. Events that do not fit are counted as dropped. The
+    /// thread draining it runs at nice -10, so busy CPUs do not keep it from
+    /// emptying the buffer (unless tracer is started with a nice value of its
+    /// own).
+    #[arg(long, default_value_t = DEFAULT_RING_BYTES, value_parser = parse_ring_bytes, value_name = "BYTES")]
     pub ring_buffer_size: u32,
 
-    /// How many sockets' owners tracer remembers at once. When full, recording
-    /// a new socket evicts the least recently used one (whose later events are
+    /// How many sockets' owners tracer remembers at once, from 16 to
+    /// 4194304. Each entry pins about 104 bytes of kernel memory: the default
+    /// about 26 MiB, the maximum about 416 MiB. When full, recording a new
+    /// socket evicts the least recently used one (whose later events are
     /// unattributed); stats count that as `owners_evicted`.
     #[arg(
         long,
         default_value_t = OWNERS_CAPACITY,
         value_name = "ENTRIES",
-        value_parser = clap::value_parser!(u32).range(i64::from(MIN_OWNER_MAP_SIZE)..)
+        value_parser = clap::value_parser!(u32)
+            .range(i64::from(MIN_OWNER_MAP_SIZE)..=i64::from(MAX_OWNER_MAP_SIZE))
     )]
     pub owner_map_size: u32,
 
@@ -132,6 +141,48 @@ pub struct TraceArgs {
     /// tracepoints. The start-up line and `tracer doctor` show the plan.
     #[arg(long, value_enum, default_value_t = Hooks::Auto, value_name = "KIND")]
     pub hooks: Hooks,
+}
+
+impl TraceArgs {
+    /// Refuses an output path given twice (`--csv X --events X`): the
+    /// outputs would interleave in one file.
+    pub fn check_outputs(&self) -> Result<(), String> {
+        let outputs = [
+            ("--events", self.events.as_deref()),
+            ("--csv", self.csv.as_deref()),
+            ("--summary-json", self.summary_json.as_deref()),
+        ];
+        let mut seen: Vec<(&str, PathBuf)> = Vec::new();
+        for (flag, path) in outputs {
+            let Some(path) = path.filter(|p| p.as_os_str() != "-") else {
+                continue;
+            };
+            let same = same_file(path);
+            if let Some((other, _)) = seen.iter().find(|(_, p)| *p == same) {
+                return Err(format!(
+                    "{other} and {flag} name the same file ({}); give each output its own path",
+                    path.display()
+                ));
+            }
+            seen.push((flag, same));
+        }
+        Ok(())
+    }
+}
+
+/// What identifies the file `path` names: its canonical path when it exists
+/// (so `./x` and `x`, or a symlink and its target, are the same), else the
+/// canonical directory joined with the name.
+fn same_file(path: &std::path::Path) -> PathBuf {
+    if let Ok(path) = path.canonicalize() {
+        return path;
+    }
+    let dir = match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir,
+        _ => std::path::Path::new("."),
+    };
+    let dir = dir.canonicalize().unwrap_or_else(|_| dir.to_owned());
+    path.file_name().map_or(dir.clone(), |name| dir.join(name))
 }
 
 /// `--hooks`.
@@ -179,7 +230,53 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
     if !(seconds > 0.0 && seconds.is_finite()) {
         return Err(format!("`{text}`: a duration must be greater than zero"));
     }
-    Ok(Duration::from_secs_f64(seconds))
+    Duration::try_from_secs_f64(seconds).map_err(|_| format!("`{text}` is too long"))
+}
+
+/// A duration from `min` to `max`, said in the error as the flag's bounds.
+fn bounded(text: &str, min: Duration, max: Duration) -> Result<Duration, String> {
+    let value = parse_duration(text)?;
+    if value < min || value > max {
+        return Err(format!(
+            "`{text}` is out of range: use {} to {}",
+            humantime::format_duration(min),
+            humantime::format_duration(max)
+        ));
+    }
+    Ok(value)
+}
+
+/// `--duration`: up to 365 days.
+pub fn parse_run_time(text: &str) -> Result<Duration, String> {
+    bounded(
+        text,
+        Duration::from_millis(1),
+        Duration::from_secs(365 * 86_400),
+    )
+}
+
+/// `--interval`: from 100ms (a shorter one would spend the run sampling
+/// /proc) to 1 day.
+pub fn parse_interval(text: &str) -> Result<Duration, String> {
+    bounded(
+        text,
+        Duration::from_millis(100),
+        Duration::from_secs(86_400),
+    )
+}
+
+/// `--ring-buffer-size`: a power of two from 4096 bytes to 1 GiB.
+pub fn parse_ring_bytes(text: &str) -> Result<u32, String> {
+    let bytes: u32 = text
+        .trim()
+        .parse()
+        .map_err(|_| format!("`{text}` is not a number of bytes"))?;
+    if !bytes.is_power_of_two() || !(4096..=1 << 30).contains(&bytes) {
+        return Err(format!(
+            "{bytes} must be a power of two from 4096 to 1073741824 (e.g. 4194304)"
+        ));
+    }
+    Ok(bytes)
 }
 
 #[cfg(test)]
@@ -196,6 +293,42 @@ mod tests {
         assert!(parse_duration("0s").is_err());
         assert!(parse_duration("10x").is_err());
         assert!(parse_duration("s").is_err());
+        assert!(parse_duration("18446744073709551615").is_err());
+        assert!(parse_duration("99999999999999999999999").is_err());
+    }
+
+    #[test]
+    fn an_output_path_given_twice_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let x = dir.path().join("x");
+        let mut cli = Cli::parse_from(["tracer", "--headless"]);
+        cli.trace.csv = Some(x.clone());
+        cli.trace.events = Some(dir.path().join(".").join("x"));
+        assert_eq!(
+            cli.trace.check_outputs().unwrap_err(),
+            format!(
+                "--events and --csv name the same file ({}); give each output its own path",
+                x.display()
+            )
+        );
+        cli.trace.events = Some("-".into());
+        cli.trace.summary_json = Some(dir.path().join("y"));
+        assert_eq!(cli.trace.check_outputs(), Ok(()));
+    }
+
+    #[test]
+    fn bounds() {
+        assert!(parse_run_time("18446744073709551615").is_err());
+        assert!(parse_run_time("8785h").is_err());
+        assert_eq!(parse_run_time("2h"), Ok(Duration::from_secs(7200)));
+        assert!(parse_interval("0.000000001ms").is_err());
+        assert!(parse_interval("99ms").is_err());
+        assert!(parse_interval("99999999999999999999999").is_err());
+        assert_eq!(parse_interval("100ms"), Ok(Duration::from_millis(100)));
+        assert!(parse_ring_bytes("5000").is_err());
+        assert!(parse_ring_bytes("2048").is_err());
+        assert!(parse_ring_bytes("2147483648").is_err());
+        assert_eq!(parse_ring_bytes("8192"), Ok(8192));
     }
 
     #[test]

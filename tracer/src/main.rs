@@ -33,6 +33,12 @@ use crate::cli::{Cli, Command};
 fn main() -> ExitCode {
     limit_heap();
     let cli = Cli::parse();
+    if let Err(message) = cli.trace.check_outputs() {
+        use clap::CommandFactory as _;
+        Cli::command()
+            .error(clap::error::ErrorKind::ArgumentConflict, message)
+            .exit();
+    }
     let live_view = cli.command.is_none() && !cli.trace.headless && std::io::stdout().is_terminal();
     init_logging(live_view);
     let result = match cli.command {

@@ -218,3 +218,77 @@ fn the_live_view_refuses_a_pipe() {
     assert!(err.contains("--headless"), "{err}");
     assert_eq!(err.lines().count(), 1, "{err}");
 }
+
+/// Durations, intervals and sizes out of range are usage errors (exit 2),
+/// never a panic: each of these once panicked or loaded the programs first.
+#[test]
+fn out_of_range_values_are_usage_errors() {
+    for (flag, value, says) in [
+        ("--duration", "18446744073709551615", "is too long"),
+        ("--interval", "99999999999999999999999", "is too long"),
+        (
+            "--interval",
+            "0.000000001ms",
+            "out of range: use 100ms to 1day",
+        ),
+        ("--ring-buffer-size", "5000", "must be a power of two"),
+        ("--owner-map-size", "100000000", "not in 16..=4194304"),
+    ] {
+        let out = tracer(&["--headless", flag, value]);
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(2), "{flag} {value}: {err}");
+        assert!(err.contains(says), "{flag} {value}: {err}");
+        assert!(!err.contains("panicked"), "{flag} {value}: {err}");
+    }
+}
+
+/// One file named by two outputs would interleave them: refused before
+/// anything is loaded, whichever spelling of the path is used.
+#[test]
+fn an_output_path_given_twice_is_a_usage_error() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let x = dir.path().join("x");
+    let dotted = dir.path().join(".").join("x");
+    let out = tracer(&[
+        "--headless",
+        "--csv",
+        x.to_str().expect("utf-8 path"),
+        "--events",
+        dotted.to_str().expect("utf-8 path"),
+    ]);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("--events and --csv name the same file"),
+        "{err}"
+    );
+    assert!(!x.exists(), "nothing is created");
+}
+
+/// Output files hold every traced process's name and addresses: new ones
+/// are owner-only whatever the umask.
+#[test]
+fn new_output_files_are_owner_only() {
+    if !support::kernel_tests_enabled() {
+        return;
+    }
+    use std::os::unix::fs::PermissionsExt as _;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = |name: &str| dir.path().join(name).to_str().expect("utf-8").to_owned();
+    let (csv, events, summary) = (path("a.csv"), path("e.jsonl"), path("s.json"));
+    let script = format!(
+        "umask 000; exec {TRACER} --headless --duration 1s --csv {csv} --events {events} --summary-json {summary}"
+    );
+    let out = Command::new("sh")
+        .args(["-c", &script])
+        .output()
+        .expect("run tracer");
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    for file in [csv, events, summary] {
+        let mode = std::fs::metadata(&file)
+            .expect("created")
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600, "{file}: {mode:o}");
+    }
+}

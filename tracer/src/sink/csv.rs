@@ -8,6 +8,7 @@
 use std::{
     fs::File,
     io::{BufRead as _, BufReader, Read as _, Seek as _, SeekFrom, Write as _},
+    os::unix::fs::OpenOptionsExt as _,
     path::{Path, PathBuf},
     sync::LazyLock,
 };
@@ -132,6 +133,11 @@ pub enum CsvError {
         path: PathBuf,
         source: std::io::Error,
     },
+    #[error("cannot save the snapshot to {path}: {source}")]
+    Save {
+        path: PathBuf,
+        source: std::io::Error,
+    },
 }
 
 /// Appends snapshots to a CSV file.
@@ -146,6 +152,8 @@ pub struct CsvSink {
 impl CsvSink {
     /// Opens `path` for appending. A new or empty file gets the header; a file
     /// that starts with the same header is continued; anything else is refused.
+    /// A new file is readable by its owner only (it names every traced
+    /// process, address and port), whatever the umask.
     pub fn open(path: &Path) -> Result<Self, CsvError> {
         let open_err = |source| CsvError::Open {
             path: path.to_owned(),
@@ -155,8 +163,18 @@ impl CsvSink {
             .read(true)
             .append(true)
             .create(true)
+            .mode(0o600)
             .open(path)
             .map_err(open_err)?;
+        Self::start(file, path)
+    }
+
+    /// Continues or starts the file opened at `path`.
+    fn start(file: File, path: &Path) -> Result<Self, CsvError> {
+        let open_err = |source| CsvError::Open {
+            path: path.to_owned(),
+            source,
+        };
         let len = file.metadata().map_err(open_err)?.len();
         let mut sink = Self {
             file,
@@ -211,21 +229,44 @@ impl CsvSink {
 }
 
 /// The live view's `s`: `snapshot` to a new CSV file in the current
-/// directory, named after the snapshot's time; returns its full path.
+/// directory, named after the snapshot's time; returns its full path. The
+/// file is created, never opened: a name that exists (a file, or a symlink
+/// planted in a shared directory) gets the next suffix, `-2`, `-3` …
 pub fn save_new(snapshot: &Snapshot) -> Result<PathBuf, CsvError> {
     let stamp: String = humantime::format_rfc3339_seconds(snapshot.taken_at)
         .to_string()
         .chars()
         .filter(|c| !matches!(c, '-' | ':'))
         .collect();
-    let mut path = PathBuf::from(format!("tracer-{stamp}.csv"));
     let mut n = 1;
-    while path.exists() {
-        n += 1;
-        path = PathBuf::from(format!("tracer-{stamp}-{n}.csv"));
-    }
-    let mut csv = CsvSink::open(&path)?;
-    csv.write(snapshot)?;
+    let (file, path) = loop {
+        let path = PathBuf::from(match n {
+            1 => format!("tracer-{stamp}.csv"),
+            n => format!("tracer-{stamp}-{n}.csv"),
+        });
+        let created = File::options()
+            .read(true)
+            .append(true)
+            .create_new(true)
+            .custom_flags(libc::O_NOFOLLOW)
+            .mode(0o600)
+            .open(&path);
+        match created {
+            Ok(file) => break (file, path),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && n < 1000 => n += 1,
+            Err(source) => return Err(CsvError::Save { path, source }),
+        }
+    };
+    let mut csv = CsvSink::start(file, &path).map_err(|e| match e {
+        CsvError::Open { path, source } | CsvError::Write { path, source } => {
+            CsvError::Save { path, source }
+        }
+        other => other,
+    })?;
+    csv.write(snapshot).map_err(|e| match e {
+        CsvError::Write { path, source } => CsvError::Save { path, source },
+        other => other,
+    })?;
     Ok(std::env::current_dir().map_or(path.clone(), |dir| dir.join(&path)))
 }
 

@@ -1,7 +1,7 @@
 //! `--events`: one JSON object per line for every event, plus periodic `stats`
 //! objects. Field names are a contract (see README, "Events").
 
-use std::{io::Write, net::IpAddr};
+use std::{io::Write, net::IpAddr, os::unix::fs::OpenOptionsExt as _};
 
 use serde_json::{Value, json};
 use tracer_common::{EventKind, tcp::state_name};
@@ -229,9 +229,11 @@ impl JsonSink {
         let out: Box<dyn Write + Send> = if path.as_os_str() == "-" {
             Box::new(std::io::BufWriter::new(std::io::stdout()))
         } else {
+            // Owner-only when new: it names every traced process and address.
             let file = std::fs::File::options()
                 .create(true)
                 .append(true)
+                .mode(0o600)
                 .open(path)
                 .map_err(|source| OpenError {
                     path: path.to_owned(),
