@@ -26,8 +26,7 @@ const CAP_BPF: u32 = 39;
 
 /// Effective capability bits of this process.
 fn effective_caps() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
+    crate::proc::process::read_text("/proc/self/status")
         .and_then(|s| {
             s.lines()
                 .find_map(|l| l.strip_prefix("CapEff:"))

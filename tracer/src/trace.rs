@@ -62,7 +62,19 @@ pub async fn run(args: &TraceArgs) -> anyhow::Result<()> {
 
     let mut stop = Stop::install(args.duration)?;
     let mut schedule = Schedule::start(sampler, args.interval, live_view).await;
-    let ended = event_loop(&mut session, &mut schedule, &mut view, &mut stop, live_view).await?;
+    let mut watch = Watch {
+        pids: args.pids.clone(),
+        said: false,
+        live_view,
+    };
+    let ended = event_loop(
+        &mut session,
+        &mut schedule,
+        &mut view,
+        &mut stop,
+        &mut watch,
+    )
+    .await?;
     // The view restores the terminal before the summary is printed.
     drop(view);
     shutdown(&mut session, schedule)
@@ -193,8 +205,9 @@ async fn event_loop(
     schedule: &mut Schedule,
     view: &mut View,
     stop: &mut Stop,
-    live_view: bool,
+    watch: &mut Watch,
 ) -> anyhow::Result<Ended> {
+    let live_view = watch.live_view;
     loop {
         tokio::select! {
             r = session.drain() => r?,
@@ -212,6 +225,7 @@ async fn event_loop(
                     }
                     session.set_sampled_every(schedule.sampled_every());
                     snapshot(session, schedule)?;
+                    watch.check();
                 }
             },
             // Even when the view failed (the terminal went away), the final
@@ -226,6 +240,34 @@ async fn event_loop(
             }
         }
         session.check_outputs()?;
+    }
+}
+
+/// Says once when every `--pid` has exited: tracing goes on (a pid cannot
+/// come back), but nothing more will be seen.
+struct Watch {
+    pids: Vec<u32>,
+    said: bool,
+    live_view: bool,
+}
+
+impl Watch {
+    fn check(&mut self) {
+        if self.said || self.pids.is_empty() || self.pids.iter().any(|&p| proc::exists(p)) {
+            return;
+        }
+        self.said = true;
+        let pids: Vec<String> = self.pids.iter().map(u32::to_string).collect();
+        let message = format!(
+            "every traced process has exited (pid {}); nothing more will be seen: \
+             stop with Ctrl-C (the last snapshot keeps their numbers)",
+            pids.join(", ")
+        );
+        if self.live_view {
+            tracing::warn!("{message}");
+        } else {
+            eprintln!("tracer: {message}");
+        }
     }
 }
 

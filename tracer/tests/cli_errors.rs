@@ -292,3 +292,52 @@ fn new_output_files_are_owner_only() {
         assert_eq!(mode & 0o777, 0o600, "{file}: {mode:o}");
     }
 }
+
+#[test]
+fn a_kernel_thread_is_a_usage_error() {
+    // kthreadd is pid 2 on every Linux.
+    let out = tracer(&["--headless", "--pid", "2"]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert_eq!(
+        stderr(&out).trim(),
+        "tracer: error: pid 2 is the kernel thread `kthreadd`, which makes no TCP connections \
+         of its own; trace the process that uses the network"
+    );
+}
+
+/// A process that names itself with bytes that are not UTF-8 can be traced,
+/// and tracer says once when every traced process has exited.
+#[test]
+fn odd_names_are_traced_and_exits_are_said() {
+    if !support::kernel_tests_enabled() {
+        return;
+    }
+    let mut child = Command::new("python3")
+        .args([
+            "-c",
+            "import ctypes, time; ctypes.CDLL(None).prctl(15, b'bad\\xffname', 0, 0, 0); time.sleep(1.5)",
+        ])
+        .spawn()
+        .expect("start python3");
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let pid = child.id().to_string();
+    let out = tracer(&[
+        "--headless",
+        "--pid",
+        &pid,
+        "--interval",
+        "200ms",
+        "--duration",
+        "3s",
+    ]);
+    let _ = child.wait();
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    assert!(err.contains(&format!("tracing pid {pid} ")), "{err}");
+    assert_eq!(
+        err.matches(&format!("every traced process has exited (pid {pid})"))
+            .count(),
+        1,
+        "{err}"
+    );
+}

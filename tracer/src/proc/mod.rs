@@ -13,34 +13,51 @@ pub use self::{
     sampler::{ProcessSample, Sample},
 };
 
-use std::path::Path;
-
 #[derive(Debug, thiserror::Error)]
 pub enum ProcError {
     #[error("no process with pid {0} (check the pid with `ps -p {0}`)")]
     NoSuchPid(u32),
+    #[error(
+        "pid {pid} is the kernel thread `{comm}`, which makes no TCP connections of its own; \
+         trace the process that uses the network"
+    )]
+    KernelThread { pid: u32, comm: String },
 }
 
-/// Whether `pid` names a live process (not a thread id of another process).
+/// Whether `pid` names a live process (not a thread id of another process,
+/// nor a zombie: an exited process its parent has not yet reaped).
 pub fn exists(pid: u32) -> bool {
-    pid != 0 && Path::new(&format!("/proc/{pid}/status")).exists() && tgid(pid) == Some(pid)
-}
-
-/// The thread-group id of `pid` (a thread id maps to its process).
-pub fn tgid(pid: u32) -> Option<u32> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("Tgid:"))
-        .and_then(|v| v.trim().parse().ok())
-}
-
-/// Checks every pid, failing on the first that does not exist.
-pub fn require_pids(pids: &[u32]) -> Result<(), ProcError> {
-    match pids.iter().find(|&&p| !exists(p)) {
-        Some(&p) => Err(ProcError::NoSuchPid(p)),
-        None => Ok(()),
+    if pid == 0 {
+        return false;
     }
+    let Some(status) = process::read_text(format!("/proc/{pid}/status")) else {
+        return false;
+    };
+    let field = |name: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .map(str::trim)
+    };
+    let zombie = field("State:").is_some_and(|s| s.starts_with('Z') || s.starts_with('X'));
+    !zombie && field("Tgid:").and_then(|v| v.parse().ok()) == Some(pid)
+}
+
+/// Checks every pid, failing on the first that does not exist or is a
+/// kernel thread.
+pub fn require_pids(pids: &[u32]) -> Result<(), ProcError> {
+    for &pid in pids {
+        if !exists(pid) {
+            return Err(ProcError::NoSuchPid(pid));
+        }
+        if process::is_kernel_thread(pid) {
+            return Err(ProcError::KernelThread {
+                pid,
+                comm: process::comm(pid),
+            });
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -52,5 +69,9 @@ mod tests {
         assert!(exists(std::process::id()));
         assert!(!exists(0));
         assert!(require_pids(&[std::process::id(), u32::MAX - 1]).is_err());
+        assert!(matches!(
+            require_pids(&[2]),
+            Err(ProcError::KernelThread { pid: 2, .. })
+        ));
     }
 }

@@ -1,7 +1,11 @@
 //! One process's files under /proc: who it is (pid + start time), its
 //! command name, its file descriptors and their limit.
 
-use std::path::PathBuf;
+use std::{
+    path::{Path, PathBuf},
+    sync::LazyLock,
+    time::{Duration, SystemTime},
+};
 
 /// A process: pid plus start time, so a reused pid is a different process.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -34,6 +38,14 @@ fn file(pid: u32, name: &str) -> PathBuf {
     PathBuf::from(format!("/proc/{pid}/{name}"))
 }
 
+/// A /proc file as text. Read as bytes: a process may name itself with any
+/// bytes (`prctl(PR_SET_NAME)`), which are shown lossily rather than making
+/// the whole file unreadable, and the process invisible.
+pub fn read_text(path: impl AsRef<Path>) -> Option<String> {
+    let bytes = std::fs::read(path).ok()?;
+    Some(String::from_utf8_lossy(&bytes).into_owned())
+}
+
 /// Every process id in /proc.
 pub fn all_pids() -> Vec<u32> {
     std::fs::read_dir("/proc")
@@ -48,13 +60,38 @@ pub fn all_pids() -> Vec<u32> {
 /// Start time in clock ticks (field 22 of `/proc/<pid>/stat`); `None` when
 /// the process is gone.
 pub fn start_ticks(pid: u32) -> Option<u64> {
-    let stat = std::fs::read_to_string(file(pid, "stat")).ok()?;
+    let stat = read_text(file(pid, "stat"))?;
     parse_start_ticks(&stat)
+}
+
+/// When a process started, from its start time in clock ticks since boot.
+pub fn started_at(start_ticks: u64) -> Option<SystemTime> {
+    static BOOT: LazyLock<Option<SystemTime>> = LazyLock::new(|| {
+        let stat = read_text("/proc/stat")?;
+        let btime = stat.lines().find_map(|l| l.strip_prefix("btime "))?;
+        Some(SystemTime::UNIX_EPOCH + Duration::from_secs(btime.trim().parse().ok()?))
+    });
+    // SAFETY: sysconf has no preconditions.
+    let hz = u64::try_from(unsafe { libc::sysconf(libc::_SC_CLK_TCK) }).ok()?;
+    if start_ticks == 0 || hz == 0 {
+        return None;
+    }
+    Some((*BOOT)? + Duration::from_millis(start_ticks.saturating_mul(1000) / hz))
+}
+
+/// Whether `pid` is a kernel thread (PF_KTHREAD in `/proc/<pid>/stat`).
+pub fn is_kernel_thread(pid: u32) -> bool {
+    const PF_KTHREAD: u64 = 0x0020_0000;
+    read_text(file(pid, "stat"))
+        .as_deref()
+        .and_then(|stat| stat_field(stat, 9))
+        .and_then(|flags| flags.parse::<u64>().ok())
+        .is_some_and(|flags| flags & PF_KTHREAD != 0)
 }
 
 /// The command name of a process (empty if it is gone).
 pub fn comm(pid: u32) -> String {
-    std::fs::read_to_string(file(pid, "comm"))
+    read_text(file(pid, "comm"))
         .map(|s| s.trim_end().to_owned())
         .unwrap_or_default()
 }
@@ -77,7 +114,7 @@ pub fn fds(pid: u32) -> Option<Fds> {
 
 /// The soft limit on open files of a process; `None` when unlimited or gone.
 pub fn fd_limit(pid: u32) -> Option<u64> {
-    let text = std::fs::read_to_string(file(pid, "limits")).ok()?;
+    let text = read_text(file(pid, "limits"))?;
     parse_nofile_soft(&text)
 }
 
@@ -98,9 +135,13 @@ pub fn socket_inode(link: &str) -> Option<u64> {
 /// Field 22 of a `/proc/<pid>/stat` line; the command name (field 2) may hold
 /// spaces and parentheses, so fields are counted after its closing `)`.
 pub fn parse_start_ticks(stat: &str) -> Option<u64> {
+    stat_field(stat, 22)?.parse().ok()
+}
+
+/// Field `n` (from 3 on, numbered as in proc(5)) of a `/proc/<pid>/stat` line.
+fn stat_field(stat: &str, n: usize) -> Option<&str> {
     let rest = &stat[stat.rfind(')')? + 1..];
-    // Fields from 3 on; start time is field 22.
-    rest.split_whitespace().nth(22 - 3)?.parse().ok()
+    rest.split_whitespace().nth(n.checked_sub(3)?)
 }
 
 /// The soft "Max open files" of `/proc/<pid>/limits`; `None` when unlimited.
@@ -153,5 +194,26 @@ Max open files            1024                 524288               files     \n
         assert!(netns(me).is_some());
         assert!(all_pids().contains(&me));
         assert!(start_ticks(u32::MAX - 1).is_none() && fds(u32::MAX - 1).is_none());
+        let started = started_at(start_ticks(me).unwrap()).unwrap();
+        let age = SystemTime::now().duration_since(started).unwrap();
+        assert!(age < Duration::from_secs(3600), "{age:?}");
+        assert!(!is_kernel_thread(me));
+        // kthreadd is pid 2 on every Linux.
+        assert!(is_kernel_thread(2));
+    }
+
+    /// A name that is not UTF-8 is read, lossily, not lost with its process.
+    #[test]
+    fn names_that_are_not_utf8() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("stat");
+        std::fs::write(
+            &path,
+            b"77 (bad\xffname) S 1 77 77 0 -1 4194560 0 0 0 0 0 0 0 0 20 0 1 0 4242 0 0\n",
+        )
+        .unwrap();
+        let stat = read_text(&path).unwrap();
+        assert_eq!(parse_start_ticks(&stat), Some(4242));
+        assert!(stat.contains("bad\u{fffd}name"));
     }
 }

@@ -60,6 +60,9 @@ struct Row<'a> {
     listen: u64,
     closed: u64,
     lifetime_p50_ms: Option<u64>,
+    /// When the process started (RFC 3339, UTC): with the pid, it tells a
+    /// reused pid from the process that had it before.
+    start_time: Option<String>,
 }
 
 impl<'a> Row<'a> {
@@ -103,6 +106,8 @@ impl<'a> Row<'a> {
             listen: g.listen,
             closed: c.closed,
             lifetime_p50_ms: pct(&p.lifetime_ms, p.lifetime_ms.p50),
+            start_time: crate::proc::process::started_at(p.id.start_ticks)
+                .map(|t| humantime::format_rfc3339_seconds(t).to_string()),
         }
     }
 }

@@ -33,7 +33,7 @@ const CONTRACT: [&str; 23] = [
 ];
 
 /// Every column, in order: the whole format as README documents it.
-const COLUMNS: [&str; 34] = [
+const COLUMNS: [&str; 35] = [
     "timestamp",
     "pid",
     "comm",
@@ -68,6 +68,7 @@ const COLUMNS: [&str; 34] = [
     "listen",
     "closed",
     "lifetime_p50_ms",
+    "start_time",
 ];
 
 fn process(pid: u32, comm: &str) -> ProcessSnapshot {
