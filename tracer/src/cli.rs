@@ -69,7 +69,8 @@ pub enum Command {
 #[derive(Debug, Args)]
 pub struct TraceArgs {
     /// Trace only this process (all its threads). Repeat for several. A pid that
-    /// does not exist is an error. Without --pid every process is traced.
+    /// does not exist or is a kernel thread is an error. Without --pid every
+    /// process is traced.
     #[arg(long = "pid", value_name = "PID")]
     pub pids: Vec<u32>,
 
