@@ -120,3 +120,34 @@ impl Default for SockOffsets {
 #[cfg(feature = "user")]
 // SAFETY: repr(C), only u16 fields, no padding.
 unsafe impl aya::Pod for SockOffsets {}
+
+/// Where the kernel keeps a socket's network namespace, from its BTF: the
+/// namespace's inode number (as `/proc/PID/ns/net` shows it) is read at
+/// `*(sk + sk_net) + net_inum`. Listeners are keyed by it, so that servers on
+/// one port in different namespaces are told apart.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct NetnsOffsets {
+    /// `sock_common.skc_net` (a `struct net *`), from the start of `struct sock`.
+    pub sk_net: u32,
+    /// `net.ns.inum` (u32), from the start of `struct net`.
+    pub net_inum: u32,
+}
+
+impl NetnsOffsets {
+    /// Unknown: every socket is taken to be in namespace 0.
+    pub const NONE: Self = Self {
+        sk_net: u32::MAX,
+        net_inum: u32::MAX,
+    };
+}
+
+impl Default for NetnsOffsets {
+    fn default() -> Self {
+        Self::NONE
+    }
+}
+
+#[cfg(feature = "user")]
+// SAFETY: repr(C), only u32 fields, no padding.
+unsafe impl aya::Pod for NetnsOffsets {}

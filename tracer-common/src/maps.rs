@@ -4,8 +4,9 @@
 pub const EVENTS: &str = "EVENTS";
 /// LRU hash: `struct sock` address (u64) → [`Owner`].
 pub const OWNERS: &str = "OWNERS";
-/// LRU hash: local port of a listening socket (u32) → its [`Owner`]. Accepted
-/// sockets inherit the owner of the listener on their local port.
+/// LRU hash: listener key (u64: network namespace inode << 32 | local port,
+/// see [`listener_key`]) → the listener's [`Owner`]. Accepted sockets inherit
+/// the owner of the listener on their namespace and local port.
 pub const LISTENERS: &str = "LISTENERS";
 /// LRU hash: [`SocketKey`] → [`Owner`], for connections that existed before
 /// tracer started (filled from /proc at start-up). An event on a socket with no
@@ -30,6 +31,9 @@ pub const GLOBAL_RETRANSMIT_HAS_ERR: &str = "RETRANSMIT_HAS_ERR";
 /// Load-time global ([`crate::SockOffsets`]): where `struct sock` keeps what
 /// the raw tracepoints and kprobes read, from the kernel's BTF.
 pub const GLOBAL_SOCK_LAYOUT: &str = "SOCK_LAYOUT";
+/// Load-time global ([`crate::NetnsOffsets`]): where a socket's network
+/// namespace is, from the kernel's BTF.
+pub const GLOBAL_NETNS_LAYOUT: &str = "NETNS_LAYOUT";
 /// Load-time global (u32): offset of `sk_err` in `struct sock`.
 pub const GLOBAL_SK_ERR_OFFSET: &str = "SOCK_SK_ERR_OFFSET";
 /// Load-time global (u32): 1 when `PREEXISTING` was seeded with any connection.
@@ -63,16 +67,20 @@ pub enum Counter {
     /// Owners recorded while [`OWNERS`] was full, each pushing out the owner
     /// of another socket, whose later events then go unattributed.
     OwnerEvicted = 4,
+    /// Resets the kernel sent for segments that matched no socket (connects
+    /// to a closed port): ownerless by nature, so not counted as unattributed.
+    ClosedPort = 5,
 }
 
 impl Counter {
-    pub const COUNT: u32 = 5;
+    pub const COUNT: u32 = 6;
     pub const ALL: [Self; Self::COUNT as usize] = [
         Self::Submitted,
         Self::Dropped,
         Self::Filtered,
         Self::Unattributed,
         Self::OwnerEvicted,
+        Self::ClosedPort,
     ];
 }
 
@@ -110,3 +118,10 @@ pub struct SocketKey {
 #[cfg(feature = "user")]
 // SAFETY: repr(C), Copy, no padding (explicit `_pad` field).
 unsafe impl aya::Pod for SocketKey {}
+
+/// The [`LISTENERS`] key of a listener on `port` in the network namespace
+/// whose inode number is `netns` (0 when the kernel's BTF does not say).
+#[inline(always)]
+pub const fn listener_key(netns: u32, port: u16) -> u64 {
+    ((netns as u64) << 32) | port as u64
+}

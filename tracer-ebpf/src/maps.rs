@@ -21,7 +21,7 @@ pub static EVENTS: RingBuf = RingBuf::with_byte_size(DEFAULT_RING_BYTES, 0);
 pub static OWNERS: LruHashMap<u64, Owner> = LruHashMap::with_max_entries(OWNERS_CAPACITY, 0);
 
 #[map]
-pub static LISTENERS: LruHashMap<u32, Owner> = LruHashMap::with_max_entries(LISTENERS_CAPACITY, 0);
+pub static LISTENERS: LruHashMap<u64, Owner> = LruHashMap::with_max_entries(LISTENERS_CAPACITY, 0);
 
 #[map]
 pub static PREEXISTING: LruHashMap<SocketKey, Owner> =

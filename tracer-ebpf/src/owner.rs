@@ -6,14 +6,18 @@ use aya_ebpf::{
     bindings::{BPF_ANY, BPF_NOEXIST},
     helpers::{bpf_get_current_pid_tgid, bpf_ktime_get_ns, generated},
 };
-use tracer_common::{Counter, Event, Owner, event::FLAG_UNATTRIBUTED, maps::SocketKey};
+use tracer_common::{
+    Counter, Event, Owner,
+    event::{FLAG_NO_SOCKET, FLAG_UNATTRIBUTED},
+    maps::{self, SocketKey},
+};
 
 use crate::{
     maps::{
         FILTER_PIDS, LISTENERS, OWNER_COUNT, OWNERS, OWNERS_MAX, PREEXISTING, PREEXISTING_SEEDED,
         TRACED_PIDS, atomic_add, bump,
     },
-    mem,
+    mem, sock,
 };
 
 /// Whether events of `pid` pass the in-kernel pid filter.
@@ -99,20 +103,28 @@ pub fn forget(sk: u64) {
     }
 }
 
+/// Listeners are keyed by network namespace and port: servers on one port in
+/// two namespaces (two pods on a node) are two listeners. `sk` is the
+/// listener, or a connection it accepted (same namespace).
 #[inline(always)]
-pub fn record_listener(port: u16, owner: &Owner) {
-    let _ = LISTENERS.insert(&u32::from(port), owner, 0);
+fn listener_key(sk: u64, port: u16) -> u64 {
+    maps::listener_key(sock::netns(sk), port)
 }
 
 #[inline(always)]
-pub fn listener(port: u16) -> Option<Owner> {
+pub fn record_listener(sk: u64, port: u16, owner: &Owner) {
+    let _ = LISTENERS.insert(&listener_key(sk, port), owner, 0);
+}
+
+#[inline(always)]
+pub fn listener(sk: u64, port: u16) -> Option<Owner> {
     // SAFETY: the value is copied out immediately.
-    unsafe { LISTENERS.get(&u32::from(port)) }.map(mem::copy)
+    unsafe { LISTENERS.get(&listener_key(sk, port)) }.map(mem::copy)
 }
 
 #[inline(always)]
-pub fn forget_listener(port: u16) {
-    let _ = LISTENERS.remove(&u32::from(port));
+pub fn forget_listener(sk: u64, port: u16) {
+    let _ = LISTENERS.remove(&listener_key(sk, port));
 }
 
 /// The owner of a connection that predates tracing, found by the addresses
@@ -169,6 +181,12 @@ pub fn attribute(ev: &mut Event, owner: Option<Owner>) -> bool {
         None if FILTER_PIDS.load() != 0 => {
             bump(Counter::Filtered);
             false
+        }
+        // A reset for a segment that matched no socket (a connect to a closed
+        // port): it has no owner by nature, which is not an attribution miss.
+        None if ev.flags & FLAG_NO_SOCKET != 0 => {
+            bump(Counter::ClosedPort);
+            true
         }
         None => {
             bump(Counter::Unattributed);

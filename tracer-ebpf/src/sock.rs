@@ -3,7 +3,7 @@
 //! and handed over as load-time globals.
 
 use aya_ebpf::{Global, helpers::bpf_probe_read_kernel};
-use tracer_common::{Event, SockOffsets, layout::ABSENT, tcp::AF_INET};
+use tracer_common::{Event, NetnsOffsets, SockOffsets, layout::ABSENT, tcp::AF_INET};
 
 use crate::mem::Prefix;
 
@@ -14,6 +14,31 @@ static SOCK_LAYOUT: Global<SockOffsets> = Global::new(SockOffsets::NONE);
 /// when unknown (connect failures then carry no errno). Both plans read it.
 #[unsafe(no_mangle)]
 static SOCK_SK_ERR_OFFSET: Global<u32> = Global::new(u32::MAX);
+
+#[unsafe(no_mangle)]
+static NETNS_LAYOUT: Global<NetnsOffsets> = Global::new(NetnsOffsets::NONE);
+
+/// The inode number of the socket's network namespace (as `/proc/PID/ns/net`
+/// names it); 0 when the kernel's BTF did not say where it is.
+#[inline(always)]
+pub fn netns(sk: u64) -> u32 {
+    let o = NETNS_LAYOUT.load();
+    if o.sk_net == u32::MAX {
+        return 0;
+    }
+    // SAFETY: bpf_probe_read_kernel checks both accesses; offsets from BTF.
+    let net = unsafe {
+        bpf_probe_read_kernel((sk as *const u8).wrapping_add(o.sk_net as usize) as *const u64)
+    }
+    .unwrap_or(0);
+    if net == 0 {
+        return 0;
+    }
+    unsafe {
+        bpf_probe_read_kernel((net as *const u8).wrapping_add(o.net_inum as usize) as *const u32)
+    }
+    .unwrap_or(0)
+}
 
 /// Reads a `T` at byte `offset` of the socket at `sk`; `Err` when the offset
 /// is unknown or the read faults.

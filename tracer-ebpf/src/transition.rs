@@ -34,7 +34,8 @@ pub fn wanted(sk: u64, old: u8, new: u8, local_port: impl FnOnce() -> Option<u16
         }
         // The owner comes from the listener on the local port.
         (_, SYN_RECV) | (SYN_RECV, _) => {
-            owner::may_be_traced(sk) || local_port().is_some_and(|p| owner::listener(p).is_some())
+            owner::may_be_traced(sk)
+                || local_port().is_some_and(|p| owner::listener(sk, p).is_some())
         }
         _ => owner::may_be_traced(sk),
     };
@@ -57,7 +58,7 @@ pub fn state_change(ev: &mut Event, connect: ConnectOwner) {
         // Process context: the caller of connect()/listen() owns the socket.
         (CLOSE, SYN_SENT) | (CLOSE, LISTEN) => record_current(ev),
         (_, SYN_RECV) => {
-            let inherited = owner::listener(ev.sport).map(|mut l| {
+            let inherited = owner::listener(ev.sk, ev.sport).map(|mut l| {
                 l.start_ns = ev.ts_ns;
                 l
             });
@@ -70,7 +71,7 @@ pub fn state_change(ev: &mut Event, connect: ConnectOwner) {
         // kprobe on tcp_set_state) show an accepted socket first at
         // SYN_RECV→ESTABLISHED.
         (SYN_RECV, _) => owner::lookup(ev.sk).or_else(|| {
-            let inherited = owner::listener(ev.sport);
+            let inherited = owner::listener(ev.sk, ev.sport);
             if let Some(l) = &inherited {
                 owner::record(ev.sk, l);
             }
@@ -90,7 +91,7 @@ pub fn state_change(ev: &mut Event, connect: ConnectOwner) {
         ev.errno = sock::error(ev.sk);
     }
     if ev.old_state == LISTEN && ev.new_state == CLOSE {
-        owner::forget_listener(ev.sport);
+        owner::forget_listener(ev.sk, ev.sport);
     }
     emit(ev);
 }
@@ -101,7 +102,7 @@ fn record_current(ev: &Event) -> Option<tracer_common::Owner> {
     if let Some(cur) = &current {
         owner::record(ev.sk, cur);
         if ev.new_state == LISTEN {
-            owner::record_listener(ev.sport, cur);
+            owner::record_listener(ev.sk, ev.sport, cur);
         }
     }
     current

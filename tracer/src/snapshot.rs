@@ -48,12 +48,15 @@ pub struct KernelCounts {
     pub owners: u64,
     /// Owners recorded while the owner map was full, each evicting another.
     pub owners_evicted: u64,
+    /// Resets sent for segments that matched no socket (connects to closed
+    /// ports): they belong to no process, and are not unattributed.
+    pub closed_port_resets: u64,
 }
 
 impl KernelCounts {
     /// Every count under the name the JSON outputs give it (`stats` lines,
     /// `--summary-json`), in their order.
-    pub const fn named(&self) -> [(&'static str, u64); 8] {
+    pub const fn named(&self) -> [(&'static str, u64); 9] {
         [
             ("read", self.read),
             ("submitted", self.submitted),
@@ -63,6 +66,7 @@ impl KernelCounts {
             ("owners", self.owners),
             ("owners_evicted", self.owners_evicted),
             ("decode_errors", self.decode_errors),
+            ("closed_port_resets", self.closed_port_resets),
         ]
     }
 }

@@ -80,6 +80,51 @@ fn refused_connects() {
     assert_eq!(syscall_errors, 3);
 }
 
+/// Connects to a closed port make the kernel send resets that match no
+/// socket. Traced without --pid, they are counted as closed-port resets
+/// (at least as many as the namespace's TcpOutRsts), never as unattributed.
+#[test]
+fn closed_port_resets_are_not_unattributed() {
+    if !kernel_tests_enabled() {
+        return;
+    }
+    let ns = Netns::new("closedport");
+    let mut peer = Peer::spawn_in(Some(&ns.name), &["connect", HOST, "9"]);
+    let summary = tempfile::NamedTempFile::new().expect("temp file");
+    let path = summary.path().to_str().expect("utf-8 path");
+    let tracer = Tracer::start(&["--summary-json", path]);
+    let before = ns.counters();
+    for _ in 0..3 {
+        assert_eq!(peer.ask("go"), "error 111");
+    }
+    let after = ns.counters();
+    thread::sleep(Duration::from_millis(300));
+    let (status, events, stderr) = tracer.stop();
+    assert!(status.success(), "{stderr}");
+    let kernel = delta(&before, &after, "TcpOutRsts");
+    let text = std::fs::read_to_string(summary.path()).expect("summary written");
+    let summary: serde_json::Value = serde_json::from_str(&text).expect("summary is JSON");
+    let closed = summary["closed_port_resets"]
+        .as_u64()
+        .expect("closed_port_resets");
+    println!("closed port: tracer {closed} closed-port resets, kernel TcpOutRsts +{kernel}");
+    assert_eq!(kernel, 3);
+    assert!(closed >= kernel, "{text}");
+    let unattributed_closed = events
+        .iter()
+        .filter(|e| e["no_socket"] == true && e["unattributed"] == true)
+        .count();
+    assert_eq!(unattributed_closed, 0, "{events:#?}");
+    assert!(
+        events
+            .iter()
+            .filter(|e| e["event"] == "rst_sent" && e["no_socket"] == true)
+            .count()
+            >= 3,
+        "{events:#?}"
+    );
+}
+
 /// SYNs dropped by nftables: every SYN retransmit is reported under the client,
 /// equal to TcpExtTCPSynRetrans, and the connect ends in a timeout.
 #[test]

@@ -6,7 +6,9 @@ mod support;
 use std::time::Duration;
 
 use serde_json::Value;
-use support::{Peer, Tracer, kernel_tests_enabled, pair, transitions};
+use support::{CsvFile, Netns, Peer, Tracer, delta, kernel_tests_enabled, num, pair, transitions};
+
+const HOST: &str = "127.0.0.1";
 
 fn pid_of(e: &Value) -> u64 {
     e["pid"].as_u64().unwrap_or(0)
@@ -140,4 +142,45 @@ fn ipv4_connection_is_traced_under_the_right_pids() {
 #[test]
 fn ipv6_connection_is_traced_under_the_right_pids() {
     traced_connection("::1");
+}
+
+/// Two network namespaces each run a server on 127.0.0.1:18080, as two pods
+/// on one node do: one started before tracer (its listener is seeded from
+/// /proc), one after (recorded by the kernel programs). Each server is
+/// credited with exactly the connections it accepted, as the namespace's own
+/// TcpPassiveOpens counts them.
+#[test]
+fn servers_on_one_port_in_two_namespaces_are_told_apart() {
+    if !kernel_tests_enabled() {
+        return;
+    }
+    const PORT: u16 = 18080;
+    let (a_ns, b_ns) = (Netns::new("pod-a"), Netns::new("pod-b"));
+    let server_a = Peer::listen_in_on(&a_ns.name, HOST, PORT);
+    let csv = CsvFile::new();
+    let tracer = Tracer::start(&csv.args());
+    let server_b = Peer::listen_in_on(&b_ns.name, HOST, PORT);
+    let port = PORT.to_string();
+    let mut client_a = Peer::spawn_in(Some(&a_ns.name), &["connect", HOST, &port]);
+    let mut client_b = Peer::spawn_in(Some(&b_ns.name), &["connect", HOST, &port]);
+    let (a_before, b_before) = (a_ns.counters(), b_ns.counters());
+    for (client, times) in [(&mut client_a, 5), (&mut client_b, 3)] {
+        for _ in 0..times {
+            client.connect_once().expect("connects");
+        }
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    let (a_after, b_after) = (a_ns.counters(), b_ns.counters());
+    let (status, _events, stderr) = tracer.stop();
+    assert!(status.success(), "{stderr}");
+    let kernel_a = delta(&a_before, &a_after, "TcpPassiveOpens");
+    let kernel_b = delta(&b_before, &b_after, "TcpPassiveOpens");
+    let accepted_a = num(&csv.last_of(server_a.pid()), "accepted");
+    let accepted_b = num(&csv.last_of(server_b.pid()), "accepted");
+    println!(
+        "two namespaces, port {PORT}: server A accepted {accepted_a} (kernel {kernel_a}), \
+         server B accepted {accepted_b} (kernel {kernel_b})"
+    );
+    assert_eq!((kernel_a, kernel_b), (5, 3));
+    assert_eq!((accepted_a, accepted_b), (kernel_a, kernel_b));
 }

@@ -41,7 +41,9 @@ impl Aggregator {
         let now = sample.at_ns;
         let mut first_seen =
             HashMap::with_capacity_and_hasher(self.first_seen.len(), Default::default());
-        let mut listeners: HashMap<u16, ProcessId> = HashMap::default();
+        // Listeners by (network namespace, port): two pods' servers on one
+        // port are two listeners.
+        let mut listeners: HashMap<(u32, u16), ProcessId> = HashMap::default();
         for ps in &sample.processes {
             let p = process_of(&mut self.processes, ps);
             p.exited = false;
@@ -57,8 +59,8 @@ impl Aggregator {
                 .filter(|r| r.state == LISTEN)
                 .map(|r| r.local_port)
                 .collect();
-            for &port in &p.listen_ports {
-                listeners.insert(port, ps.id);
+            for r in ps.sockets.iter().filter(|r| r.state == LISTEN) {
+                listeners.insert((r.netns, r.local_port), ps.id);
             }
             for r in p.remotes.values_mut() {
                 (r.established, r.close_wait, r.time_wait) = (0, 0, 0);
@@ -135,7 +137,7 @@ impl Aggregator {
                 let owner = self
                     .live
                     .closed_owner(&tuple)
-                    .or_else(|| listeners.get(&row.local_port).copied());
+                    .or_else(|| listeners.get(&(row.netns, row.local_port)).copied());
                 if let Some(p) = owner.and_then(|id| self.processes.get_mut(&id)) {
                     p.gauges.time_wait += 1;
                     let remote = p.remote_of(row.local_port, tuple.remote());

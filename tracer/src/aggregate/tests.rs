@@ -102,8 +102,12 @@ fn row(local_port: u16, remote: IpAddr, remote_port: u16, state: u8, inode: u64)
         remote_port,
         state,
         inode,
+        netns: NETNS,
     }
 }
+
+/// The network namespace of the rows [`row`] makes.
+const NETNS: u32 = 4_026_531_840;
 
 fn sample(at_ms: u64, processes: Vec<(ProcessId, Vec<SocketRow>)>) -> Sample {
     Sample {
@@ -331,6 +335,35 @@ fn time_wait_goes_to_the_process_that_closed_first() {
     assert_eq!(client.lifetime_ms.count, 1);
     assert_eq!(client.remotes[0].time_wait, 1);
     assert_eq!(find(&snapshot, SERVER).gauges.time_wait, 2);
+}
+
+/// Two servers on port 8080 in two network namespaces (two pods): each
+/// TIME_WAIT left on a listener's port goes to the server of its namespace.
+#[test]
+fn time_wait_on_a_listener_port_goes_to_the_server_of_its_namespace() {
+    let mut agg = Aggregator::new(0);
+    let other_netns = NETNS + 1;
+    let in_other = |mut r: SocketRow| {
+        r.netns = other_netns;
+        r
+    };
+    let mut s = sample(
+        20,
+        vec![
+            (SERVER, vec![row(8080, HOME, 0, LISTEN, 7)]),
+            (CLIENT, vec![in_other(row(8080, HOME, 0, LISTEN, 8))]),
+        ],
+    );
+    s.time_wait = vec![
+        row(8080, PEER, 33_000, TIME_WAIT, 0),
+        in_other(row(8080, PEER, 33_000, TIME_WAIT, 0)),
+        in_other(row(8080, PEER, 33_001, TIME_WAIT, 0)),
+        in_other(row(8080, PEER, 33_002, TIME_WAIT, 0)),
+    ];
+    agg.apply(&s);
+    let snapshot = snap(&mut agg, 20);
+    assert_eq!(find(&snapshot, SERVER).gauges.time_wait, 1);
+    assert_eq!(find(&snapshot, CLIENT).gauges.time_wait, 3);
 }
 
 #[test]

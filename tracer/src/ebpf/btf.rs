@@ -7,7 +7,7 @@
 
 use std::path::Path;
 
-use tracer_common::{SockOffsets, layout::ABSENT};
+use tracer_common::{NetnsOffsets, SockOffsets, layout::ABSENT};
 
 #[derive(Debug, thiserror::Error)]
 pub enum BtfError {
@@ -226,6 +226,18 @@ pub fn sock_offsets(btf: &Btf) -> Result<SockOffsets, BtfError> {
     })
 }
 
+/// Where a socket's network namespace is: `sock_common.skc_net` (a
+/// `possible_net_t`, which holds the `struct net *`) and `net.ns.inum`.
+pub fn netns_offsets(btf: &Btf) -> Result<NetnsOffsets, BtfError> {
+    let common = btf.member_offset("sock", "__sk_common")?;
+    Ok(NetnsOffsets {
+        // `possible_net_t` is an unnamed struct whose one member, the
+        // pointer, is at its start.
+        sk_net: common + btf.member_offset("sock_common", "skc_net")?,
+        net_inum: btf.member_offset("net", "ns")? + btf.member_offset("ns_common", "inum")?,
+    })
+}
+
 fn narrow(strukt: &str, member: &str, offset: u32) -> Result<u16, BtfError> {
     u16::try_from(offset)
         .ok()
@@ -368,6 +380,12 @@ mod tests {
         };
         assert_eq!(btf.member_offset("sock", "__sk_common").unwrap(), 0);
         let o = sock_offsets(&btf).unwrap_or_else(|e| panic!("{e}"));
+        let n = netns_offsets(&btf).unwrap_or_else(|e| panic!("{e}"));
+        // A pointer inside struct sock_common; the inode inside struct net.
+        assert!(
+            n.sk_net.is_multiple_of(8) && n.sk_net < 136 && n.net_inum > 0,
+            "{n:?}"
+        );
         // skc_dport and skc_num share a 32-bit port pair: remote port first.
         assert_eq!(o.sport, o.dport + 2);
         // Addresses: remote then local IPv4 address open the struct.

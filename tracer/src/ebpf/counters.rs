@@ -26,6 +26,7 @@ impl CounterMaps {
                 Counter::Filtered => &mut counts.filtered,
                 Counter::Unattributed => &mut counts.unattributed,
                 Counter::OwnerEvicted => &mut counts.owners_evicted,
+                Counter::ClosedPort => &mut counts.closed_port_resets,
             };
             *slot = total;
         }

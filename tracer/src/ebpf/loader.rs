@@ -5,7 +5,7 @@ use aya::{
     Ebpf, EbpfLoader,
     maps::{Array, HashMap, MapData, PerCpuArray, RingBuf},
 };
-use tracer_common::{FieldOffsets, SockOffsets, maps, tcp};
+use tracer_common::{FieldOffsets, NetnsOffsets, SockOffsets, maps, tcp};
 
 use crate::{proc::sockets, system};
 
@@ -191,6 +191,14 @@ pub fn load(settings: &Settings) -> Result<Loaded, LoadError> {
             .map_err(|e| e.to_string())
     });
     let sk_err_offset = *sk_err.as_ref().unwrap_or(&u32::MAX);
+    // Where a socket's network namespace is: without it every listener is
+    // taken to be in namespace 0 (keyed by port alone).
+    let netns = btf
+        .as_ref()
+        .ok()
+        .and_then(|btf| btf::netns_offsets(btf).ok())
+        .unwrap_or(NetnsOffsets::NONE);
+    loader.override_global(maps::GLOBAL_NETNS_LAYOUT, &netns, true);
     loader.override_global(maps::GLOBAL_SK_ERR_OFFSET, &sk_err_offset, true);
     let mut ebpf = loader.load(OBJECT).map_err(LoadError::Object)?;
 
@@ -207,7 +215,7 @@ pub fn load(settings: &Settings) -> Result<Loaded, LoadError> {
                 .map_err(map_error(maps::TRACED_PIDS))?;
         }
     }
-    seed::seed_owners(&mut ebpf, existing)?;
+    seed::seed_owners(&mut ebpf, existing, netns != NetnsOffsets::NONE)?;
     let plan = attach::attach_plan(&mut ebpf, &choices, settings.hooks)?;
     let connect_errors = match sk_err {
         Ok(offset) => format!("connect errors from struct sock.sk_err (BTF offset {offset})"),

@@ -9,11 +9,13 @@ use crate::proc::{process, sockets};
 use super::loader::{LoadError, map_error};
 
 /// Records the owners of sockets that existed before tracer started: listeners
-/// by port (connections they accept inherit the owner from the first event),
-/// other connections by their addresses.
+/// by namespace and port (connections they accept inherit the owner from the
+/// first event), other connections by their addresses. `netns_known`: the
+/// programs read sockets' namespaces (else they key listeners by port alone).
 pub fn seed_owners(
     ebpf: &mut Ebpf,
     existing: Vec<(u32, sockets::SocketRow)>,
+    netns_known: bool,
 ) -> Result<(), LoadError> {
     let mut comms = std::collections::HashMap::new();
     let (listening, connected): (Vec<_>, Vec<_>) = existing
@@ -38,10 +40,11 @@ pub fn seed_owners(
         .map_mut(maps::LISTENERS)
         .ok_or(LoadError::NoMap(maps::LISTENERS))?;
     let mut listeners =
-        HashMap::<_, u32, Owner>::try_from(map).map_err(map_error(maps::LISTENERS))?;
+        HashMap::<_, u64, Owner>::try_from(map).map_err(map_error(maps::LISTENERS))?;
     for (row, owner) in &listening {
+        let netns = if netns_known { row.netns } else { 0 };
         listeners
-            .insert(&u32::from(row.local_port), owner, 0)
+            .insert(&maps::listener_key(netns, row.local_port), owner, 0)
             .map_err(map_error(maps::LISTENERS))?;
     }
     let map = ebpf

@@ -118,10 +118,15 @@ pub fn fd_limit(pid: u32) -> Option<u64> {
     parse_nofile_soft(&text)
 }
 
-/// Which network namespace a process lives in (the `ns/net` link), `None`
-/// when it cannot be read.
-pub fn netns(pid: u32) -> Option<PathBuf> {
-    std::fs::read_link(file(pid, "ns/net")).ok()
+/// The inode number of the network namespace a process lives in (its
+/// `ns/net` link, `net:[4026531840]`); `None` when it cannot be read.
+pub fn netns_inum(pid: u32) -> Option<u32> {
+    let link = std::fs::read_link(file(pid, "ns/net")).ok()?;
+    link.to_str()?
+        .strip_prefix("net:[")?
+        .strip_suffix(']')?
+        .parse()
+        .ok()
 }
 
 /// `socket:[12345]` → 12345.
@@ -191,7 +196,7 @@ Max open files            1024                 524288               files     \n
         assert!(!comm(me).is_empty());
         let mine = fds(me).unwrap();
         assert!(mine.open >= mine.socket_inodes.len() as u64 && !mine.socket_inodes.is_empty());
-        assert!(netns(me).is_some());
+        assert!(netns_inum(me).is_some_and(|n| n > 0));
         assert!(all_pids().contains(&me));
         assert!(start_ticks(u32::MAX - 1).is_none() && fds(u32::MAX - 1).is_none());
         let started = started_at(start_ticks(me).unwrap()).unwrap();

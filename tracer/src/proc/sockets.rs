@@ -22,6 +22,8 @@ pub struct SocketRow {
     /// Kernel TCP state number.
     pub state: u8,
     pub inode: u64,
+    /// The inode number of the network namespace whose table lists it.
+    pub netns: u32,
 }
 
 /// Parses the text of `/proc/net/tcp` or `/proc/net/tcp6`; malformed rows are skipped.
@@ -44,6 +46,8 @@ fn parse_row(line: &str) -> Option<SocketRow> {
         remote_port,
         state,
         inode,
+        // Filled in by the walk, which knows whose table this is.
+        netns: 0,
     })
 }
 
@@ -107,10 +111,14 @@ pub fn walk<T: Copy>(
 ) {
     let mut seen_netns = HashSet::new();
     for pid in holders {
-        if !seen_netns.insert(process::netns(pid)) {
+        let Some(netns) = process::netns_inum(pid) else {
+            continue;
+        };
+        if !seen_netns.insert(netns) {
             continue;
         }
-        for_each_row(Path::new(&format!("/proc/{pid}/net")), |row| {
+        for_each_row(Path::new(&format!("/proc/{pid}/net")), |mut row| {
+            row.netns = netns;
             let holder = held.get(&row.inode).copied();
             f(row, holder);
         });

@@ -98,13 +98,14 @@ impl Outputs {
         let mut err = std::io::stderr();
         let _ = writeln!(
             err,
-            "tracer: {} events read; kernel: {} submitted, {} dropped (ring buffer full), {} filtered, {} unattributed, {} owners evicted (owner map full); {} undecodable",
+            "tracer: {} events read; kernel: {} submitted, {} dropped (ring buffer full), {} filtered, {} unattributed, {} owners evicted (owner map full), {} resets for closed ports; {} undecodable",
             k.read,
             k.submitted,
             k.dropped,
             k.filtered,
             k.unattributed,
             k.owners_evicted,
+            k.closed_port_resets,
             k.decode_errors
         );
         if let Some(csv) = &self.csv {

@@ -375,6 +375,7 @@ mod tests {
             owners: 5,
             read: 6,
             decode_errors: 0,
+            closed_port_resets: 7,
         };
         let v = render_stats(9, &c);
         let keys: Vec<&str> = v.as_object().unwrap().keys().map(String::as_str).collect();
@@ -391,7 +392,8 @@ mod tests {
                 "unattributed",
                 "owners",
                 "owners_evicted",
-                "decode_errors"
+                "decode_errors",
+                "closed_port_resets"
             ]
         );
         assert_eq!(v["event"], "stats");

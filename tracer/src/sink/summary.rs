@@ -101,6 +101,7 @@ mod tests {
             owners: 6,
             owners_evicted: 7,
             decode_errors: 8,
+            closed_port_resets: 10,
         };
         let v = render(&kernel, Some(9));
         let keys: Vec<&str> = v.as_object().unwrap().keys().map(String::as_str).collect();
@@ -115,6 +116,7 @@ mod tests {
                 "owners",
                 "owners_evicted",
                 "decode_errors",
+                "closed_port_resets",
                 "csv_rows"
             ]
         );
@@ -124,7 +126,7 @@ mod tests {
             .values()
             .map(|n| n.as_u64().unwrap())
             .collect();
-        assert_eq!(numbers, [1, 2, 3, 4, 5, 6, 7, 8, 9]);
+        assert_eq!(numbers, [1, 2, 3, 4, 5, 6, 7, 8, 10, 9]);
         assert!(render(&kernel, None)["csv_rows"].is_null());
     }
 

@@ -1,9 +1,11 @@
 """TCP peer for tracer's kernel tests: a listener or a client in its own process,
 driven line by line over stdin so the test controls when traffic happens.
 
-  peer.py listen HOST [leak]   print the port, accept and drain until stdin closes
+  peer.py listen HOST [drain|leak] [PORT]
+                               print the port, accept and drain until stdin closes
                                (leak: never read or close accepted connections, so
-                               they sit in CLOSE_WAIT once clients close)
+                               they sit in CLOSE_WAIT once clients close); on PORT
+                               when given, else on a free one
   peer.py connect HOST PORT [nb|linger|hold]
                                on each stdin line "go": connect (non-blocking with
                                nb), send, print the local port (or "error ERRNO"),
@@ -27,10 +29,10 @@ def family(host):
     return socket.AF_INET6 if ":" in host else socket.AF_INET
 
 
-def listen(host, how="drain"):
+def listen(host, how="drain", port=0):
     srv = socket.socket(family(host), socket.SOCK_STREAM)
     srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    srv.bind((host, 0))
+    srv.bind((host, int(port)))
     srv.listen(128)
     print(srv.getsockname()[1], flush=True)
     conns = []

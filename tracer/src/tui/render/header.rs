@@ -45,6 +45,11 @@ pub fn render(
     ];
     first.extend(counter("dropped", k.dropped));
     first.extend(counter("unattributed", k.unattributed));
+    if k.closed_port_resets > 0 {
+        // Connects to closed ports: ownerless by nature, so not a warning.
+        first.push(Span::raw(human::count(k.closed_port_resets)));
+        first.push(Span::styled(" closed-port RSTs  ", style::dim()));
+    }
     if let Some(every) = snapshot.sampled_every {
         // A large host: socket and FD gauges are older than the counters.
         first.push(Span::styled(
