@@ -12,10 +12,7 @@ use aya_ebpf::{
     macros::{kprobe, kretprobe},
     programs::{ProbeContext, RetProbeContext},
 };
-use tracer_common::{
-    Event,
-    tcp::{CLOSE, IPPROTO_TCP, LISTEN},
-};
+use tracer_common::tcp::{CLOSE, IPPROTO_TCP, LISTEN};
 
 use crate::{
     calls, sock,
@@ -56,9 +53,8 @@ fn try_listen_started(ctx: &RetProbeContext) -> Result<u32, u32> {
 
 #[inline(always)]
 fn report(sk: u64, old_state: u8, new_state: u8) -> Result<(), u32> {
-    let mut slot = core::mem::MaybeUninit::<Event>::uninit();
-    let ev = crate::mem::zero(&mut slot);
-    ev.ts_ns = unsafe { bpf_ktime_get_ns() };
+    let mut slot = core::mem::MaybeUninit::uninit();
+    let ev = crate::emit::event(&mut slot, unsafe { bpf_ktime_get_ns() });
     ev.sk = sk;
     ev.old_state = old_state;
     ev.new_state = new_state;

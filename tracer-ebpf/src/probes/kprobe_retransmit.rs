@@ -19,7 +19,6 @@ use aya_ebpf::{
     maps::LruHashMap,
     programs::{ProbeContext, RetProbeContext},
 };
-use tracer_common::Event;
 
 use crate::{calls, sock, transition};
 
@@ -85,9 +84,8 @@ fn try_leave(ctx: &RetProbeContext, outer: bool) -> Result<u32, u32> {
         // tracepoint does not fire either.
         return Ok(0);
     }
-    let mut slot = core::mem::MaybeUninit::<Event>::uninit();
-    let ev = crate::mem::zero(&mut slot);
-    ev.ts_ns = unsafe { bpf_ktime_get_ns() };
+    let mut slot = core::mem::MaybeUninit::uninit();
+    let ev = crate::emit::event(&mut slot, unsafe { bpf_ktime_get_ns() });
     ev.sk = sk;
     let state = sock::state(sk)?;
     sock::tuple(sk, ev)?;

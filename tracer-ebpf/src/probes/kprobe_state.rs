@@ -8,7 +8,7 @@
 //! the tracepoint.
 
 use aya_ebpf::{helpers::bpf_ktime_get_ns, macros::kprobe, programs::ProbeContext};
-use tracer_common::{Event, tcp::IPPROTO_TCP};
+use tracer_common::tcp::IPPROTO_TCP;
 
 use crate::{
     sock,
@@ -32,9 +32,8 @@ fn try_tcp_set_state(ctx: &ProbeContext) -> Result<u32, u32> {
     if !transition::wanted(sk, old, new_state as u8, || sock::local_port(sk).ok()) {
         return Ok(0);
     }
-    let mut slot = core::mem::MaybeUninit::<Event>::uninit();
-    let ev = crate::mem::zero(&mut slot);
-    ev.ts_ns = unsafe { bpf_ktime_get_ns() };
+    let mut slot = core::mem::MaybeUninit::uninit();
+    let ev = crate::emit::event(&mut slot, unsafe { bpf_ktime_get_ns() });
     ev.sk = sk;
     ev.old_state = old;
     ev.new_state = new_state as u8;

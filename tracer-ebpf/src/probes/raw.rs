@@ -9,7 +9,7 @@
 use aya_ebpf::{
     Global, helpers::bpf_ktime_get_ns, macros::raw_tracepoint, programs::RawTracePointContext,
 };
-use tracer_common::{Event, tcp::IPPROTO_TCP};
+use tracer_common::tcp::IPPROTO_TCP;
 
 use crate::{
     owner, sock,
@@ -32,9 +32,8 @@ fn try_inet_sock_set_state(ctx: &RawTracePointContext) -> Result<(), u32> {
     if !transition::wanted(sk, old, new, || sock::local_port(sk).ok()) {
         return Ok(());
     }
-    let mut slot = core::mem::MaybeUninit::<Event>::uninit();
-    let ev = crate::mem::zero(&mut slot);
-    ev.ts_ns = unsafe { bpf_ktime_get_ns() };
+    let mut slot = core::mem::MaybeUninit::uninit();
+    let ev = crate::emit::event(&mut slot, unsafe { bpf_ktime_get_ns() });
     ev.sk = sk;
     ev.old_state = old;
     ev.new_state = new;
@@ -61,9 +60,8 @@ fn try_tcp_retransmit_skb(ctx: &RawTracePointContext) -> Result<(), u32> {
         return Ok(());
     }
     let sk: u64 = ctx.arg(0);
-    let mut slot = core::mem::MaybeUninit::<Event>::uninit();
-    let ev = crate::mem::zero(&mut slot);
-    ev.ts_ns = unsafe { bpf_ktime_get_ns() };
+    let mut slot = core::mem::MaybeUninit::uninit();
+    let ev = crate::emit::event(&mut slot, unsafe { bpf_ktime_get_ns() });
     ev.sk = sk;
     let state = sock::state(sk)?;
     sock::tuple(sk, ev)?;

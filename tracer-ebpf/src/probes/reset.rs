@@ -10,9 +10,7 @@
 use aya_ebpf::{
     Global, helpers::bpf_ktime_get_ns, macros::tracepoint, programs::TracePointContext,
 };
-use tracer_common::{
-    Counter, Event, EventKind, FieldOffsets, event::FLAG_NO_SOCKET, layout::ABSENT,
-};
+use tracer_common::{Counter, EventKind, FieldOffsets, event::FLAG_NO_SOCKET, layout::ABSENT};
 
 use crate::{emit::emit, maps::bump, owner, read};
 
@@ -49,9 +47,8 @@ fn try_reset(ctx: &TracePointContext, o: &FieldOffsets, kind: EventKind) -> Resu
         bump(Counter::Filtered);
         return Ok(0);
     }
-    let mut slot = core::mem::MaybeUninit::<Event>::uninit();
-    let ev = crate::mem::zero(&mut slot);
-    ev.ts_ns = unsafe { bpf_ktime_get_ns() };
+    let mut slot = core::mem::MaybeUninit::uninit();
+    let ev = crate::emit::event(&mut slot, unsafe { bpf_ktime_get_ns() });
     ev.kind = kind as u32;
     ev.sk = sk;
     if o.state != ABSENT {

@@ -9,7 +9,7 @@
 use aya_ebpf::{
     Global, helpers::bpf_ktime_get_ns, macros::tracepoint, programs::TracePointContext,
 };
-use tracer_common::{Event, EventKind, FieldOffsets, layout::ABSENT, tcp::SYN_RECV};
+use tracer_common::{EventKind, FieldOffsets, layout::ABSENT, tcp::SYN_RECV};
 
 use crate::{emit::emit, owner, read, transition};
 
@@ -30,9 +30,8 @@ fn try_tcp_retransmit_skb(ctx: &TracePointContext) -> Result<u32, u32> {
     let o = LAYOUT_TCP_RETRANSMIT_SKB.load();
     let mut slot = core::mem::MaybeUninit::uninit();
     let rec = read::record(ctx, &mut slot)?;
-    let mut slot = core::mem::MaybeUninit::<Event>::uninit();
-    let ev = crate::mem::zero(&mut slot);
-    ev.ts_ns = unsafe { bpf_ktime_get_ns() };
+    let mut slot = core::mem::MaybeUninit::uninit();
+    let ev = crate::emit::event(&mut slot, unsafe { bpf_ktime_get_ns() });
     ev.sk = read::get::<u64>(ctx, rec, o.skaddr)?;
     // A retransmit that failed (6.18 reports those too) sent nothing.
     if o.error != ABSENT && read::get::<i32>(ctx, rec, o.error)? != 0 {
@@ -55,9 +54,8 @@ fn try_tcp_retransmit_synack(ctx: &TracePointContext) -> Result<u32, u32> {
     let o = LAYOUT_TCP_RETRANSMIT_SYNACK.load();
     let mut slot = core::mem::MaybeUninit::uninit();
     let rec = read::record(ctx, &mut slot)?;
-    let mut slot = core::mem::MaybeUninit::<Event>::uninit();
-    let ev = crate::mem::zero(&mut slot);
-    ev.ts_ns = unsafe { bpf_ktime_get_ns() };
+    let mut slot = core::mem::MaybeUninit::uninit();
+    let ev = crate::emit::event(&mut slot, unsafe { bpf_ktime_get_ns() });
     ev.kind = EventKind::SynAckRetransmit as u32;
     // skaddr is the listener; the pending connection has no full socket yet.
     ev.sk = read::get::<u64>(ctx, rec, o.skaddr)?;

@@ -10,7 +10,7 @@
 use aya_ebpf::{
     Global, helpers::bpf_ktime_get_ns, macros::tracepoint, programs::TracePointContext,
 };
-use tracer_common::{Event, FieldOffsets, tcp::IPPROTO_TCP};
+use tracer_common::{FieldOffsets, tcp::IPPROTO_TCP};
 
 use crate::{
     read,
@@ -40,9 +40,8 @@ fn try_inet_sock_set_state(ctx: &TracePointContext) -> Result<u32, u32> {
     if !transition::wanted(sk, old, new, || read::get::<u16>(ctx, rec, o.sport).ok()) {
         return Ok(0);
     }
-    let mut slot = core::mem::MaybeUninit::<Event>::uninit();
-    let ev = crate::mem::zero(&mut slot);
-    ev.ts_ns = unsafe { bpf_ktime_get_ns() };
+    let mut slot = core::mem::MaybeUninit::uninit();
+    let ev = crate::emit::event(&mut slot, unsafe { bpf_ktime_get_ns() });
     ev.sk = sk;
     ev.old_state = old;
     ev.new_state = new;

@@ -6,7 +6,7 @@
 
 use aya_ebpf::{Global, macros::tracepoint, programs::TracePointContext};
 use tracer_common::{
-    Event, EventKind, FieldOffsets,
+    EventKind, FieldOffsets,
     event::{FLAG_NO_SOCKET, Syscall},
 };
 
@@ -49,9 +49,8 @@ fn try_sys_exit(ctx: &TracePointContext, call: Syscall) -> Result<u32, u32> {
     let Some(current) = owner::current() else {
         return Ok(0);
     };
-    let mut slot = core::mem::MaybeUninit::<Event>::uninit();
-    let ev = crate::mem::zero(&mut slot);
-    ev.ts_ns = current.start_ns;
+    let mut slot = core::mem::MaybeUninit::uninit();
+    let ev = crate::emit::event(&mut slot, current.start_ns);
     ev.kind = EventKind::SyscallError as u32;
     ev.flags = FLAG_NO_SOCKET;
     ev.errno = errno;

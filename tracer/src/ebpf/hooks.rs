@@ -466,4 +466,28 @@ mod tests {
             assert!(object.maps.contains_key(map), "no map {map}");
         }
     }
+
+    /// Each load-time global the loader sets is a symbol of the eBPF object.
+    #[test]
+    fn globals_exist_in_the_object() {
+        use object::{Object as _, ObjectSymbol as _};
+        use tracer_common::maps;
+        let file = object::File::parse(super::super::OBJECT).expect("the eBPF object parses");
+        let symbols: Vec<&str> = file.symbols().filter_map(|s| s.name().ok()).collect();
+        let globals = [
+            maps::GLOBAL_FILTER_PIDS,
+            maps::GLOBAL_OWNERS_CAPACITY,
+            maps::GLOBAL_RETRANSMIT_HAS_ERR,
+            maps::GLOBAL_SOCK_LAYOUT,
+            maps::GLOBAL_NETNS_LAYOUT,
+            maps::GLOBAL_SK_ERR_OFFSET,
+            maps::GLOBAL_PREEXISTING_SEEDED,
+        ];
+        for global in globals
+            .into_iter()
+            .chain(TRACEPOINTS.iter().map(|t| t.global))
+        {
+            assert!(symbols.contains(&global), "no global {global}");
+        }
+    }
 }
