@@ -74,15 +74,18 @@ pub async fn run(args: &TraceArgs) -> anyhow::Result<()> {
         &mut stop,
         &mut watch,
     )
-    .await?;
+    .await;
     // The view restores the terminal before the summary is printed.
     drop(view);
-    shutdown(&mut session, schedule)
+    // Whatever ended the loop (an output that failed included), the last
+    // snapshot is written where it still can be, and the summary printed.
+    let shut = shutdown(&mut session, schedule)
         .instrument(tracing::info_span!("shutdown"))
-        .await?;
-    match ended {
-        Ended::Stopped => Ok(()),
-        Ended::View(result) => result,
+        .await;
+    match (ended?, shut) {
+        (_, Err(e)) => Err(e),
+        (Ended::Stopped, Ok(())) => Ok(()),
+        (Ended::View(result), Ok(())) => result,
     }
 }
 
@@ -302,21 +305,27 @@ fn report_spacing(change: Spacing, cpu: Duration, every: Duration) {
 }
 
 /// Stopped: takes what is still in the ring, then writes the final snapshot
-/// and the summary.
+/// and the summary. The summary is printed even when a step before it failed
+/// (the first such failure is returned).
 async fn shutdown(session: &mut Session, schedule: Schedule) -> anyhow::Result<()> {
-    let sampler = schedule.stop().await?;
-    session.drain_now();
-    tracing::debug!("ring buffer drained; taking the last /proc sample");
-    let (_, last) = sample_once(sampler, session.alive()).await?;
-    session.apply(last);
-    let snapshot = session.take()?;
-    session.write(&snapshot)?;
-    session.check_outputs()?;
-    tracing::debug!(
-        processes = snapshot.processes.len(),
-        "final snapshot written"
-    );
-    session.summary()
+    let last = async {
+        let sampler = schedule.stop().await?;
+        session.drain_now();
+        tracing::debug!("ring buffer drained; taking the last /proc sample");
+        let (_, last) = sample_once(sampler, session.alive()).await?;
+        session.apply(last);
+        let snapshot = session.take()?;
+        session.write(&snapshot)?;
+        tracing::debug!(
+            processes = snapshot.processes.len(),
+            "final snapshot written"
+        );
+        anyhow::Ok(())
+    }
+    .await;
+    let summary = session.summary();
+    let written = session.check_outputs();
+    last.and(summary).and(written)
 }
 
 fn describe(scope: &Scope) -> String {

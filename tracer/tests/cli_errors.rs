@@ -312,32 +312,115 @@ fn odd_names_are_traced_and_exits_are_said() {
     if !support::kernel_tests_enabled() {
         return;
     }
+    use std::{
+        io::{BufRead as _, BufReader},
+        process::Stdio,
+        time::{Duration, Instant},
+    };
+    // Renames itself, says so, and exits when its stdin closes.
     let mut child = Command::new("python3")
         .args([
             "-c",
-            "import ctypes, time; ctypes.CDLL(None).prctl(15, b'bad\\xffname', 0, 0, 0); time.sleep(1.5)",
+            "import ctypes, sys; ctypes.CDLL(None).prctl(15, b'bad\\xffname', 0, 0, 0); \
+             print('named', flush=True); sys.stdin.read()",
         ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
         .spawn()
         .expect("start python3");
-    std::thread::sleep(std::time::Duration::from_millis(300));
+    let mut named = String::new();
+    BufReader::new(child.stdout.take().expect("stdout"))
+        .read_line(&mut named)
+        .expect("python3 renamed itself");
     let pid = child.id().to_string();
-    let out = tracer(&[
-        "--headless",
-        "--pid",
-        &pid,
-        "--interval",
-        "200ms",
-        "--duration",
-        "3s",
-    ]);
-    let _ = child.wait();
-    let err = stderr(&out);
-    assert_eq!(out.status.code(), Some(0), "{err}");
-    assert!(err.contains(&format!("tracing pid {pid} ")), "{err}");
-    assert_eq!(
-        err.matches(&format!("every traced process has exited (pid {pid})"))
-            .count(),
-        1,
-        "{err}"
-    );
+    let mut tracer = Command::new(TRACER)
+        .args(["--headless", "--pid", &pid, "--interval", "200ms"])
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start tracer");
+    let mut err = BufReader::new(tracer.stderr.take().expect("stderr"));
+    let mut lines = Vec::new();
+    let mut line = String::new();
+    err.read_line(&mut line).expect("start-up line");
+    assert!(line.contains(&format!("tracing pid {pid} ")), "{line}");
+    lines.push(std::mem::take(&mut line));
+    // The process exits (and is reaped): tracer says so once, and goes on.
+    drop(child.stdin.take());
+    child.wait().expect("python3 exits");
+    let gone = format!("every traced process has exited (pid {pid})");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !lines.iter().any(|l| l.contains(&gone)) && Instant::now() < deadline {
+        if err.read_line(&mut line).expect("stderr") == 0 {
+            break;
+        }
+        lines.push(std::mem::take(&mut line));
+    }
+    // SAFETY: plain kill(2) on our own child.
+    unsafe { libc::kill(tracer.id() as i32, libc::SIGTERM) };
+    let status = tracer.wait().expect("tracer exits");
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut err, &mut rest).expect("stderr");
+    let all = lines.concat() + &rest;
+    assert_eq!(status.code(), Some(0), "{all}");
+    assert_eq!(all.matches(&gone).count(), 1, "{all}");
+}
+
+/// A reader of `--events` that stops reading (`tracer --events - | sleep`)
+/// must not stop tracer: SIGTERM still ends it promptly, with the summary
+/// line, and the lines it could not write are counted.
+#[test]
+fn a_stalled_events_reader_stops_nothing() {
+    if !support::kernel_tests_enabled() {
+        return;
+    }
+    use std::{
+        process::Stdio,
+        time::{Duration, Instant},
+    };
+    let dir = tempfile::tempdir().expect("temp dir");
+    let summary = dir.path().join("summary.json");
+    // stdout is a pipe that is never read.
+    let mut child = Command::new(TRACER)
+        .args(["--headless", "--events", "-", "--summary-json"])
+        .arg(&summary)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start tracer");
+    let mut stderr = std::io::BufReader::new(child.stderr.take().expect("stderr"));
+    let mut line = String::new();
+    std::io::BufRead::read_line(&mut stderr, &mut line).expect("start-up line");
+    assert!(line.contains("tracing all processes"), "{line}");
+    // Enough events to fill the pipe many times over.
+    let (listener, port) = support::Peer::listen("127.0.0.1");
+    let mut client = support::Peer::client("127.0.0.1", port);
+    for _ in 0..600 {
+        client.connect_once().expect("connects");
+    }
+    let asked = Instant::now();
+    // SAFETY: plain kill(2) on our own child.
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait for tracer") {
+            break status;
+        }
+        if asked.elapsed() > Duration::from_secs(20) {
+            let _ = child.kill();
+            panic!("tracer ignored SIGTERM for 20 s behind a stalled --events reader");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let took = asked.elapsed();
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut stderr, &mut rest).expect("stderr");
+    drop((listener, client));
+    assert!(status.success(), "{status:?}: {rest}");
+    assert!(took < Duration::from_secs(10), "SIGTERM took {took:?}");
+    assert!(rest.contains(" events read; kernel: "), "{rest}");
+    assert!(rest.contains("--events lines not written"), "{rest}");
+    let text = std::fs::read_to_string(&summary).expect("summary written");
+    let v: serde_json::Value = serde_json::from_str(&text).expect("JSON");
+    let unwritten = v["events_unwritten"].as_u64().expect("events_unwritten");
+    println!("stalled reader: exit {took:?} after SIGTERM, {unwritten} lines not written");
+    assert!(unwritten > 0, "{text}");
 }

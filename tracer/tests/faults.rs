@@ -390,7 +390,7 @@ fn full_owner_map_is_counted() {
     assert_eq!(owners, SIZE, "{stats}");
     assert_eq!(owners + evicted, CONNECTIONS, "{stats}");
     assert!(
-        stderr.contains(&format!(", {evicted} owners evicted (owner map full);")),
+        stderr.contains(&format!(", {evicted} owners evicted (owner map full)")),
         "{stderr}"
     );
 }

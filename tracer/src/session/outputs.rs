@@ -42,7 +42,7 @@ impl Outputs {
             .map(SummaryFile::create)
             .transpose()?;
         Ok(Self {
-            events: events.map(|sink| EventLines { sink, error: None }),
+            events: events.map(|sink| EventLines { sink }),
             csv,
             view: None,
             summary,
@@ -76,15 +76,15 @@ impl Outputs {
         }
         if let Some(events) = self.events.as_mut() {
             let stats = json::render_stats(wall_ns, &snapshot.kernel);
-            let written = events.sink.write(&stats).and_then(|()| events.sink.flush());
-            events.record(written);
+            events.sink.write(&stats);
+            events.sink.flush();
         }
         Ok(())
     }
 
     /// Fails with the first write to `--events` that failed, if any.
     pub fn check(&mut self) -> anyhow::Result<()> {
-        match self.events.as_mut().and_then(|e| e.error.take()) {
+        match self.events.as_mut().and_then(|e| e.sink.take_error()) {
             Some(err) => Err(err).context("writing --events output"),
             None => Ok(()),
         }
@@ -96,6 +96,11 @@ impl Outputs {
     pub fn summary(&mut self, last: &Snapshot) -> Result<(), SummaryError> {
         let k = &last.kernel;
         let mut err = std::io::stderr();
+        // What is still queued for --events gets a moment to be written.
+        let unwritten = self.events.as_mut().map(|events| {
+            events.sink.finish(EVENTS_PATIENCE);
+            events.sink.unwritten()
+        });
         let _ = writeln!(
             err,
             "tracer: {} events read; kernel: {} submitted, {} dropped (ring buffer full), {} filtered, {} unattributed, {} owners evicted (owner map full), {} resets for closed ports; {} undecodable",
@@ -116,36 +121,38 @@ impl Outputs {
                 csv.path().display()
             );
         }
+        if let Some(lines) = unwritten.filter(|&n| n > 0) {
+            let _ = writeln!(
+                err,
+                "tracer: {lines} --events lines not written: their reader did not keep up"
+            );
+        }
         match self.summary.as_mut() {
-            Some(file) => file.write(k, self.csv.as_ref().map(|csv| csv.rows)),
+            Some(file) => file.write(k, self.csv.as_ref().map(|csv| csv.rows), unwritten),
             None => Ok(()),
         }
     }
 }
 
-/// `--events`: a line per event, written as events are read. A failed write
-/// is kept and reported by [`Outputs::check`] (the event path goes on).
+/// How long the exit waits for `--events` lines still queued to be written.
+const EVENTS_PATIENCE: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// `--events`: a line per event, written as events are read, on a thread of
+/// its own: a reader that does not keep up costs lines, which are counted,
+/// never the draining of the ring buffer. A failed write is reported by
+/// [`Outputs::check`].
 pub struct EventLines {
     sink: JsonSink,
-    /// The first write that failed.
-    error: Option<std::io::Error>,
 }
 
 impl EventLines {
     /// Writes one event's lines; `state_at` is the socket's state then.
     pub fn event(&mut self, ev: &TraceEvent, state_at: u8) {
-        let written = self.sink.event(ev, state_at);
-        self.record(written);
+        self.sink.event(ev, state_at);
     }
 
-    /// Pushes what is buffered to the file (a failure shows at the next write).
+    /// Hands what is buffered to the writer, without waiting.
     pub fn flush(&mut self) {
-        self.sink.flush().ok();
-    }
-
-    fn record(&mut self, result: std::io::Result<()>) {
-        if let Err(e) = result {
-            self.error.get_or_insert(e);
-        }
+        self.sink.flush();
     }
 }

@@ -6,6 +6,7 @@ use std::{io::Write, net::IpAddr, os::unix::fs::OpenOptionsExt as _};
 use serde_json::{Value, json};
 use tracer_common::{EventKind, tcp::state_name};
 
+use super::pipe::Pipe;
 use crate::{aggregate::Phase, errno, event::TraceEvent, snapshot::KernelCounts};
 
 /// One JSON object being written into a line buffer: the event path writes
@@ -202,11 +203,10 @@ pub fn render_stats(ts_ns: u64, kernel: &KernelCounts) -> Value {
     v
 }
 
-/// Writes JSON lines to a file or stdout.
+/// Writes JSON lines to a file or stdout, through a [`Pipe`]: a reader that
+/// does not keep up costs lines (counted), never the caller's time.
 pub struct JsonSink {
-    out: Box<dyn Write + Send>,
-    /// The lines of the event being written (reused).
-    line: Vec<u8>,
+    out: Pipe,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -219,15 +219,14 @@ pub struct OpenError {
 impl JsonSink {
     pub fn new(out: Box<dyn Write + Send>) -> Self {
         Self {
-            out,
-            line: Vec::with_capacity(1024),
+            out: Pipe::new(out),
         }
     }
 
     /// Opens `--events PATH` for appending (`-` is standard output).
     pub fn open(path: &std::path::Path) -> Result<Self, OpenError> {
         let out: Box<dyn Write + Send> = if path.as_os_str() == "-" {
-            Box::new(std::io::BufWriter::new(std::io::stdout()))
+            Box::new(std::io::stdout())
         } else {
             // Owner-only when new: it names every traced process and address.
             let file = std::fs::File::options()
@@ -239,25 +238,45 @@ impl JsonSink {
                     path: path.to_owned(),
                     source,
                 })?;
-            Box::new(std::io::BufWriter::new(file))
+            Box::new(file)
         };
         Ok(Self::new(out))
     }
 
     /// Writes one event's lines (see [`render`]).
-    pub fn event(&mut self, ev: &TraceEvent, state_at: u8) -> std::io::Result<()> {
-        self.line.clear();
-        render(ev, state_at, &mut self.line);
-        self.out.write_all(&self.line)
+    pub fn event(&mut self, ev: &TraceEvent, state_at: u8) {
+        render(ev, state_at, self.out.buffer());
+        self.out.lines_added();
     }
 
-    pub fn write(&mut self, value: &Value) -> std::io::Result<()> {
-        serde_json::to_writer(&mut self.out, value)?;
-        self.out.write_all(b"\n")
+    /// Writes one JSON object as a line.
+    pub fn write(&mut self, value: &Value) {
+        let buffer = self.out.buffer();
+        // Into memory, a JSON value cannot fail to serialize.
+        if serde_json::to_writer(&mut *buffer, value).is_ok() {
+            buffer.push(b'\n');
+        }
+        self.out.lines_added();
     }
 
-    pub fn flush(&mut self) -> std::io::Result<()> {
-        self.out.flush()
+    /// Hands what is buffered to the writer, without waiting.
+    pub fn flush(&mut self) {
+        self.out.flush();
+    }
+
+    /// Lines dropped because the output did not keep up.
+    pub const fn unwritten(&self) -> u64 {
+        self.out.unwritten()
+    }
+
+    /// The first write that failed, once.
+    pub fn take_error(&mut self) -> Option<std::io::Error> {
+        self.out.take_error()
+    }
+
+    /// Writes the rest, waiting up to `patience`; whether all was written.
+    pub fn finish(&mut self, patience: std::time::Duration) -> bool {
+        self.out.finish(patience)
     }
 }
 

@@ -61,8 +61,9 @@ impl SummaryFile {
         &mut self,
         kernel: &KernelCounts,
         csv_rows: Option<u64>,
+        events_unwritten: Option<u64>,
     ) -> Result<(), SummaryError> {
-        let mut text = render(kernel, csv_rows).to_string();
+        let mut text = render(kernel, csv_rows, events_unwritten).to_string();
         text.push('\n');
         self.file
             .write_all(text.as_bytes())
@@ -74,13 +75,18 @@ impl SummaryFile {
 }
 
 /// The summary object: every kernel count, and `csv_rows` (null without `--csv`).
-pub fn render(kernel: &KernelCounts, csv_rows: Option<u64>) -> Value {
+pub fn render(
+    kernel: &KernelCounts,
+    csv_rows: Option<u64>,
+    events_unwritten: Option<u64>,
+) -> Value {
     let mut object: Map<String, Value> = kernel
         .named()
         .into_iter()
         .map(|(name, n)| (name.to_owned(), n.into()))
         .collect();
     object.insert("csv_rows".to_owned(), csv_rows.into());
+    object.insert("events_unwritten".to_owned(), events_unwritten.into());
     Value::Object(object)
 }
 
@@ -103,7 +109,7 @@ mod tests {
             decode_errors: 8,
             closed_port_resets: 10,
         };
-        let v = render(&kernel, Some(9));
+        let v = render(&kernel, Some(9), Some(11));
         let keys: Vec<&str> = v.as_object().unwrap().keys().map(String::as_str).collect();
         assert_eq!(
             keys,
@@ -117,7 +123,8 @@ mod tests {
                 "owners_evicted",
                 "decode_errors",
                 "closed_port_resets",
-                "csv_rows"
+                "csv_rows",
+                "events_unwritten"
             ]
         );
         let numbers: Vec<u64> = v
@@ -126,8 +133,8 @@ mod tests {
             .values()
             .map(|n| n.as_u64().unwrap())
             .collect();
-        assert_eq!(numbers, [1, 2, 3, 4, 5, 6, 7, 8, 10, 9]);
-        assert!(render(&kernel, None)["csv_rows"].is_null());
+        assert_eq!(numbers, [1, 2, 3, 4, 5, 6, 7, 8, 10, 9, 11]);
+        assert!(render(&kernel, None, None)["csv_rows"].is_null());
     }
 
     #[test]
@@ -141,7 +148,7 @@ mod tests {
             "",
             "emptied at start"
         );
-        file.write(&KernelCounts::default(), None).unwrap();
+        file.write(&KernelCounts::default(), None, None).unwrap();
         let text = std::fs::read_to_string(&path).unwrap();
         let v: Value = serde_json::from_str(&text).unwrap();
         assert_eq!(v["read"], 0);
