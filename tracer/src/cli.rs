@@ -86,7 +86,8 @@ pub struct TraceArgs {
     pub duration: Option<Duration>,
 
     /// Write every event as one JSON object per line to PATH (`-` for stdout),
-    /// plus a `stats` object every --interval.
+    /// plus a `stats` object every --interval. A reader that falls behind
+    /// costs lines (counted at exit), never the tracing.
     #[arg(long, value_name = "PATH|-")]
     pub events: Option<PathBuf>,
 
@@ -98,9 +99,10 @@ pub struct TraceArgs {
 
     /// At exit, write the numbers of the summary line as one JSON object to
     /// PATH: `read`, `submitted`, `dropped`, `filtered`, `unattributed`,
-    /// `owners`, `owners_evicted`, `decode_errors`, and `csv_rows` (null
-    /// without --csv). The file is created (mode 0600) at start, so a path
-    /// that cannot be written is an error before anything is loaded.
+    /// `owners`, `owners_evicted`, `decode_errors`, `closed_port_resets`,
+    /// `csv_rows` (null without --csv) and `events_unwritten` (null without
+    /// --events). The file is created (mode 0600) at start, so a path that
+    /// cannot be written is an error before anything is loaded.
     #[arg(long, value_name = "PATH")]
     pub summary_json: Option<PathBuf>,
 
