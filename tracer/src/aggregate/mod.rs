@@ -101,7 +101,8 @@ impl Aggregator {
             .or_insert_with(|| ProcessAgg::new(ev.comm.to_string()));
         process.exited = false;
         let peer = SocketAddr::new(ev.daddr, ev.dport);
-        let has_peer = ev.family != 0 && !ev.no_socket;
+        // A listener (or a socket not connected yet) has no peer: port 0.
+        let has_peer = ev.family != 0 && !ev.no_socket && ev.dport != 0;
         let remote = match self.live.get(ev.sk) {
             Some(c) => c.remote(),
             // A passive connection is keyed by its client, an active one by its server.

@@ -337,6 +337,19 @@ fn time_wait_goes_to_the_process_that_closed_first() {
     assert_eq!(find(&snapshot, SERVER).gauges.time_wait, 2);
 }
 
+/// A server's own listener (0.0.0.0:0 as a peer) is not one of its remotes.
+#[test]
+fn a_listener_is_not_a_remote() {
+    let mut agg = Aggregator::new(0);
+    let mut listen = state(9, 1, CLOSE, LISTEN);
+    listen.daddr = IpAddr::V4(Ipv4Addr::UNSPECIFIED);
+    listen.dport = 0;
+    agg.observe(Some(SERVER), &listen);
+    let snapshot = snap(&mut agg, 2);
+    let server = find(&snapshot, SERVER);
+    assert!(server.remotes.is_empty(), "{:?}", server.remotes);
+}
+
 /// Two servers on port 8080 in two network namespaces (two pods): each
 /// TIME_WAIT left on a listener's port goes to the server of its namespace.
 #[test]
