@@ -9,6 +9,8 @@ mod event;
 mod findings;
 #[cfg(test)]
 mod fixtures;
+#[cfg(test)]
+mod fuzz;
 mod generate;
 mod human;
 mod priority;
