@@ -14,6 +14,7 @@ mod fuzz;
 mod generate;
 mod human;
 mod priority;
+mod privileges;
 mod proc;
 mod session;
 mod sink;

@@ -20,7 +20,7 @@ use crate::{
         reader::Reader,
     },
     event::Clock,
-    priority,
+    priority, privileges,
     proc::{
         self, pacing,
         sampler::{Sampler, Scope},
@@ -48,6 +48,10 @@ pub async fn run(args: &TraceArgs) -> anyhow::Result<()> {
     // This thread drains the ring buffer (and does everything else but sample
     // /proc): it must not wait behind a busy host's processes.
     priority::reader();
+    // Loaded and attached: from here on only what the run needs is kept.
+    if let Err(e) = privileges::drop_after_load() {
+        tracing::warn!("could not drop the capabilities tracer no longer needs: {e}");
+    }
     let scope = if args.pids.is_empty() {
         Scope::All
     } else {

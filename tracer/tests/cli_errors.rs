@@ -424,3 +424,77 @@ fn a_stalled_events_reader_stops_nothing() {
     println!("stalled reader: exit {took:?} after SIGTERM, {unwritten} lines not written");
     assert!(unwritten > 0, "{text}");
 }
+
+/// Least privilege: as an unprivileged user with only CAP_BPF, CAP_PERFMON,
+/// CAP_SYS_PTRACE and CAP_DAC_READ_SEARCH (ambient, via setpriv), tracer
+/// traces a root process fully (its events and its descriptors), and once
+/// attached keeps only CAP_BPF, CAP_SYS_PTRACE and CAP_DAC_READ_SEARCH, with
+/// no_new_privs set.
+#[test]
+fn runs_with_only_the_capabilities_it_needs() {
+    if !support::kernel_tests_enabled() {
+        return;
+    }
+    use std::{
+        io::{BufRead as _, BufReader},
+        os::unix::fs::PermissionsExt as _,
+        process::Stdio,
+    };
+    let dir = tempfile::tempdir().expect("temp dir");
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o777)).expect("chmod");
+    let csv = dir.path().join("out.csv");
+    let (server, port) = support::Peer::listen("127.0.0.1");
+    let mut client = support::Peer::client("127.0.0.1", port);
+    let caps = "+bpf,+perfmon,+sys_ptrace,+dac_read_search";
+    let mut tracer = Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+        .arg(format!("--inh-caps=-all,{caps}"))
+        .arg(format!("--ambient-caps={caps}"))
+        .arg(format!("--bounding-set=-all,{caps}"))
+        .args([TRACER, "--headless", "--pid"])
+        .arg(client.pid().to_string())
+        .arg("--csv")
+        .arg(&csv)
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run setpriv (util-linux)");
+    let mut err = BufReader::new(tracer.stderr.take().expect("stderr"));
+    let mut line = String::new();
+    err.read_line(&mut line).expect("start-up line");
+    assert!(line.contains("tracing pid"), "{line}");
+    let status =
+        std::fs::read_to_string(format!("/proc/{}/status", tracer.id())).expect("tracer's status");
+    let field = |name: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .map(str::trim)
+            .unwrap_or_default()
+            .to_owned()
+    };
+    for _ in 0..3 {
+        client.connect_once().expect("connects");
+    }
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    // SAFETY: plain kill(2) on our own child.
+    unsafe { libc::kill(tracer.id() as i32, libc::SIGINT) };
+    let exit = tracer.wait().expect("tracer exits");
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut err, &mut rest).expect("stderr");
+    drop(server);
+    assert!(exit.success(), "{line}{rest}");
+    // CAP_BPF (39), CAP_SYS_PTRACE (19), CAP_DAC_READ_SEARCH (2), nothing else.
+    assert_eq!(field("CapEff:"), "0000008000080004", "{status}");
+    assert_eq!(field("NoNewPrivs:"), "1", "{status}");
+    let text = std::fs::read_to_string(&csv).expect("CSV written");
+    let header: Vec<&str> = text.lines().next().expect("header").split(',').collect();
+    let row: Vec<&str> = text.lines().last().expect("a row").split(',').collect();
+    let cell = |name: &str| row[header.iter().position(|h| *h == name).expect("column")];
+    assert_eq!(cell("pid"), client.pid().to_string(), "{text}");
+    assert_eq!(cell("connect_ok"), "3", "{text}");
+    // Its descriptors were read, though it is root's and tracer is not.
+    assert!(
+        cell("fds_open").parse::<u64>().is_ok_and(|n| n > 0),
+        "{text}"
+    );
+}

@@ -48,6 +48,8 @@ impl Pipe {
         let thread = std::thread::Builder::new()
             .name("tracer-events".into())
             .spawn(move || {
+                // It only writes to a file already open: it needs nothing.
+                let _ = crate::privileges::drop_all_on_this_thread();
                 for chunk in rx {
                     if let Err(e) = out.write_all(&chunk).and_then(|()| out.flush()) {
                         if let Ok(mut error) = thread_shared.error.lock() {
