@@ -2,7 +2,9 @@
 //! needs only: CAP_BPF (reading the counter maps; or CAP_SYS_ADMIN where the
 //! process has no CAP_BPF), CAP_SYS_PTRACE (listing other processes'
 //! descriptors and namespaces in /proc) and CAP_DAC_READ_SEARCH (reading
-//! their /proc files). Every other capability is dropped, from the effective,
+//! their /proc files); with the live view also CAP_DAC_OVERRIDE, so that `s`
+//! saves into the directory tracer was started in, as root could before
+//! (a user's home, say). Every other capability is dropped, from the effective,
 //! permitted, inheritable and ambient sets, and `no_new_privs` is set, so
 //! that nothing tracer runs later can regain them.
 //!
@@ -13,6 +15,7 @@
 
 use std::io;
 
+pub const CAP_DAC_OVERRIDE: u32 = 1;
 pub const CAP_DAC_READ_SEARCH: u32 = 2;
 pub const CAP_SYS_PTRACE: u32 = 19;
 pub const CAP_SYS_ADMIN: u32 = 21;
@@ -101,10 +104,12 @@ pub fn needed_after_load(effective: u64) -> u64 {
 }
 
 /// Drops what the rest of the run does not need and sets `no_new_privs`.
-pub fn drop_after_load() -> io::Result<()> {
+/// `live_view`: keep CAP_DAC_OVERRIDE for its `s` key.
+pub fn drop_after_load(live_view: bool) -> io::Result<()> {
     let (effective, _) = current()?;
     set_no_new_privs()?;
-    keep_only(needed_after_load(effective))
+    let view = if live_view { 1u64 << CAP_DAC_OVERRIDE } else { 0 };
+    keep_only(needed_after_load(effective) | view)
 }
 
 /// Drops every capability of the calling thread (a thread that only writes

@@ -49,7 +49,7 @@ pub async fn run(args: &TraceArgs) -> anyhow::Result<()> {
     // /proc): it must not wait behind a busy host's processes.
     priority::reader();
     // Loaded and attached: from here on only what the run needs is kept.
-    if let Err(e) = privileges::drop_after_load() {
+    if let Err(e) = privileges::drop_after_load(live_view) {
         tracing::warn!("could not drop the capabilities tracer no longer needs: {e}");
     }
     let scope = if args.pids.is_empty() {
