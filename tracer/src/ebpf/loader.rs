@@ -21,7 +21,7 @@ use super::{
 
 /// The smallest owner map accepted (tests use tiny ones to fill them).
 pub const MIN_OWNER_MAP_SIZE: u32 = 16;
-/// The largest owner map accepted: about 436 MiB of kernel memory (104 bytes
+/// The largest owner map accepted: about 416 MiB of kernel memory (104 bytes
 /// an entry, measured on 6.18).
 pub const MAX_OWNER_MAP_SIZE: u32 = 4_194_304;
 
