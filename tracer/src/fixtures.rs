@@ -26,6 +26,7 @@ pub fn snapshot(processes: Vec<ProcessSnapshot>) -> Snapshot {
         processes,
         unattributed: Counts::default(),
         sampled_every: None,
+        traced_exited: false,
     }
 }
 

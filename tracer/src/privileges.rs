@@ -108,7 +108,11 @@ pub fn needed_after_load(effective: u64) -> u64 {
 pub fn drop_after_load(live_view: bool) -> io::Result<()> {
     let (effective, _) = current()?;
     set_no_new_privs()?;
-    let view = if live_view { 1u64 << CAP_DAC_OVERRIDE } else { 0 };
+    let view = if live_view {
+        1u64 << CAP_DAC_OVERRIDE
+    } else {
+        0
+    };
     keep_only(needed_after_load(effective) | view)
 }
 

@@ -35,6 +35,8 @@ pub struct Session {
     /// How often /proc is sampled, when that is less often than snapshots
     /// are taken (a host too large to sample every interval).
     sampled_every: Option<Duration>,
+    /// Every `--pid` has exited.
+    traced_exited: bool,
 }
 
 impl Session {
@@ -49,6 +51,7 @@ impl Session {
             outputs,
             latest: None,
             sampled_every: None,
+            traced_exited: false,
         }
     }
 
@@ -101,6 +104,11 @@ impl Session {
         self.sampled_every = every;
     }
 
+    /// Says in every snapshot from now on that every `--pid` has exited.
+    pub const fn set_traced_exited(&mut self) {
+        self.traced_exited = true;
+    }
+
     /// The aggregator, the reader, and what every event read goes through,
     /// borrowed apart.
     fn split(&mut self) -> (&mut Aggregator, &mut Reader, Feed<'_>) {
@@ -128,6 +136,7 @@ impl Session {
             .aggregator
             .snapshot(SystemTime::now(), monotonic_ns(), kernel);
         snapshot.sampled_every = self.sampled_every;
+        snapshot.traced_exited = self.traced_exited;
         let snapshot = Arc::new(snapshot);
         self.outputs.show(&snapshot);
         self.latest = Some(Arc::clone(&snapshot));

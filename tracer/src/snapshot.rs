@@ -27,6 +27,8 @@ pub struct Snapshot {
     /// host makes that less often than snapshots are taken; gauges in
     /// between are from the last sample.
     pub sampled_every: Option<Duration>,
+    /// Every process given with `--pid` has exited: nothing more will come.
+    pub traced_exited: bool,
 }
 
 /// The kernel-side counters, summed over CPUs (filled by

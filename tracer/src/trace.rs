@@ -231,8 +231,10 @@ async fn event_loop(
                         report_spacing(change, cpu, schedule.every());
                     }
                     session.set_sampled_every(schedule.sampled_every());
+                    if watch.check() {
+                        session.set_traced_exited();
+                    }
                     snapshot(session, schedule)?;
-                    watch.check();
                 }
             },
             // Even when the view failed (the terminal went away), the final
@@ -259,9 +261,10 @@ struct Watch {
 }
 
 impl Watch {
-    fn check(&mut self) {
+    /// Whether every traced process has now exited (said once: true once).
+    fn check(&mut self) -> bool {
         if self.said || self.pids.is_empty() || self.pids.iter().any(|&p| proc::exists(p)) {
-            return;
+            return false;
         }
         self.said = true;
         let pids: Vec<String> = self.pids.iter().map(u32::to_string).collect();
@@ -271,10 +274,12 @@ impl Watch {
             pids.join(", ")
         );
         if self.live_view {
+            // The header says it too.
             tracing::warn!("{message}");
         } else {
             eprintln!("tracer: {message}");
         }
+        true
     }
 }
 

@@ -239,6 +239,7 @@ impl Aggregator {
             processes,
             unattributed: self.unattributed,
             sampled_every: None,
+            traced_exited: false,
         }
     }
 }

@@ -102,6 +102,7 @@ fn snapshot(processes: Vec<ProcessSnapshot>) -> Snapshot {
         processes,
         unattributed: Counts::default(),
         sampled_every: None,
+        traced_exited: false,
     }
 }
 

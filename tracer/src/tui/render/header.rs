@@ -57,6 +57,12 @@ pub fn render(
             style::warn(),
         ));
     }
+    if snapshot.traced_exited {
+        first.push(Span::styled(
+            "every traced process has exited  ",
+            style::warn(),
+        ));
+    }
     if state.paused.is_some() {
         first.push(Span::styled(" PAUSED ", style::paused()));
     }

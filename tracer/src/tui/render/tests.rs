@@ -225,6 +225,23 @@ fn key_table_help_and_footer_agree() {
     );
 }
 
+/// When every --pid has exited, the header says so.
+#[test]
+fn exited_traced_processes_are_said() {
+    let mut s = fixtures::healthy();
+    let header = |s: &Snapshot| {
+        let t = draw(&ViewState::default(), s, 160, 24);
+        screen_text(&t).lines().next().unwrap().to_owned()
+    };
+    assert!(!header(&s).contains("exited"), "{}", header(&s));
+    s.traced_exited = true;
+    assert!(
+        header(&s).contains("every traced process has exited"),
+        "{}",
+        header(&s)
+    );
+}
+
 /// A host too large to sample every second says so next to the counters.
 #[test]
 fn stretched_sampling_is_shown() {
