@@ -108,6 +108,22 @@ pub fn ensure_tracefs() -> Result<Tracefs, SystemError> {
     Ok(Tracefs::MountedNow)
 }
 
+/// `kernel.perf_event_paranoid`. Debian's kernels add a level 3, under which
+/// only CAP_SYS_ADMIN may open perf events (tracepoints included), whatever
+/// CAP_PERFMON says.
+pub fn perf_event_paranoid() -> Option<i32> {
+    std::fs::read_to_string("/proc/sys/kernel/perf_event_paranoid")
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
+}
+
+/// Whether this process has CAP_SYS_ADMIN.
+pub fn has_sys_admin() -> bool {
+    effective_caps() & (1u64 << CAP_SYS_ADMIN) != 0
+}
+
 /// Kernel lockdown mode (`none`, `integrity`, `confidentiality`), if reported.
 /// Mounts securityfs when it is not mounted, as tracefs.
 pub fn lockdown() -> Option<String> {

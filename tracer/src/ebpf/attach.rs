@@ -143,8 +143,13 @@ where
 pub fn permission_hint(err: &ProgramError) -> &'static str {
     let text = format!("{err:?}");
     let denied = text.contains("PermissionDenied") || text.contains("os error 1)");
+    let paranoid = crate::system::perf_event_paranoid().is_some_and(|level| level >= 3);
     if !denied {
         ""
+    } else if paranoid && !crate::system::has_sys_admin() {
+        " (kernel.perf_event_paranoid is 3, a Debian setting under which only CAP_SYS_ADMIN \
+         may open tracepoints: `sysctl kernel.perf_event_paranoid=2` lets CAP_PERFMON do it, \
+         or run tracer as root)"
     } else if crate::system::missing_capabilities().is_empty() {
         " (the kernel refuses this program kind even with full privileges: lockdown or missing kernel support)"
     } else {
