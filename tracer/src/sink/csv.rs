@@ -238,6 +238,12 @@ impl CsvSink {
 /// file is created, never opened: a name that exists (a file, or a symlink
 /// planted in a shared directory) gets the next suffix, `-2`, `-3` …
 pub fn save_new(snapshot: &Snapshot) -> Result<PathBuf, CsvError> {
+    let dir = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("."));
+    save_in(&dir, snapshot)
+}
+
+/// [`save_new`] into `dir`.
+pub fn save_in(dir: &Path, snapshot: &Snapshot) -> Result<PathBuf, CsvError> {
     let stamp: String = humantime::format_rfc3339_seconds(snapshot.taken_at)
         .to_string()
         .chars()
@@ -245,7 +251,7 @@ pub fn save_new(snapshot: &Snapshot) -> Result<PathBuf, CsvError> {
         .collect();
     let mut n = 1;
     let (file, path) = loop {
-        let path = PathBuf::from(match n {
+        let path = dir.join(match n {
             1 => format!("tracer-{stamp}.csv"),
             n => format!("tracer-{stamp}-{n}.csv"),
         });
@@ -272,7 +278,7 @@ pub fn save_new(snapshot: &Snapshot) -> Result<PathBuf, CsvError> {
         CsvError::Write { path, source } => CsvError::Save { path, source },
         other => other,
     })?;
-    Ok(std::env::current_dir().map_or(path.clone(), |dir| dir.join(&path)))
+    Ok(path)
 }
 
 /// The rows of one snapshot, each ending in a newline.

@@ -296,3 +296,30 @@ fn an_unwritable_path_is_an_error_naming_it() {
         "{err}"
     );
 }
+
+/// The live view's `s` never follows a link planted where its file would go
+/// (a dangling symlink in a shared directory once made root create a file at
+/// its target): it takes the next name, owner-only.
+#[test]
+fn a_save_never_follows_a_planted_symlink() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let dir = tempfile::tempdir().unwrap();
+    let snap = snapshot(vec![process(7, "server")]);
+    let stamp: String = humantime::format_rfc3339_seconds(snap.taken_at)
+        .to_string()
+        .chars()
+        .filter(|c| !matches!(c, '-' | ':'))
+        .collect();
+    let target = dir.path().join("target");
+    std::os::unix::fs::symlink(&target, dir.path().join(format!("tracer-{stamp}.csv"))).unwrap();
+    let saved = save_in(dir.path(), &snap).unwrap();
+    assert_eq!(saved, dir.path().join(format!("tracer-{stamp}-2.csv")));
+    assert!(!target.exists(), "the link was followed");
+    let mode = std::fs::metadata(&saved).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o600);
+    let text = std::fs::read_to_string(&saved).unwrap();
+    assert!(
+        text.starts_with(header()) && text.lines().count() == 2,
+        "{text}"
+    );
+}
