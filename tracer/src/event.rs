@@ -158,8 +158,9 @@ impl TraceEvent {
             (CLOSE, libc::ECONNREFUSED) => ConnectResult::Refused,
             (CLOSE, libc::ETIMEDOUT) => ConnectResult::Timeout,
             (CLOSE, libc::EHOSTUNREACH | libc::ENETUNREACH) => ConnectResult::Unreachable,
-            // Closed by the application before the handshake finished.
-            (CLOSE, 0) => ConnectResult::Aborted,
+            // No kernel error: the application gave up first (its dial
+            // deadline, a cancelled context, a close).
+            (CLOSE, 0) => ConnectResult::Abandoned,
             (CLOSE, _) => ConnectResult::Failed,
             _ => return None,
         })
@@ -179,8 +180,9 @@ pub enum ConnectResult {
     Refused,
     Timeout,
     Unreachable,
-    /// Closed by the application before the handshake finished.
-    Aborted,
+    /// Given up by the application before the handshake finished or the
+    /// kernel gave up: no kernel error.
+    Abandoned,
     Failed,
 }
 
@@ -192,7 +194,7 @@ impl ConnectResult {
             Self::Refused => "refused",
             Self::Timeout => "timeout",
             Self::Unreachable => "unreachable",
-            Self::Aborted => "aborted",
+            Self::Abandoned => "abandoned",
             Self::Failed => "failed",
         }
     }

@@ -32,7 +32,7 @@ proptest! {
         let clock = Clock::with_offset(i128::from(i64::MAX));
         if let Ok(ev) = TraceEvent::decode(&bytes, &clock) {
             let mut out = Vec::new();
-            json::render(&ev, ev.old_state, &mut out);
+            json::render(&ev, ev.old_state, None, &mut out);
             prop_assert!(out.ends_with(b"\n"));
             let mut agg = Aggregator::new(0);
             agg.observe(None, &ev);
@@ -59,7 +59,8 @@ proptest! {
             raw.sk = sk;
             if let Ok(ev) = TraceEvent::from_raw(&raw, &clock) {
                 let mut out = Vec::new();
-                json::render(&ev, ev.new_state, &mut out);
+                let waited = crate::aggregate::Waited { after_us: ev.value, syns: ev.pid };
+                json::render(&ev, ev.new_state, Some(waited), &mut out);
                 prop_assert!(out.ends_with(b"\n"));
                 let owner = (ev.pid % 3 != 0).then_some(crate::proc::ProcessId {
                     pid: ev.pid % 3,

@@ -195,7 +195,7 @@ impl Feed<'_> {
                 }
                 _ => ev,
             };
-            events.event(ev, observed.state_at);
+            events.event(ev, observed.state_at, observed.waited);
         }
     }
 }

@@ -113,8 +113,11 @@ pub struct Counts {
     pub connect_ok: u64,
     pub connect_refused: u64,
     pub connect_timeout: u64,
-    /// Unreachable, aborted before completion, or any other error.
+    /// Unreachable, or any other kernel error.
     pub connect_failed_other: u64,
+    /// Given up by the application before the kernel had an answer (its
+    /// deadline, a cancelled context, a close): SYN_SENT→CLOSE, no error.
+    pub connect_abandoned: u64,
     /// Passive handshakes completed on this process's listeners.
     pub accepted: u64,
     pub retransmits: u64,
@@ -134,7 +137,10 @@ pub struct Counts {
 
 impl Counts {
     pub const fn connect_failures(&self) -> u64 {
-        self.connect_refused + self.connect_timeout + self.connect_failed_other
+        self.connect_refused
+            + self.connect_timeout
+            + self.connect_failed_other
+            + self.connect_abandoned
     }
 }
 

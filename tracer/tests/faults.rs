@@ -134,6 +134,71 @@ fn closed_port_resets_are_not_unattributed() {
     );
 }
 
+/// A dial deadline shorter than the first SYN retransmit (Go's
+/// `net.Dialer{Timeout: 300ms}` against a filtered port): the application
+/// gives up, the kernel reports no error. Each is an `abandoned` connect
+/// that says how long it waited and that it sent one SYN (the namespace's
+/// TcpOutSegs agrees: nothing else is sent there), and the CSV counts it
+/// apart from other failures. (The kernel counts no AttemptFails for a
+/// connect the application closed.)
+#[test]
+fn abandoned_connects() {
+    if !kernel_tests_enabled() {
+        return;
+    }
+    let ns = Netns::new("abandon");
+    ns.exec(&[
+        "nft",
+        "add table inet t; add chain inet t in { type filter hook input priority 0; }; \
+         add rule inet t in tcp dport 9 drop",
+    ]);
+    let mut client = Peer::spawn_in(Some(&ns.name), &["connect", HOST, "9", "abandon"]);
+    let csv = CsvFile::new();
+    let pid = client.pid();
+    let tracer = Tracer::start(&["--pid", &pid.to_string(), "--csv", &csv.path]);
+    let before = ns.counters();
+    for _ in 0..3 {
+        assert_eq!(client.ask("go"), "abandoned");
+    }
+    let after = ns.counters();
+    thread::sleep(Duration::from_millis(300));
+    let (status, events, stderr) = tracer.stop();
+    assert!(status.success(), "{stderr}");
+    let kernel = delta(&before, &after, "TcpOutSegs");
+    let abandoned: Vec<&Value> = events
+        .iter()
+        .filter(|e| e["event"] == "connect" && e["pid"] == pid && e["result"] == "abandoned")
+        .collect();
+    println!(
+        "abandoned: tracer {} abandoned connects, {} SYNs; kernel TcpOutSegs +{kernel}",
+        abandoned.len(),
+        abandoned
+            .iter()
+            .filter_map(|e| e["syns"].as_u64())
+            .sum::<u64>()
+    );
+    assert_eq!(abandoned.len(), 3, "{events:#?}");
+    assert_eq!(kernel, 3);
+    for e in &abandoned {
+        let waited = e["after_us"].as_u64().expect("after_us");
+        // 300 ms in the peer; a slow (emulated) machine adds to it.
+        assert!((250_000..5_000_000).contains(&waited), "{e}");
+        assert_eq!(e["syns"], 1, "{e}");
+    }
+    let row = csv.last_of(pid);
+    assert_eq!(
+        [
+            "connects",
+            "connect_abandoned",
+            "connect_failed_other",
+            "connect_timeout"
+        ]
+        .map(|c| num(&row, c)),
+        [3, 3, 0, 0],
+        "{row:?}"
+    );
+}
+
 /// SYNs dropped by nftables: every SYN retransmit is reported under the client,
 /// equal to TcpExtTCPSynRetrans, and the connect ends in a timeout.
 #[test]

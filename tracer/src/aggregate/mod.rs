@@ -21,7 +21,7 @@ use self::{
     process::{ProcessAgg, Recent, count},
 };
 use crate::{
-    event::TraceEvent,
+    event::{ConnectResult, TraceEvent},
     proc::ProcessId,
     snapshot::{Counts, KernelCounts, Remote, Snapshot},
 };
@@ -33,6 +33,15 @@ pub struct Observed {
     pub state_at: u8,
     /// The owning process, if the kernel or the socket table knew it.
     pub owner: Option<ProcessId>,
+    /// For a connect that ended without a connection: how long it waited.
+    pub waited: Option<Waited>,
+}
+
+/// How long a failed connect waited, and how many SYNs it sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Waited {
+    pub after_us: u64,
+    pub syns: u32,
 }
 
 /// Exited processes kept (with their last numbers) before the oldest go.
@@ -87,7 +96,19 @@ impl Aggregator {
             self.live.state_at(ev.sk, ev.old_state)
         };
         let owner = owner.or_else(|| self.holder(ev));
-        let observed = Observed { state_at, owner };
+        let waited = ev
+            .connect_result()
+            .filter(|r| *r != ConnectResult::Ok)
+            .and_then(|_| self.live.get(ev.sk))
+            .map(|c| Waited {
+                after_us: ev.mono_ns.saturating_sub(c.opened_ns) / 1000,
+                syns: c.retransmits.saturating_add(1),
+            });
+        let observed = Observed {
+            state_at,
+            owner,
+            waited,
+        };
         let Some(id) = owner else {
             count(&mut self.unattributed, ev, state_at);
             if ev.kind == EventKind::State && ev.new_state == CLOSE {

@@ -45,6 +45,7 @@ pub fn count(counts: &mut Counts, ev: &TraceEvent, state_at: u8) {
                 Some(ConnectResult::Ok) => counts.connect_ok += 1,
                 Some(ConnectResult::Refused) => counts.connect_refused += 1,
                 Some(ConnectResult::Timeout) => counts.connect_timeout += 1,
+                Some(ConnectResult::Abandoned) => counts.connect_abandoned += 1,
                 Some(_) => counts.connect_failed_other += 1,
                 None => {}
             }

@@ -148,10 +148,12 @@ fn connect_outcomes_and_handshake_percentiles() {
             c.connect_ok,
             c.connect_refused,
             c.connect_timeout,
-            c.connect_failed_other
+            c.connect_failed_other,
+            c.connect_abandoned
         ),
-        (9, 5, 1, 1, 2)
+        (9, 5, 1, 1, 1, 1)
     );
+    assert_eq!(c.connect_failures(), 4);
     assert_eq!(p.handshake_us.count, 5);
     assert!(
         p.handshake_us.p50.abs_diff(3000) <= 30,
@@ -335,6 +337,26 @@ fn time_wait_goes_to_the_process_that_closed_first() {
     assert_eq!(client.lifetime_ms.count, 1);
     assert_eq!(client.remotes[0].time_wait, 1);
     assert_eq!(find(&snapshot, SERVER).gauges.time_wait, 2);
+}
+
+/// A connect that fails says how long it waited and how many SYNs it sent.
+#[test]
+fn a_failed_connect_says_how_long_it_waited() {
+    let mut agg = Aggregator::new(0);
+    agg.observe(Some(CLIENT), &state(5, 100, CLOSE, SYN_SENT));
+    agg.observe(Some(CLIENT), &ev(EventKind::SynRetransmit, 5, 1100));
+    let gave_up = agg.observe(Some(CLIENT), &state(5, 1_900, SYN_SENT, CLOSE));
+    assert_eq!(
+        gave_up.waited,
+        Some(Waited {
+            after_us: 1_800_000,
+            syns: 2
+        })
+    );
+    let ok = agg.observe(Some(CLIENT), &state(6, 2_000, CLOSE, SYN_SENT));
+    assert_eq!(ok.waited, None);
+    let c = find(&snap(&mut agg, 3_000), CLIENT).counts;
+    assert_eq!((c.connect_abandoned, c.connect_failed_other), (1, 0));
 }
 
 /// A server's own listener (0.0.0.0:0 as a peer) is not one of its remotes.

@@ -93,7 +93,7 @@ pub static RULES: &[Rule] = &[
         kind: Kind::Unreachable,
         headline: "connects to {server} go unanswered: unreachable or filtered",
         headline_critical: None,
-        fires_when: "≥ {CONNECT_TIMEOUTS} connect to that server timed out, or ≥ {SYN_RETRANSMITS} SYN retransmits to it",
+        fires_when: "≥ {CONNECT_TIMEOUTS} connect to that server timed out or was abandoned by the application (its dial deadline), or ≥ {SYN_RETRANSMITS} SYN retransmits to it",
         severity: "critical when no connect to it succeeded",
         thresholds: &[
             threshold!(Count, CONNECT_TIMEOUTS),
@@ -227,11 +227,23 @@ fn unreachable(_: &ProcessSnapshot, r: &RemoteSnapshot) -> Option<Hit> {
         return None;
     };
     let c = &r.counts;
-    if c.connect_timeout < CONNECT_TIMEOUTS && c.syn_retransmits < SYN_RETRANSMITS {
+    // A connect the application gave up on before any answer (a dial
+    // deadline shorter than the kernel's retries) is a timeout too.
+    if c.connect_timeout + c.connect_abandoned < CONNECT_TIMEOUTS
+        && c.syn_retransmits < SYN_RETRANSMITS
+    {
         return None;
     }
+    let abandoned = if c.connect_abandoned > 0 {
+        format!(
+            ", {} abandoned by the application before an answer",
+            c.connect_abandoned
+        )
+    } else {
+        String::new()
+    };
     let evidence = format!(
-        "{}, {} timed out, {} succeeded",
+        "{}, {} timed out{abandoned}, {} succeeded",
         human::plural(c.syn_retransmits, "SYN retransmit", "SYN retransmits"),
         human::plural(c.connect_timeout, "connect", "connects"),
         c.connect_ok

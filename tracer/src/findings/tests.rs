@@ -156,6 +156,23 @@ fn unreachable_by_syn_retransmits_or_timeouts() {
     assert_eq!(only(p).severity, Severity::Critical, "nothing succeeded");
 }
 
+/// Dials given up by the application before the first SYN retransmit (Go's
+/// `net.Dialer{Timeout}`) are the timeouts they are.
+#[test]
+fn abandoned_connects_are_unanswered() {
+    let mut p = process(10, "app");
+    let mut r = fixtures::remote(Remote::Server("10.0.0.9:9".parse().unwrap()));
+    r.counts.connects = 3;
+    r.counts.connect_abandoned = 3;
+    p.remotes = vec![r];
+    let f = only(p);
+    assert_eq!(f.severity, Severity::Critical);
+    assert_eq!(
+        f.evidence,
+        "0 SYN retransmits, 0 connects timed out, 3 abandoned by the application before an answer, 0 succeeded"
+    );
+}
+
 #[test]
 fn clients_are_never_unreachable() {
     let mut p = process(10, "app");

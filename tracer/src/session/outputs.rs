@@ -11,6 +11,7 @@ use anyhow::Context as _;
 use tokio::sync::watch;
 
 use crate::{
+    aggregate::Waited,
     cli::TraceArgs,
     event::TraceEvent,
     sink::{
@@ -146,9 +147,10 @@ pub struct EventLines {
 }
 
 impl EventLines {
-    /// Writes one event's lines; `state_at` is the socket's state then.
-    pub fn event(&mut self, ev: &TraceEvent, state_at: u8) {
-        self.sink.event(ev, state_at);
+    /// Writes one event's lines; `state_at` is the socket's state then,
+    /// `waited` how long a failed connect waited.
+    pub fn event(&mut self, ev: &TraceEvent, state_at: u8, waited: Option<Waited>) {
+        self.sink.event(ev, state_at, waited);
     }
 
     /// Hands what is buffered to the writer, without waiting.

@@ -63,6 +63,7 @@ struct Row<'a> {
     /// When the process started (RFC 3339, UTC): with the pid, it tells a
     /// reused pid from the process that had it before.
     start_time: Option<String>,
+    connect_abandoned: u64,
 }
 
 impl<'a> Row<'a> {
@@ -108,6 +109,7 @@ impl<'a> Row<'a> {
             lifetime_p50_ms: pct(&p.lifetime_ms, p.lifetime_ms.p50),
             start_time: crate::proc::process::started_at(p.id.start_ticks)
                 .map(|t| humantime::format_rfc3339_seconds(t).to_string()),
+            connect_abandoned: c.connect_abandoned,
         }
     }
 }

@@ -7,7 +7,12 @@ use serde_json::{Value, json};
 use tracer_common::{EventKind, tcp::state_name};
 
 use super::pipe::Pipe;
-use crate::{aggregate::Phase, errno, event::TraceEvent, snapshot::KernelCounts};
+use crate::{
+    aggregate::{Phase, Waited},
+    errno,
+    event::TraceEvent,
+    snapshot::KernelCounts,
+};
 
 /// One JSON object being written into a line buffer: the event path writes
 /// fields straight into bytes (no intermediate value, no allocation once the
@@ -119,8 +124,10 @@ fn escape(raw: &[u8], out: &mut Vec<u8>) {
 
 /// Writes the line for one event, and a `connect` line after a state event
 /// that ends a handshake. `state_at` is the socket's state when it happened
-/// (see `Aggregator::observe`), which gives RSTs their phase.
-pub fn render(ev: &TraceEvent, state_at: u8, out: &mut Vec<u8>) {
+/// (see `Aggregator::observe`), which gives RSTs their phase; `waited`, for a
+/// connect that failed, how long it waited (`after_us`) and how many SYNs it
+/// sent (`syns`).
+pub fn render(ev: &TraceEvent, state_at: u8, waited: Option<Waited>, out: &mut Vec<u8>) {
     let name = TraceEvent::name_of(ev.kind);
     let mut o = head(ev, name, out);
     match ev.kind {
@@ -149,6 +156,10 @@ pub fn render(ev: &TraceEvent, state_at: u8, out: &mut Vec<u8>) {
     if let Some(result) = ev.connect_result() {
         let mut o = head(ev, "connect", out);
         o.text("result", result.name());
+        if let Some(w) = waited {
+            o.num("after_us", w.after_us);
+            o.num("syns", w.syns);
+        }
         tail(ev, o);
     }
 }
@@ -244,8 +255,8 @@ impl JsonSink {
     }
 
     /// Writes one event's lines (see [`render`]).
-    pub fn event(&mut self, ev: &TraceEvent, state_at: u8) {
-        render(ev, state_at, self.out.buffer());
+    pub fn event(&mut self, ev: &TraceEvent, state_at: u8, waited: Option<Waited>) {
+        render(ev, state_at, waited, self.out.buffer());
         self.out.lines_added();
     }
 
@@ -313,7 +324,7 @@ mod tests {
     /// The lines written for `ev`, parsed back.
     fn lines(ev: &TraceEvent, state_at: u8) -> Vec<Value> {
         let mut out = Vec::new();
-        render(ev, state_at, &mut out);
+        render(ev, state_at, None, &mut out);
         let text = String::from_utf8(out).unwrap();
         assert!(text.ends_with('\n'), "{text:?}");
         text.lines()
@@ -324,7 +335,7 @@ mod tests {
     #[test]
     fn state_event_has_the_contract_fields() {
         let mut out = Vec::new();
-        render(&state_event(), 0, &mut out);
+        render(&state_event(), 0, None, &mut out);
         assert_eq!(
             String::from_utf8(out).unwrap(),
             "{\"ts_ns\":1700000000000000000,\"event\":\"state\",\"pid\":77,\"comm\":\"curl\",\"family\":\"ipv4\",\"saddr\":\"127.0.0.1\",\"sport\":0,\"daddr\":\"127.0.0.1\",\"dport\":80,\"old_state\":\"CLOSE\",\"new_state\":\"SYN_SENT\"}\n"
@@ -375,7 +386,7 @@ mod tests {
             (111, "refused"),
             (110, "timeout"),
             (113, "unreachable"),
-            (0, "aborted"),
+            (0, "abandoned"),
             (104, "failed"),
         ] {
             ev.errno = errno;

@@ -6,11 +6,14 @@ driven line by line over stdin so the test controls when traffic happens.
                                (leak: never read or close accepted connections, so
                                they sit in CLOSE_WAIT once clients close); on PORT
                                when given, else on a free one
-  peer.py connect HOST PORT [nb|linger|hold]
+  peer.py connect HOST PORT [nb|linger|hold|abandon]
                                on each stdin line "go": connect (non-blocking with
                                nb), send, print the local port (or "error ERRNO"),
                                then close (with SO_LINGER {1, 0} for linger; hold
-                               keeps the connection and sends on each later "go")
+                               keeps the connection and sends on each later "go");
+                               abandon gives a non-blocking connect 300 ms, as a
+                               dial deadline does, then closes it and prints
+                               "abandoned" (or the port, if it connected)
   peer.py emfile LIMIT         on "go": lower RLIMIT_NOFILE to LIMIT, open sockets until
                                that fails, print "error ERRNO COUNT", wait for EOF
   peer.py open HOST PORT COUNT on "go": open COUNT connections and keep them, print
@@ -83,6 +86,13 @@ def connect(host, port, how="plain"):
             print(held.getsockname()[1], flush=True)
             continue
         c = socket.socket(family(host), socket.SOCK_STREAM)
+        if how == "abandon":
+            c.setblocking(False)
+            c.connect_ex((host, int(port)))
+            _, ready, _ = select.select([], [c], [], 0.3)
+            print(c.getsockname()[1] if ready else "abandoned", flush=True)
+            c.close()
+            continue
         try:
             if how == "nb":
                 connect_nonblocking(c, (host, int(port)))

@@ -33,7 +33,7 @@ const CONTRACT: [&str; 23] = [
 ];
 
 /// Every column, in order: the whole format as README documents it.
-const COLUMNS: [&str; 35] = [
+const COLUMNS: [&str; 36] = [
     "timestamp",
     "pid",
     "comm",
@@ -69,6 +69,7 @@ const COLUMNS: [&str; 35] = [
     "closed",
     "lifetime_p50_ms",
     "start_time",
+    "connect_abandoned",
 ];
 
 fn process(pid: u32, comm: &str) -> ProcessSnapshot {

@@ -93,6 +93,7 @@ fn summary(p: &ProcessSnapshot) -> Vec<Line<'static>> {
         (c.connect_refused, "refused"),
         (c.connect_timeout, "timed out"),
         (c.connect_failed_other, "failed otherwise"),
+        (c.connect_abandoned, "abandoned"),
     ]));
     let mut first = vec![connects.join(", ")];
     first.extend(nonzero(&[(c.accepted, "accepted"), (c.closed, "closed")]));
