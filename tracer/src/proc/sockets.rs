@@ -111,14 +111,13 @@ pub fn walk<T: Copy>(
 ) {
     let mut seen_netns = HashSet::new();
     for pid in holders {
-        let Some(netns) = process::netns_inum(pid) else {
-            continue;
-        };
+        // A namespace that cannot be named is still read, once, as 0.
+        let netns = process::netns_inum(pid);
         if !seen_netns.insert(netns) {
             continue;
         }
         for_each_row(Path::new(&format!("/proc/{pid}/net")), |mut row| {
-            row.netns = netns;
+            row.netns = netns.unwrap_or(0);
             let holder = held.get(&row.inode).copied();
             f(row, holder);
         });
