@@ -59,7 +59,11 @@ proptest! {
             raw.sk = sk;
             if let Ok(ev) = TraceEvent::from_raw(&raw, &clock) {
                 let mut out = Vec::new();
-                let waited = crate::aggregate::Waited { after_us: ev.value, syns: ev.pid };
+                let waited = crate::aggregate::ConnectEnd {
+                    after_us: ev.value,
+                    syns: ev.pid,
+                    race_lost: ev.sport % 2 == 0,
+                };
                 json::render(&ev, ev.new_state, Some(waited), &mut out);
                 prop_assert!(out.ends_with(b"\n"));
                 let owner = (ev.pid % 3 != 0).then_some(crate::proc::ProcessId {

@@ -34,15 +34,24 @@ pub struct Observed {
     /// The owning process, if the kernel or the socket table knew it.
     pub owner: Option<ProcessId>,
     /// For a connect that ended without a connection: how long it waited.
-    pub waited: Option<Waited>,
+    pub waited: Option<ConnectEnd>,
 }
 
-/// How long a failed connect waited, and how many SYNs it sent.
+/// How a connect that did not connect ended: how long it waited, how many
+/// SYNs it sent, and whether it was the loser of a dual-stack race.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Waited {
+pub struct ConnectEnd {
     pub after_us: u64,
     pub syns: u32,
+    /// Abandoned just after a sibling connect of the same process to the
+    /// same port on the other address family succeeded (Happy Eyeballs,
+    /// RFC 8305): not a failure, and not counted as one.
+    pub race_lost: bool,
 }
+
+/// How soon after its sibling connected an abandoned connect counts as the
+/// loser of the race.
+pub const RACE_WINDOW_NS: u64 = 500_000_000;
 
 /// Exited processes kept (with their last numbers) before the oldest go.
 pub const EXITED_MAX: usize = 1024;
@@ -100,11 +109,12 @@ impl Aggregator {
             .connect_result()
             .filter(|r| *r != ConnectResult::Ok)
             .and_then(|_| self.live.get(ev.sk))
-            .map(|c| Waited {
+            .map(|c| ConnectEnd {
                 after_us: ev.mono_ns.saturating_sub(c.opened_ns) / 1000,
                 syns: c.retransmits.saturating_add(1),
+                race_lost: false,
             });
-        let observed = Observed {
+        let mut observed = Observed {
             state_at,
             owner,
             waited,
@@ -133,9 +143,17 @@ impl Aggregator {
             None if ev.new_state == SYN_SENT => Remote::Server(peer),
             None => process.remote_of(ev.sport, peer),
         };
-        count(&mut process.counts, ev, state_at);
-        if has_peer {
-            count(&mut process.remote(remote).counts, ev, state_at);
+        let race_lost =
+            ev.connect_result() == Some(ConnectResult::Abandoned) && process.lost_race(ev);
+        if race_lost {
+            if let Some(end) = observed.waited.as_mut() {
+                end.race_lost = true;
+            }
+        } else {
+            count(&mut process.counts, ev, state_at);
+            if has_peer {
+                count(&mut process.remote(remote).counts, ev, state_at);
+            }
         }
         process.push_recent(Recent {
             mono_ns: ev.mono_ns,

@@ -7,7 +7,7 @@ use rustc_hash::FxHashMap as HashMap;
 use tracer_common::{
     EventKind,
     event::Syscall,
-    tcp::{ESTABLISHED, SYN_RECV},
+    tcp::{ESTABLISHED, SYN_RECV, SYN_SENT},
 };
 
 use super::{
@@ -33,9 +33,7 @@ pub const RECENT_MAX: usize = 32;
 pub fn count(counts: &mut Counts, ev: &TraceEvent, state_at: u8) {
     match ev.kind {
         EventKind::State => {
-            if ev.old_state == tracer_common::tcp::CLOSE
-                && ev.new_state == tracer_common::tcp::SYN_SENT
-            {
+            if ev.old_state == tracer_common::tcp::CLOSE && ev.new_state == SYN_SENT {
                 counts.connects += 1;
             }
             if ev.old_state == SYN_RECV && ev.new_state == ESTABLISHED {
@@ -172,6 +170,21 @@ impl ProcessAgg {
         self.lifetime_ms
             .get_or_insert_with(|| Distribution::new(LIFETIME_MAX_MS, PRECISE))
             .record(ms);
+    }
+
+    /// Whether `ev`, a connect abandoned by this process, lost a dual-stack
+    /// race: a connect to the same port on the other address family
+    /// connected within [`super::RACE_WINDOW_NS`] before it.
+    pub fn lost_race(&self, ev: &TraceEvent) -> bool {
+        self.recent.iter().rev().any(|r| {
+            r.kind == EventKind::State
+                && r.old_state == SYN_SENT
+                && r.new_state == ESTABLISHED
+                && ev.mono_ns.saturating_sub(r.mono_ns) <= super::RACE_WINDOW_NS
+                && r.remote.is_some_and(|won| {
+                    won.port() == ev.dport && won.is_ipv4() != ev.daddr.is_ipv4()
+                })
+        })
     }
 
     pub fn push_recent(&mut self, recent: Recent) {

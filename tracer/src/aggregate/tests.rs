@@ -9,8 +9,8 @@ use tracer_common::{
     EventKind,
     event::Syscall,
     tcp::{
-        AF_INET, CLOSE, CLOSE_WAIT, ESTABLISHED, FIN_WAIT1, FIN_WAIT2, LISTEN, SYN_RECV, SYN_SENT,
-        TIME_WAIT,
+        AF_INET, AF_INET6, CLOSE, CLOSE_WAIT, ESTABLISHED, FIN_WAIT1, FIN_WAIT2, LISTEN, SYN_RECV,
+        SYN_SENT, TIME_WAIT,
     },
 };
 
@@ -348,15 +348,53 @@ fn a_failed_connect_says_how_long_it_waited() {
     let gave_up = agg.observe(Some(CLIENT), &state(5, 1_900, SYN_SENT, CLOSE));
     assert_eq!(
         gave_up.waited,
-        Some(Waited {
+        Some(ConnectEnd {
             after_us: 1_800_000,
-            syns: 2
+            syns: 2,
+            race_lost: false,
         })
     );
     let ok = agg.observe(Some(CLIENT), &state(6, 2_000, CLOSE, SYN_SENT));
     assert_eq!(ok.waited, None);
     let c = find(&snap(&mut agg, 3_000), CLIENT).counts;
     assert_eq!((c.connect_abandoned, c.connect_failed_other), (1, 0));
+}
+
+/// Happy Eyeballs (RFC 8305): a dial to a port over IPv6 and IPv4 at once;
+/// the IPv4 one connects and the IPv6 one is abandoned at once. The loser is
+/// no failure. An abandoned connect with no sibling that won, or one whose
+/// sibling was on the same family, still is.
+#[test]
+fn the_loser_of_a_dual_stack_race_is_no_failure() {
+    let mut agg = Aggregator::new(0);
+    let v6 = |mut e: TraceEvent| {
+        e.family = AF_INET6;
+        e.saddr = "::1".parse().unwrap();
+        e.daddr = "::2".parse().unwrap();
+        e
+    };
+    agg.observe(Some(CLIENT), &v6(state(1, 0, CLOSE, SYN_SENT)));
+    connect_ok(&mut agg, 2, 250, 1);
+    let lost = agg.observe(Some(CLIENT), &v6(state(1, 252, SYN_SENT, CLOSE)));
+    assert!(lost.waited.is_some_and(|w| w.race_lost), "{lost:?}");
+    // The same, later than the race window: a failure.
+    agg.observe(Some(CLIENT), &v6(state(3, 3_000, CLOSE, SYN_SENT)));
+    let given_up = agg.observe(Some(CLIENT), &v6(state(3, 3_300, SYN_SENT, CLOSE)));
+    assert!(given_up.waited.is_some_and(|w| !w.race_lost));
+    // Same family as the winner: not a race.
+    connect_ok(&mut agg, 4, 4_000, 1);
+    agg.observe(Some(CLIENT), &state(5, 4_000, CLOSE, SYN_SENT));
+    agg.observe(Some(CLIENT), &state(5, 4_002, SYN_SENT, CLOSE));
+    let c = find(&snap(&mut agg, 5_000), CLIENT).counts;
+    assert_eq!(
+        (
+            c.connects,
+            c.connect_ok,
+            c.connect_abandoned,
+            c.connect_failures()
+        ),
+        (5, 2, 2, 2)
+    );
 }
 
 /// A server's own listener (0.0.0.0:0 as a peer) is not one of its remotes.

@@ -11,7 +11,7 @@ use anyhow::Context as _;
 use tokio::sync::watch;
 
 use crate::{
-    aggregate::Waited,
+    aggregate::ConnectEnd,
     cli::TraceArgs,
     event::TraceEvent,
     sink::{
@@ -149,7 +149,7 @@ pub struct EventLines {
 impl EventLines {
     /// Writes one event's lines; `state_at` is the socket's state then,
     /// `waited` how long a failed connect waited.
-    pub fn event(&mut self, ev: &TraceEvent, state_at: u8, waited: Option<Waited>) {
+    pub fn event(&mut self, ev: &TraceEvent, state_at: u8, waited: Option<ConnectEnd>) {
         self.sink.event(ev, state_at, waited);
     }
 

@@ -8,7 +8,7 @@ use tracer_common::{EventKind, tcp::state_name};
 
 use super::pipe::Pipe;
 use crate::{
-    aggregate::{Phase, Waited},
+    aggregate::{ConnectEnd, Phase},
     errno,
     event::TraceEvent,
     snapshot::KernelCounts,
@@ -127,7 +127,7 @@ fn escape(raw: &[u8], out: &mut Vec<u8>) {
 /// (see `Aggregator::observe`), which gives RSTs their phase; `waited`, for a
 /// connect that failed, how long it waited (`after_us`) and how many SYNs it
 /// sent (`syns`).
-pub fn render(ev: &TraceEvent, state_at: u8, waited: Option<Waited>, out: &mut Vec<u8>) {
+pub fn render(ev: &TraceEvent, state_at: u8, waited: Option<ConnectEnd>, out: &mut Vec<u8>) {
     let name = TraceEvent::name_of(ev.kind);
     let mut o = head(ev, name, out);
     match ev.kind {
@@ -159,6 +159,9 @@ pub fn render(ev: &TraceEvent, state_at: u8, waited: Option<Waited>, out: &mut V
         if let Some(w) = waited {
             o.num("after_us", w.after_us);
             o.num("syns", w.syns);
+            if w.race_lost {
+                o.yes("race_lost");
+            }
         }
         tail(ev, o);
     }
@@ -255,7 +258,7 @@ impl JsonSink {
     }
 
     /// Writes one event's lines (see [`render`]).
-    pub fn event(&mut self, ev: &TraceEvent, state_at: u8, waited: Option<Waited>) {
+    pub fn event(&mut self, ev: &TraceEvent, state_at: u8, waited: Option<ConnectEnd>) {
         render(ev, state_at, waited, self.out.buffer());
         self.out.lines_added();
     }
