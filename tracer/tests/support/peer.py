@@ -82,7 +82,9 @@ def connect(host, port, how="plain"):
         if line.strip() != "go":
             continue
         if held is not None:
-            held.sendall(b"x" * 65536)
+            # Less than one loopback MSS: each retransmitted skb is one
+            # segment, so retransmit events and TcpRetransSegs count alike.
+            held.sendall(b"x" * 16384)
             print(held.getsockname()[1], flush=True)
             continue
         c = socket.socket(family(host), socket.SOCK_STREAM)
