@@ -72,6 +72,7 @@ pub fn remote(remote: Remote) -> RemoteSnapshot {
         established: 0,
         close_wait: 0,
         time_wait: 0,
+        abandoned_after: None,
     }
 }
 

@@ -217,6 +217,9 @@ pub struct RemoteSnapshot {
     pub established: u64,
     pub close_wait: u64,
     pub time_wait: u64,
+    /// How long the last abandoned connect to it waited: about the
+    /// application's dial deadline.
+    pub abandoned_after: Option<std::time::Duration>,
 }
 
 /// One live connection.

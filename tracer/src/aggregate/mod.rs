@@ -152,7 +152,11 @@ impl Aggregator {
         } else {
             count(&mut process.counts, ev, state_at);
             if has_peer {
-                count(&mut process.remote(remote).counts, ev, state_at);
+                let r = process.remote(remote);
+                count(&mut r.counts, ev, state_at);
+                if ev.connect_result() == Some(ConnectResult::Abandoned) {
+                    r.abandoned_after_us = observed.waited.map(|w| w.after_us);
+                }
             }
         }
         process.push_recent(Recent {

@@ -77,6 +77,9 @@ pub struct RemoteAgg {
     pub established: u64,
     pub close_wait: u64,
     pub time_wait: u64,
+    /// How long the last abandoned connect waited: about the application's
+    /// dial deadline.
+    pub abandoned_after_us: Option<u64>,
 }
 
 /// A recent event in compact form (no allocation per event).

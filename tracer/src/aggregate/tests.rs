@@ -356,8 +356,15 @@ fn a_failed_connect_says_how_long_it_waited() {
     );
     let ok = agg.observe(Some(CLIENT), &state(6, 2_000, CLOSE, SYN_SENT));
     assert_eq!(ok.waited, None);
-    let c = find(&snap(&mut agg, 3_000), CLIENT).counts;
+    let s = snap(&mut agg, 3_000);
+    let client = find(&s, CLIENT);
+    let c = client.counts;
     assert_eq!((c.connect_abandoned, c.connect_failed_other), (1, 0));
+    // The server remembers how long the application waited: its deadline.
+    assert_eq!(
+        client.remotes[0].abandoned_after,
+        Some(Duration::from_millis(1_800))
+    );
 }
 
 /// Happy Eyeballs (RFC 8305): a dial to a port over IPv6 and IPv4 at once;

@@ -43,6 +43,7 @@ pub fn process(
             established: r.established,
             close_wait: r.close_wait,
             time_wait: r.time_wait,
+            abandoned_after: r.abandoned_after_us.map(std::time::Duration::from_micros),
         })
         .collect();
     remotes.sort_by(|a, b| {

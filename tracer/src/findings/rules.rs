@@ -234,13 +234,13 @@ fn unreachable(_: &ProcessSnapshot, r: &RemoteSnapshot) -> Option<Hit> {
     {
         return None;
     }
-    let abandoned = if c.connect_abandoned > 0 {
-        format!(
-            ", {} abandoned by the application before an answer",
-            c.connect_abandoned
-        )
-    } else {
-        String::new()
+    let abandoned = match (c.connect_abandoned, r.abandoned_after) {
+        (0, _) => String::new(),
+        (n, Some(after)) => format!(
+            ", {n} abandoned by the application after {} (its deadline)",
+            human::micros(u64::try_from(after.as_micros()).unwrap_or(u64::MAX))
+        ),
+        (n, None) => format!(", {n} abandoned by the application before an answer"),
     };
     let evidence = format!(
         "{}, {} timed out{abandoned}, {} succeeded",

@@ -171,6 +171,15 @@ fn abandoned_connects_are_unanswered() {
         f.evidence,
         "0 SYN retransmits, 0 connects timed out, 3 abandoned by the application before an answer, 0 succeeded"
     );
+    let mut p = process(10, "app");
+    let mut r = fixtures::remote(Remote::Server("10.0.0.9:9".parse().unwrap()));
+    r.counts.connect_abandoned = 2;
+    r.abandoned_after = Some(std::time::Duration::from_millis(800));
+    p.remotes = vec![r];
+    assert_eq!(
+        only(p).evidence,
+        "0 SYN retransmits, 0 connects timed out, 2 abandoned by the application after 800ms (its deadline), 0 succeeded"
+    );
 }
 
 #[test]
