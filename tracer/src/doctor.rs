@@ -23,7 +23,7 @@ use crate::{
         self, OBJECT,
         attach::permission_hint,
         format::{Format, TRACEFS},
-        hooks::{HookKind, TRACEPOINTS},
+        hooks::{self, HookKind},
         loader::{self, Filters, Settings},
         plan::Plan,
     },
@@ -80,7 +80,7 @@ fn gather() -> Report {
     let lockdown = system::lockdown();
 
     let mut tracepoints = Vec::new();
-    for hook in TRACEPOINTS {
+    for hook in hooks::tracepoints() {
         let status = Format::read(hook.category, hook.name)
             .and_then(|f| f.offsets(hook.required, hook.optional).map(|_| ()));
         let name = format!("{}:{}", hook.category, hook.name);

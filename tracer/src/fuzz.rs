@@ -9,7 +9,7 @@ use proptest::prelude::*;
 
 use crate::{
     aggregate::Aggregator,
-    ebpf::{btf::Btf, format::Format, hooks::TRACEPOINTS},
+    ebpf::{btf::Btf, format::Format, hooks},
     event::{Clock, TraceEvent},
     proc::{process, sockets},
     sink::{csv::CsvSink, json},
@@ -92,7 +92,7 @@ proptest! {
     #[test]
     fn tracepoint_formats(text in procish(), field in "[a-z_]{1,8}") {
         if let Ok(format) = Format::parse("tcp", "fuzz", &text) {
-            for hook in TRACEPOINTS {
+            for hook in hooks::tracepoints() {
                 let _ = format.offsets(hook.required, hook.optional);
             }
             let _ = format.offsets(&[], &[Box::leak(field.into_boxed_str())]);
