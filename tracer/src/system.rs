@@ -20,9 +20,7 @@ pub enum SystemError {
     Tracefs(std::io::Error),
 }
 
-const CAP_SYS_ADMIN: u32 = 21;
-const CAP_PERFMON: u32 = 38;
-const CAP_BPF: u32 = 39;
+use crate::privileges::{CAP_BPF, CAP_PERFMON, CAP_SYS_ADMIN};
 
 /// Effective capability bits of this process.
 fn effective_caps() -> u64 {
