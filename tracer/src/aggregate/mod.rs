@@ -105,8 +105,9 @@ impl Aggregator {
             self.live.state_at(ev.sk, ev.old_state)
         };
         let owner = owner.or_else(|| self.holder(ev));
-        let waited = ev
-            .connect_result()
+        let result = ev.connect_result();
+        let abandoned = result == Some(ConnectResult::Abandoned);
+        let waited = result
             .filter(|r| *r != ConnectResult::Ok)
             .and_then(|_| self.live.get(ev.sk))
             .map(|c| ConnectEnd {
@@ -143,8 +144,7 @@ impl Aggregator {
             None if ev.new_state == SYN_SENT => Remote::Server(peer),
             None => process.remote_of(ev.sport, peer),
         };
-        let race_lost =
-            ev.connect_result() == Some(ConnectResult::Abandoned) && process.lost_race(ev);
+        let race_lost = abandoned && process.lost_race(ev);
         if race_lost {
             if let Some(end) = observed.waited.as_mut() {
                 end.race_lost = true;
@@ -154,7 +154,7 @@ impl Aggregator {
             if has_peer {
                 let r = process.remote(remote);
                 count(&mut r.counts, ev, state_at);
-                if ev.connect_result() == Some(ConnectResult::Abandoned) {
+                if abandoned {
                     r.abandoned_after_us = observed.waited.map(|w| w.after_us);
                 }
             }
