@@ -15,8 +15,10 @@ use crate::ebpf::{
 /// Attaches eBPF programs to the kernel's TCP paths and reports, per process,
 /// connection state changes, connects and their outcomes, handshake latency,
 /// retransmits and resets — naming the process even for events the kernel
-/// handles in softirq context. Needs root (or CAP_BPF + CAP_PERFMON) and
-/// Linux 5.8 or newer.
+/// handles in softirq context. Needs Linux 5.8 or newer and root, or the
+/// capabilities CAP_BPF, CAP_PERFMON, CAP_SYS_PTRACE and CAP_DAC_READ_SEARCH
+/// (README, "Least privilege"); once attached it drops all it no longer
+/// needs and sets no_new_privs.
 #[derive(Debug, Parser)]
 #[command(name = "tracer", version, after_help = EXAMPLES)]
 pub struct Cli {
@@ -69,8 +71,8 @@ pub enum Command {
 #[derive(Debug, Args)]
 pub struct TraceArgs {
     /// Trace only this process (all its threads). Repeat for several. A pid that
-    /// does not exist or is a kernel thread is an error. Without --pid every
-    /// process is traced.
+    /// does not exist, has exited or is a kernel thread is an error. Without
+    /// --pid every process is traced.
     #[arg(long = "pid", value_name = "PID")]
     pub pids: Vec<u32>,
 
