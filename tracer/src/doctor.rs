@@ -25,7 +25,7 @@ use crate::{
         format::{Format, TRACEFS},
         hooks::{self, HookKind},
         loader::{self, Filters, Settings},
-        plan::Plan,
+        plan::{Optional, Plan},
     },
     system,
 };
@@ -99,6 +99,7 @@ fn gather() -> Report {
         ring_bytes: tracer_common::maps::DEFAULT_RING_BYTES,
         owner_map_size: tracer_common::maps::OWNERS_CAPACITY,
         hooks,
+        syscall_errors: Optional::Auto,
     };
     let tried: Vec<(HookKind, Result<Plan, String>)> = HookKind::ALL
         .into_iter()
@@ -153,6 +154,7 @@ fn gather() -> Report {
             description: l.plan.to_string(),
             programs: l.plan.hooks.clone(),
             connect_errors: l.connect_errors.clone(),
+            syscall_errors: l.plan.optional_text(),
         }),
         Err(e) => {
             missing.push("a working hook plan".into());

@@ -85,11 +85,19 @@ pub struct Rule {
     pub check: Check,
 }
 
+/// What the process rules know of the trace besides the process.
+#[derive(Debug, Clone, Copy)]
+pub struct Context {
+    /// Failed syscalls are counted (`--syscall-errors`): without them,
+    /// running out of FDs shows only in the FD count.
+    pub syscall_errors_counted: bool,
+}
+
 /// How a rule is evaluated.
 #[derive(Debug, Clone, Copy)]
 pub enum Check {
     /// Once per process.
-    Process(fn(&ProcessSnapshot) -> Option<Hit>),
+    Process(fn(&ProcessSnapshot, Context) -> Option<Hit>),
     /// Once per remote endpoint of the process.
     Remote(fn(&ProcessSnapshot, &RemoteSnapshot) -> Option<Hit>),
 }
@@ -105,8 +113,11 @@ pub struct Hit {
 /// Every finding in `snapshot`, most severe first, then by pid.
 pub fn findings(snapshot: &Snapshot) -> Vec<Finding> {
     let mut out = Vec::new();
+    let cx = Context {
+        syscall_errors_counted: snapshot.syscall_errors_counted,
+    };
     for p in &snapshot.processes {
-        of_process(p, &mut out);
+        of_process(p, cx, &mut out);
     }
     // A rule finds at most one thing per process and remote, so this order
     // is total.
@@ -121,11 +132,11 @@ pub fn findings(snapshot: &Snapshot) -> Vec<Finding> {
 }
 
 /// The findings of one process, unsorted.
-fn of_process(p: &ProcessSnapshot, out: &mut Vec<Finding>) {
+fn of_process(p: &ProcessSnapshot, cx: Context, out: &mut Vec<Finding>) {
     for rule in RULES {
         match rule.check {
             Check::Process(check) => {
-                out.extend(check(p).map(|hit| rule.finding(p, None, hit)));
+                out.extend(check(p, cx).map(|hit| rule.finding(p, None, hit)));
             }
             Check::Remote(check) => {
                 for r in &p.remotes {

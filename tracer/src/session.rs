@@ -37,11 +37,20 @@ pub struct Session {
     sampled_every: Option<Duration>,
     /// Every `--pid` has exited.
     traced_exited: bool,
+    /// Failed syscalls are counted (a hook for them is attached).
+    syscall_errors_counted: bool,
 }
 
 impl Session {
-    /// A session that starts counting now.
-    pub fn new(reader: Reader, counters: CounterMaps, clock: Clock, outputs: Outputs) -> Self {
+    /// A session that starts counting now. `syscall_errors_counted`: a hook
+    /// for failed syscalls is attached.
+    pub fn new(
+        reader: Reader,
+        counters: CounterMaps,
+        clock: Clock,
+        outputs: Outputs,
+        syscall_errors_counted: bool,
+    ) -> Self {
         Self {
             aggregator: Aggregator::new(monotonic_ns()),
             identities: Identities::default(),
@@ -52,6 +61,7 @@ impl Session {
             latest: None,
             sampled_every: None,
             traced_exited: false,
+            syscall_errors_counted,
         }
     }
 
@@ -137,6 +147,7 @@ impl Session {
             .snapshot(SystemTime::now(), monotonic_ns(), kernel);
         snapshot.sampled_every = self.sampled_every;
         snapshot.traced_exited = self.traced_exited;
+        snapshot.syscall_errors_counted = self.syscall_errors_counted;
         let snapshot = Arc::new(snapshot);
         self.outputs.show(&snapshot);
         self.latest = Some(Arc::clone(&snapshot));

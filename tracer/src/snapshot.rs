@@ -29,6 +29,9 @@ pub struct Snapshot {
     pub sampled_every: Option<Duration>,
     /// Every process given with `--pid` has exited: nothing more will come.
     pub traced_exited: bool,
+    /// Failed network syscalls are counted (`--syscall-errors`, and a hook
+    /// for them on this kernel).
+    pub syscall_errors_counted: bool,
 }
 
 /// The kernel-side counters, summed over CPUs (filled by

@@ -16,6 +16,7 @@ use self::schedule::{Due, Schedule, Spacing, sample_once};
 use crate::{
     cli::TraceArgs,
     ebpf::{
+        hooks,
         loader::{self, Filters, Settings},
         reader::Reader,
     },
@@ -41,7 +42,7 @@ pub async fn run(args: &TraceArgs) -> anyhow::Result<()> {
         plan,
         connect_errors,
     } = load(args)?;
-    let hooks = format!("{plan}; {connect_errors}");
+    let hooks = format!("{plan}; {connect_errors}; {}", plan.optional_text());
 
     let clock = Clock::now();
     let reader = Reader::new(events, clock).context("cannot poll the ring buffer")?;
@@ -57,7 +58,8 @@ pub async fn run(args: &TraceArgs) -> anyhow::Result<()> {
     } else {
         Scope::Pids(args.pids.clone())
     };
-    let mut session = Session::new(reader, counters, clock, outputs);
+    let syscall_errors = plan.has(hooks::SYSCALL_SOURCE.name);
+    let mut session = Session::new(reader, counters, clock, outputs, syscall_errors);
     // Sockets that predate tracing are counted from the first snapshot on.
     let (sampler, first) = sample_once(Sampler::new(scope.clone()), session.alive()).await?;
     session.apply(first);
@@ -134,8 +136,14 @@ fn load(args: &TraceArgs) -> anyhow::Result<loader::Loaded> {
         ring_bytes: args.ring_buffer_size,
         owner_map_size: args.owner_map_size,
         hooks: args.hooks.kind(),
+        syscall_errors: args.syscall_errors.optional(),
     })?;
-    tracing::info!(plan = %loaded.plan, connect_errors = %loaded.connect_errors, "loaded and attached");
+    tracing::info!(
+        plan = %loaded.plan,
+        connect_errors = %loaded.connect_errors,
+        optional = %loaded.plan.optional_text(),
+        "loaded and attached"
+    );
     Ok(loaded)
 }
 

@@ -37,7 +37,16 @@ fn refused_connects() {
     let mut nonblocking = Peer::spawn_in(Some(&ns.name), &["connect", HOST, "9", "nb"]);
     let csv = CsvFile::new();
     let (b, n) = (blocking.pid().to_string(), nonblocking.pid().to_string());
-    let tracer = Tracer::start(&["--pid", &b, "--pid", &n, "--csv", &csv.path]);
+    let tracer = Tracer::start(&[
+        "--pid",
+        &b,
+        "--pid",
+        &n,
+        "--csv",
+        &csv.path,
+        "--syscall-errors",
+        "on",
+    ]);
     let before = ns.counters();
     for _ in 0..3 {
         assert_eq!(blocking.ask("go"), "error 111");
@@ -386,7 +395,8 @@ fn linger_resets() {
 }
 
 /// Socket creation under a low RLIMIT_NOFILE fails with EMFILE, reported as a
-/// syscall error of that process.
+/// syscall error of that process (turned on: on a kernel with neither fexit
+/// nor kprobes that takes the syscall tracepoints).
 #[test]
 fn emfile() {
     if !kernel_tests_enabled() {
@@ -394,7 +404,8 @@ fn emfile() {
     }
     let mut peer = Peer::spawn_in(None, &["emfile", "32"]);
     let csv = CsvFile::new();
-    let tracer = Tracer::start(&["--pid", &peer.pid().to_string(), "--csv", &csv.path]);
+    let pid = peer.pid().to_string();
+    let tracer = Tracer::start(&["--pid", &pid, "--csv", &csv.path, "--syscall-errors", "on"]);
     let answer = peer.ask("go");
     assert!(answer.starts_with("error 24 "), "{answer}");
     thread::sleep(Duration::from_millis(300));
@@ -424,6 +435,55 @@ fn emfile() {
         .and_then(|n| n.parse().ok())
         .expect("count");
     assert_eq!(num(&row, "socket_fds"), opened, "{row:?}");
+}
+
+/// By default syscall errors come only from hooks that cost other processes
+/// nothing: fexit or kretprobes, where the kernel has them; else they are off
+/// and tracer says why. Off, a process at its FD limit still shows there.
+#[test]
+fn syscall_errors_by_default_or_off() {
+    if !kernel_tests_enabled() {
+        return;
+    }
+    for setting in [None, Some("off")] {
+        let mut peer = Peer::spawn_in(None, &["emfile", "32"]);
+        let csv = CsvFile::new();
+        let pid = peer.pid().to_string();
+        let mut args = vec!["--pid", pid.as_str(), "--csv", &csv.path];
+        args.extend(setting.iter().flat_map(|s| ["--syscall-errors", *s]));
+        let tracer = Tracer::start(&args);
+        let started = tracer.started().to_owned();
+        let cheap = [
+            "syscall errors from fexits",
+            "syscall errors from kretprobes",
+        ]
+        .iter()
+        .any(|s| started.contains(s));
+        let off = started.contains("syscall errors off: ");
+        println!("--syscall-errors {setting:?}: {started}");
+        match setting {
+            Some(_) => assert!(
+                started.contains("syscall errors off: turned off"),
+                "{started}"
+            ),
+            None => assert!(cheap || off, "{started}"),
+        }
+        let answer = peer.ask("go");
+        assert!(answer.starts_with("error 24 "), "{answer}");
+        thread::sleep(Duration::from_millis(300));
+        let (status, events, stderr) = tracer.stop();
+        assert!(status.success(), "{stderr}");
+        let seen = events
+            .iter()
+            .filter(|e| e["event"] == "syscall_error" && e["pid"] == peer.pid())
+            .count();
+        let row = csv.last_of(peer.pid());
+        assert_eq!(seen, usize::from(cheap), "{started}");
+        assert_eq!(num(&row, "emfile_errors"), u64::from(cheap), "{row:?}");
+        // Off or not, the FDs against the limit are there.
+        assert_eq!(num(&row, "fd_limit"), 32);
+        assert!(num(&row, "fds_open") >= 32, "{row:?}");
+    }
 }
 
 /// An owner map too small for the traced sockets: recording more owners than

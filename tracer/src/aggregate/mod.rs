@@ -282,7 +282,9 @@ impl Aggregator {
             processes,
             unattributed: self.unattributed,
             sampled_every: None,
+            // The session says otherwise when it knows.
             traced_exited: false,
+            syscall_errors_counted: true,
         }
     }
 }

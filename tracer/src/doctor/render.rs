@@ -86,6 +86,7 @@ pub fn render_text(report: &Report) -> String {
                 line(format!("  {program}"));
             }
             line(format!("  {}", plan.connect_errors));
+            line(format!("  {}", plan.syscall_errors));
         }
         Err(e) => line(format!("plan (--hooks auto): none: {e}")),
     }
@@ -173,6 +174,7 @@ mod tests {
                     "raw tracepoint sock:inet_sock_set_state".into(),
                 ],
                 connect_errors: "connect errors from sk_err at offset 284 (BTF)".into(),
+                syscall_errors: "syscall errors from fexits".into(),
             }),
             missing: vec![],
         }
@@ -201,6 +203,7 @@ plan (--hooks auto): the raw-tracepoint plan (state changes and retransmits from
   raw tracepoint tcp:tcp_destroy_sock
   raw tracepoint sock:inet_sock_set_state
   connect errors from sk_err at offset 284 (BTF)
+  syscall errors from fexits
 missing: nothing — tracer can run here
 ";
         assert_eq!(render_text(&healthy()), expected);
@@ -285,6 +288,7 @@ missing: nothing — tracer can run here
                         "raw tracepoint sock:inet_sock_set_state",
                     ],
                     "connect_errors": "connect errors from sk_err at offset 284 (BTF)",
+                    "syscall_errors": "syscall errors from fexits",
                 },
                 "missing": [],
             })

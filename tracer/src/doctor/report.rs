@@ -103,6 +103,8 @@ pub struct ChosenPlan {
     pub programs: Vec<String>,
     /// Where connect errors come from (or why they are unavailable).
     pub connect_errors: String,
+    /// Where syscall errors come from by default, or why they are off.
+    pub syscall_errors: String,
 }
 
 /// `struct sock` member offsets by name (`state`, `family`, …), in the order

@@ -2,8 +2,8 @@
 //! accepts, all of its hooks or none.
 
 use aya::{
-    Ebpf,
-    programs::{KProbe, Program, ProgramError, RawTracePoint, TracePoint},
+    Btf, Ebpf,
+    programs::{FExit, KProbe, Program, ProgramError, RawTracePoint, TracePoint},
 };
 
 use super::{
@@ -24,9 +24,12 @@ pub fn attach_plan(
     let mut plan = Plan {
         sources: Vec::new(),
         hooks: Vec::new(),
+        optional: Vec::new(),
     };
+    let mut kernel = Kernel { ebpf, btf: None };
     let mut refused: Vec<HookKind> = Vec::new();
     for choice in choices {
+        let optional = matches!(choice.source.pick, Pick::Optional { .. });
         let mut first_error = None;
         let mut attached = None;
         let mut candidates: Vec<_> = choice
@@ -38,13 +41,13 @@ pub fn attach_plan(
             candidates = choice.candidates.iter().collect();
         }
         for alternative in candidates {
-            match attach_all(ebpf, alternative.hooks) {
+            match attach_all(&mut kernel, alternative.hooks) {
                 Ok(hooks) => {
-                    attached = Some((alternative.kind, hooks));
+                    attached = Some((*alternative, hooks));
                     break;
                 }
                 Err(e) => {
-                    if insist == Some(alternative.kind) {
+                    if insist == Some(alternative.kind) && !optional {
                         return Err(e);
                     }
                     refused.push(alternative.kind);
@@ -52,30 +55,69 @@ pub fn attach_plan(
                 }
             }
         }
-        let Some((kind, hooks)) = attached else {
+        if optional {
+            // An optional source that cannot be had is off, and says why.
+            let used = attached
+                .as_ref()
+                .and_then(|(alternative, _)| alternative.hooks.first().copied())
+                .ok_or_else(|| off_reason(choice, first_error.as_ref()));
+            plan.optional.push((choice.source.name, used));
+        }
+        let Some((alternative, hooks)) = attached else {
+            if optional {
+                continue;
+            }
             return Err(first_error.unwrap_or(LoadError::Plan(PlanError::NoHook {
                 data: choice.source.name,
                 reasons: Vec::new(),
             })));
         };
         if choice.source.pick == Pick::User {
-            plan.sources.push((choice.source.name, kind));
+            plan.sources.push((choice.source.name, alternative.kind));
         }
         plan.hooks.extend(hooks);
     }
     Ok(plan)
 }
 
+/// Why an optional source is off: the alternatives passed over, then the
+/// first refusal.
+fn off_reason(choice: &Choice, refusal: Option<&LoadError>) -> String {
+    let mut reasons = choice.passed_over.clone();
+    if let Some(e) = refusal {
+        let brief = match e {
+            LoadError::Program { hook, source, .. } => match source.as_ref() {
+                ProgramError::LoadError { io_error, .. } => {
+                    format!("the kernel refused {hook} ({io_error})")
+                }
+                other => format!("the kernel refused {hook} ({other})"),
+            },
+            other => other.to_string(),
+        };
+        reasons.insert(0, brief);
+    }
+    if reasons.is_empty() {
+        reasons.push("no hook for them here".to_owned());
+    }
+    reasons.join("; ")
+}
+
+/// The loaded object, and the kernel's BTF once an fexit program needed it.
+struct Kernel<'a> {
+    ebpf: &'a mut Ebpf,
+    btf: Option<Btf>,
+}
+
 /// Attaches `hooks` in order; when one fails, detaches those already
 /// attached and returns its error. Returns how the plan shows each.
-fn attach_all(ebpf: &mut Ebpf, hooks: &[Hook]) -> Result<Vec<String>, LoadError> {
+fn attach_all(kernel: &mut Kernel<'_>, hooks: &[Hook]) -> Result<Vec<String>, LoadError> {
     let mut done = Vec::new();
     for hook in hooks {
-        match attach(ebpf, hook) {
+        match attach(kernel, hook) {
             Ok(()) => done.push(hook),
             Err(e) => {
                 for hook in done {
-                    detach(ebpf, hook);
+                    detach(kernel.ebpf, hook);
                 }
                 return Err(e);
             }
@@ -85,7 +127,8 @@ fn attach_all(ebpf: &mut Ebpf, hooks: &[Hook]) -> Result<Vec<String>, LoadError>
 }
 
 /// Loads and attaches one hook's program.
-fn attach(ebpf: &mut Ebpf, hook: &Hook) -> Result<(), LoadError> {
+fn attach(kernel: &mut Kernel<'_>, hook: &Hook) -> Result<(), LoadError> {
+    let ebpf = &mut *kernel.ebpf;
     match *hook {
         Hook::Tracepoint(tracepoint) => with(ebpf, hook, |p: &mut TracePoint| {
             p.load()?;
@@ -101,6 +144,22 @@ fn attach(ebpf: &mut Ebpf, hook: &Hook) -> Result<(), LoadError> {
                 p.attach(function, 0).map(drop)
             })
         }
+        Hook::Fexit { function, .. } => {
+            let btf = match kernel.btf.take() {
+                Some(btf) => btf,
+                None => Btf::from_sys_fs().map_err(|e| LoadError::Program {
+                    program: hook.program(),
+                    hook: hook.describe(),
+                    source: Box::new(ProgramError::Btf(e)),
+                    hint: "",
+                })?,
+            };
+            let btf = &*kernel.btf.insert(btf);
+            with(ebpf, hook, |p: &mut FExit| {
+                p.load(function, btf)?;
+                p.attach().map(drop)
+            })
+        }
     }
 }
 
@@ -111,6 +170,7 @@ fn detach(ebpf: &mut Ebpf, hook: &Hook) {
         Hook::Tracepoint(_) => with(ebpf, hook, TracePoint::unload),
         Hook::RawTracepoint { .. } => with(ebpf, hook, RawTracePoint::unload),
         Hook::Kprobe { .. } | Hook::Kretprobe { .. } => with(ebpf, hook, KProbe::unload),
+        Hook::Fexit { .. } => with(ebpf, hook, FExit::unload),
     };
 }
 

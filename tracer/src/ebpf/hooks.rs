@@ -12,6 +12,11 @@
 //! pointer) without the kernel first filling a trace record, so it is the
 //! cheapest; it reads the socket at offsets from the kernel's BTF. A classic
 //! tracepoint's fields come from its format file.
+//!
+//! What a hook costs the rest of the host matters as much as what it costs
+//! the traced process: a `syscalls:*` tracepoint slows every syscall of every
+//! task, so the syscall-error source takes fexit or kretprobes, which fire
+//! only for the syscalls they watch, and those tracepoints only when asked.
 
 /// A program attached to a classic tracepoint, whose field offsets come from
 /// the running kernel's format file.
@@ -122,6 +127,18 @@ pub const SYS_EXIT: [TracepointHook; 6] = [
     sys_exit("sys_exit_listen"),
 ];
 
+/// The kernel function of syscall `name` (arch-specific, as the kernel's
+/// syscall wrappers are named).
+macro_rules! syscall_function {
+    ($name:literal) => {
+        if cfg!(target_arch = "aarch64") {
+            concat!("__arm64_sys_", $name)
+        } else {
+            concat!("__x64_sys_", $name)
+        }
+    };
+}
+
 /// The kinds of hook an alternative is made of, cheapest and most stable first.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum HookKind {
@@ -133,9 +150,13 @@ pub enum HookKind {
     /// kprobes and kretprobes on kernel functions, reading `struct sock` at
     /// offsets from BTF: for kernels that lack (or refuse) the tracepoints.
     Kprobe,
+    /// fexit programs (BPF trampolines) on kernel functions: they fire only
+    /// for the functions they watch. Many kernels refuse them (lockdown).
+    Fexit,
 }
 
 impl HookKind {
+    /// The kinds a whole plan can be made of (`--hooks`).
     pub const ALL: [Self; 3] = [Self::RawTracepoint, Self::Tracepoint, Self::Kprobe];
 
     /// As `--hooks` takes it.
@@ -144,6 +165,7 @@ impl HookKind {
             Self::RawTracepoint => "raw-tracepoint",
             Self::Tracepoint => "tracepoint",
             Self::Kprobe => "kprobe",
+            Self::Fexit => "fexit",
         }
     }
 
@@ -153,6 +175,7 @@ impl HookKind {
             Self::RawTracepoint => "raw tracepoint",
             Self::Tracepoint => "tracepoint",
             Self::Kprobe => "kprobe",
+            Self::Fexit => "fexit",
         }
     }
 }
@@ -177,6 +200,11 @@ pub enum Hook {
         program: &'static str,
         function: &'static str,
     },
+    /// An fexit program on a kernel function, found in the kernel's BTF.
+    Fexit {
+        program: &'static str,
+        function: &'static str,
+    },
 }
 
 impl Hook {
@@ -186,7 +214,25 @@ impl Hook {
             Self::Tracepoint(hook) => hook.program,
             Self::RawTracepoint { program, .. }
             | Self::Kprobe { program, .. }
-            | Self::Kretprobe { program, .. } => program,
+            | Self::Kretprobe { program, .. }
+            | Self::Fexit { program, .. } => program,
+        }
+    }
+
+    pub const fn kind(&self) -> HookKind {
+        match self {
+            Self::Tracepoint(_) => HookKind::Tracepoint,
+            Self::RawTracepoint { .. } => HookKind::RawTracepoint,
+            Self::Kprobe { .. } | Self::Kretprobe { .. } => HookKind::Kprobe,
+            Self::Fexit { .. } => HookKind::Fexit,
+        }
+    }
+
+    /// What it is, in a sentence: `kretprobe`, `fexit`, `raw tracepoint` …
+    pub const fn noun(&self) -> &'static str {
+        match self {
+            Self::Kretprobe { .. } => "kretprobe",
+            _ => self.kind().noun(),
         }
     }
 
@@ -200,6 +246,7 @@ impl Hook {
             }
             Self::Kprobe { function, .. } => format!("kprobe {function}"),
             Self::Kretprobe { function, .. } => format!("kretprobe {function}"),
+            Self::Fexit { function, .. } => format!("fexit {function}"),
         }
     }
 }
@@ -221,6 +268,12 @@ pub enum Pick {
     LikeState,
     /// Its only alternative, in every plan.
     Fixed,
+    /// The cheapest alternative that works, or none: the source is then off,
+    /// and the plan says why. Alternatives of kind `costly` tax every
+    /// process on the host and are used only when the user turns the source
+    /// on (`--syscall-errors on`). `--hooks KIND` picks this source's cheap
+    /// alternative of that kind, when it has one.
+    Optional { costly: HookKind },
 }
 
 /// One kind of data and the alternatives that can provide it.
@@ -359,18 +412,81 @@ pub const RESET_SOURCE: Source = Source {
     ])],
 };
 
-/// Failed network syscalls, by errno.
+/// Failed network syscalls, by errno: optional, as the tracepoints that see
+/// them on every kernel tax every syscall on the host.
 pub const SYSCALL_SOURCE: Source = Source {
     name: "syscall errors",
-    pick: Pick::Fixed,
-    alternatives: &[of_tracepoints(&[
-        Hook::Tracepoint(&SYS_EXIT[0]),
-        Hook::Tracepoint(&SYS_EXIT[1]),
-        Hook::Tracepoint(&SYS_EXIT[2]),
-        Hook::Tracepoint(&SYS_EXIT[3]),
-        Hook::Tracepoint(&SYS_EXIT[4]),
-        Hook::Tracepoint(&SYS_EXIT[5]),
-    ])],
+    pick: Pick::Optional {
+        costly: HookKind::Tracepoint,
+    },
+    alternatives: &[
+        Alternative {
+            kind: HookKind::Fexit,
+            hooks: &[
+                Hook::Fexit {
+                    program: "fexit_sys_socket",
+                    function: syscall_function!("socket"),
+                },
+                Hook::Fexit {
+                    program: "fexit_sys_connect",
+                    function: syscall_function!("connect"),
+                },
+                Hook::Fexit {
+                    program: "fexit_sys_accept",
+                    function: syscall_function!("accept"),
+                },
+                Hook::Fexit {
+                    program: "fexit_sys_accept4",
+                    function: syscall_function!("accept4"),
+                },
+                Hook::Fexit {
+                    program: "fexit_sys_bind",
+                    function: syscall_function!("bind"),
+                },
+                Hook::Fexit {
+                    program: "fexit_sys_listen",
+                    function: syscall_function!("listen"),
+                },
+            ],
+        },
+        Alternative {
+            kind: HookKind::Kprobe,
+            hooks: &[
+                Hook::Kretprobe {
+                    program: "kretprobe_sys_socket",
+                    function: syscall_function!("socket"),
+                },
+                Hook::Kretprobe {
+                    program: "kretprobe_sys_connect",
+                    function: syscall_function!("connect"),
+                },
+                Hook::Kretprobe {
+                    program: "kretprobe_sys_accept",
+                    function: syscall_function!("accept"),
+                },
+                Hook::Kretprobe {
+                    program: "kretprobe_sys_accept4",
+                    function: syscall_function!("accept4"),
+                },
+                Hook::Kretprobe {
+                    program: "kretprobe_sys_bind",
+                    function: syscall_function!("bind"),
+                },
+                Hook::Kretprobe {
+                    program: "kretprobe_sys_listen",
+                    function: syscall_function!("listen"),
+                },
+            ],
+        },
+        of_tracepoints(&[
+            Hook::Tracepoint(&SYS_EXIT[0]),
+            Hook::Tracepoint(&SYS_EXIT[1]),
+            Hook::Tracepoint(&SYS_EXIT[2]),
+            Hook::Tracepoint(&SYS_EXIT[3]),
+            Hook::Tracepoint(&SYS_EXIT[4]),
+            Hook::Tracepoint(&SYS_EXIT[5]),
+        ]),
+    ],
 };
 
 /// Every source, in attach order: teardown first, then the owner-recording
@@ -406,20 +522,12 @@ pub fn tracepoints() -> impl Iterator<Item = &'static TracepointHook> {
 mod tests {
     use super::*;
 
-    fn kind(hook: &Hook) -> HookKind {
-        match hook {
-            Hook::Tracepoint(_) => HookKind::Tracepoint,
-            Hook::RawTracepoint { .. } => HookKind::RawTracepoint,
-            Hook::Kprobe { .. } | Hook::Kretprobe { .. } => HookKind::Kprobe,
-        }
-    }
-
     #[test]
     fn alternatives_are_of_their_kind() {
         for source in SOURCES {
             for alternative in source.alternatives {
                 for hook in alternative.hooks {
-                    assert_eq!(kind(hook), alternative.kind, "{}", hook.program());
+                    assert_eq!(hook.kind(), alternative.kind, "{}", hook.program());
                 }
             }
             if source.pick == Pick::Fixed {

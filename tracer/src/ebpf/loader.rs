@@ -15,7 +15,7 @@ use super::{
     counters::CounterMaps,
     format::{Format, FormatError},
     hooks::{Alternative, Hook, HookKind, RETRANSMIT, TracepointHook},
-    plan::{self, Plan, PlanError},
+    plan::{self, Optional, Plan, PlanError},
     seed,
 };
 
@@ -80,6 +80,8 @@ pub struct Settings {
     /// The kind of hook for every source that has a choice; `None` picks, per
     /// source, the cheapest that works here (tracepoints where present).
     pub hooks: Option<HookKind>,
+    /// Whether syscall errors are traced, and at what cost to the host.
+    pub syscall_errors: Optional,
 }
 
 /// The loaded and attached programs plus the maps userspace reads.
@@ -132,6 +134,11 @@ pub fn load(settings: &Settings) -> Result<Loaded, LoadError> {
     let available = |alternative: &Alternative| match alternative.kind {
         HookKind::RawTracepoint => raw.as_ref().map(drop).map_err(Clone::clone),
         HookKind::Kprobe => kprobe.as_ref().map(drop).map_err(Clone::clone),
+        // Whether the kernel allows tracing programs is known only by trying.
+        HookKind::Fexit => btf
+            .as_ref()
+            .map(drop)
+            .map_err(|e| format!("fexit needs the kernel's BTF: {e}")),
         HookKind::Tracepoint => alternative
             .hooks
             .iter()
@@ -141,7 +148,7 @@ pub fn load(settings: &Settings) -> Result<Loaded, LoadError> {
             })
             .map_err(|e| e.to_string()),
     };
-    let choices = plan::choose(available, settings.hooks)?;
+    let choices = plan::choose(available, settings.hooks, settings.syscall_errors)?;
 
     // Sockets that predate tracing, whose owners are seeded after loading.
     let existing = sockets::sockets_of(&settings.filters.pids);

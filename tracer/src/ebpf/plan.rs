@@ -4,7 +4,7 @@
 
 use std::fmt;
 
-use super::hooks::{Alternative, HookKind, Pick, SOURCES, STATE_SOURCE, Source};
+use super::hooks::{Alternative, Hook, HookKind, Pick, SOURCES, STATE_SOURCE, Source};
 
 /// For one source, the alternatives to try, in order: the first that
 /// attaches is used.
@@ -12,6 +12,22 @@ use super::hooks::{Alternative, HookKind, Pick, SOURCES, STATE_SOURCE, Source};
 pub struct Choice {
     pub source: &'static Source,
     pub candidates: Vec<&'static Alternative>,
+    /// For an optional source, why the alternatives not among the candidates
+    /// were left out: said when none of the candidates attaches either.
+    pub passed_over: Vec<String>,
+}
+
+/// Whether the optional sources ([`Pick::Optional`]: syscall errors) are
+/// traced: `--syscall-errors`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Optional {
+    /// When a hook that costs the rest of the host nothing works here.
+    #[default]
+    Auto,
+    /// Also with hooks that tax every process on the host, if nothing cheaper works.
+    On,
+    /// Never.
+    Off,
 }
 
 /// Why no plan can work here.
@@ -38,18 +54,21 @@ fn instead(kind: HookKind) -> &'static str {
 
 /// Chooses the candidates of every source in [`SOURCES`], in attach order.
 /// `available` says whether an alternative can work here (or why not);
-/// `insist` is the kind `--hooks` asked for (`None`: auto).
+/// `insist` is the kind `--hooks` asked for (`None`: auto); `optional` says
+/// whether the optional sources are traced.
 pub fn choose(
     available: impl Fn(&Alternative) -> Result<(), String>,
     insist: Option<HookKind>,
+    optional: Optional,
 ) -> Result<Vec<Choice>, PlanError> {
-    choose_among(SOURCES, available, insist)
+    choose_among(SOURCES, available, insist, optional)
 }
 
 fn choose_among(
     sources: &'static [Source],
     available: impl Fn(&Alternative) -> Result<(), String>,
     insist: Option<HookKind>,
+    optional: Optional,
 ) -> Result<Vec<Choice>, PlanError> {
     // The kind the state source leads with, which teardown follows.
     let state = sources
@@ -63,13 +82,58 @@ fn choose_among(
         .map(|alternative| alternative.kind);
     sources
         .iter()
-        .map(|source| {
-            Ok(Choice {
+        .map(|source| match source.pick {
+            Pick::Optional { costly } => Ok(optional_choice(
+                source, costly, &available, insist, optional,
+            )),
+            _ => Ok(Choice {
                 source,
                 candidates: candidates(source, &available, insist, lead)?,
-            })
+                passed_over: Vec::new(),
+            }),
         })
         .collect()
+}
+
+/// The candidates of an optional source: never an error, since the source
+/// may be off. Insisting on a kind the source has (cheaply) means that kind.
+fn optional_choice(
+    source: &'static Source,
+    costly: HookKind,
+    available: &impl Fn(&Alternative) -> Result<(), String>,
+    insist: Option<HookKind>,
+    optional: Optional,
+) -> Choice {
+    let mut choice = Choice {
+        source,
+        candidates: Vec::new(),
+        passed_over: Vec::new(),
+    };
+    if optional == Optional::Off {
+        choice.passed_over.push("turned off".to_owned());
+        return choice;
+    }
+    let insisted = insist
+        .filter(|&kind| kind != costly)
+        .and_then(|kind| source.alternative(kind));
+    let order: Vec<&'static Alternative> = match insisted {
+        Some(alternative) => vec![alternative],
+        None => source.alternatives.iter().collect(),
+    };
+    for alternative in order {
+        if alternative.kind == costly && optional != Optional::On {
+            choice.passed_over.push(format!(
+                "{}s would slow every process's syscalls on the host (--syscall-errors on uses them)",
+                costly.noun()
+            ));
+            continue;
+        }
+        match available(alternative) {
+            Ok(()) => choice.candidates.push(alternative),
+            Err(reason) => choice.passed_over.push(reason),
+        }
+    }
+    choice
 }
 
 /// The alternatives of `source` worth trying, in order.
@@ -80,7 +144,7 @@ fn candidates(
     lead: Option<HookKind>,
 ) -> Result<Vec<&'static Alternative>, PlanError> {
     let order: Vec<&'static Alternative> = match source.pick {
-        Pick::Fixed => source.alternatives.iter().collect(),
+        Pick::Fixed | Pick::Optional { .. } => source.alternatives.iter().collect(),
         Pick::User => match insist {
             Some(kind) => {
                 let alternative = source
@@ -146,6 +210,9 @@ pub struct Plan {
     /// Every attached program in attach order, e.g. `tracepoint
     /// sock:inet_sock_set_state` or `kretprobe tcp_retransmit_skb`.
     pub hooks: Vec<String>,
+    /// Each optional source ([`Pick::Optional`]): the first hook of the
+    /// alternative that serves it, or why it is off.
+    pub optional: Vec<(&'static str, Result<Hook, String>)>,
 }
 
 impl Plan {
@@ -159,6 +226,38 @@ impl Plan {
             Some(kind) => kind.name(),
             None => "mixed",
         }
+    }
+}
+
+impl Plan {
+    /// Whether the optional source `name` is traced.
+    pub fn has(&self, name: &str) -> bool {
+        self.optional
+            .iter()
+            .any(|(source, used)| *source == name && used.is_ok())
+    }
+
+    /// The optional sources in words, e.g. `syscall errors from fexits` or
+    /// `syscall errors off: …`, joined by `; `.
+    pub fn optional_text(&self) -> String {
+        self.optional
+            .iter()
+            .map(|(source, used)| {
+                let costly = SOURCES.iter().any(|s| {
+                    s.name == *source
+                        && matches!((s.pick, used), (Pick::Optional { costly }, Ok(hook)) if costly == hook.kind())
+                });
+                match used {
+                    Ok(hook) if costly => format!(
+                        "{source} from {}s, which slow every process's syscalls on the host",
+                        hook.noun()
+                    ),
+                    Ok(hook) => format!("{source} from {}s", hook.noun()),
+                    Err(why) => format!("{source} off: {why}"),
+                }
+            })
+            .collect::<Vec<_>>()
+            .join("; ")
     }
 }
 
@@ -187,7 +286,7 @@ impl fmt::Display for Plan {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use HookKind::{Kprobe, RawTracepoint, Tracepoint};
+    use HookKind::{Fexit, Kprobe, RawTracepoint, Tracepoint};
 
     /// Support where the kinds in `missing` do not work.
     fn without(missing: &'static [HookKind]) -> impl Fn(&Alternative) -> Result<(), String> {
@@ -209,7 +308,7 @@ mod tests {
 
     #[test]
     fn auto_tries_the_cheapest_first_and_teardown_follows_state() {
-        let choices = choose(without(&[]), None).unwrap();
+        let choices = choose(without(&[]), None, Optional::Auto).unwrap();
         assert_eq!(
             kinds(&choices),
             [
@@ -217,14 +316,77 @@ mod tests {
                 ("state changes", vec![RawTracepoint, Tracepoint, Kprobe]),
                 ("retransmits", vec![RawTracepoint, Tracepoint, Kprobe]),
                 ("SYN-ACK retransmits and resets", vec![Tracepoint]),
-                ("syscall errors", vec![Tracepoint]),
+                ("syscall errors", vec![Fexit, Kprobe]),
             ]
         );
     }
 
+    fn syscall_errors(choices: &[Choice]) -> &Choice {
+        choices
+            .iter()
+            .find(|c| c.source.name == "syscall errors")
+            .expect("a choice for syscall errors")
+    }
+
+    /// The tracepoints that tax every syscall on the host are left out
+    /// unless asked for, and the choice says so; with nothing else here,
+    /// the source is off rather than the plan failing.
+    #[test]
+    fn syscall_errors_avoid_the_taxing_tracepoints_unless_turned_on() {
+        let choices = choose(without(&[Fexit, Kprobe]), None, Optional::Auto).unwrap();
+        let choice = syscall_errors(&choices);
+        assert!(choice.candidates.is_empty());
+        assert_eq!(
+            choice.passed_over,
+            [
+                "no fexits",
+                "no kprobes",
+                "tracepoints would slow every process's syscalls on the host (--syscall-errors on uses them)"
+            ]
+        );
+        let choices = choose(without(&[Fexit, Kprobe]), None, Optional::On).unwrap();
+        let kinds: Vec<_> = syscall_errors(&choices)
+            .candidates
+            .iter()
+            .map(|a| a.kind)
+            .collect();
+        assert_eq!(kinds, [Tracepoint]);
+        // Cheaper hooks still come first when turned on.
+        let choices = choose(without(&[]), None, Optional::On).unwrap();
+        let kinds: Vec<_> = syscall_errors(&choices)
+            .candidates
+            .iter()
+            .map(|a| a.kind)
+            .collect();
+        assert_eq!(kinds, [Fexit, Kprobe, Tracepoint]);
+        let choices = choose(without(&[]), None, Optional::Off).unwrap();
+        assert!(syscall_errors(&choices).candidates.is_empty());
+        assert_eq!(syscall_errors(&choices).passed_over, ["turned off"]);
+    }
+
+    /// `--hooks kprobe` takes syscall errors from kretprobes; insisting on
+    /// tracepoints does not turn the taxing ones on.
+    #[test]
+    fn syscall_errors_follow_an_insisted_kind_they_have_cheaply() {
+        let choices = choose(without(&[]), Some(Kprobe), Optional::Auto).unwrap();
+        let kinds: Vec<_> = syscall_errors(&choices)
+            .candidates
+            .iter()
+            .map(|a| a.kind)
+            .collect();
+        assert_eq!(kinds, [Kprobe]);
+        let choices = choose(without(&[]), Some(Tracepoint), Optional::Auto).unwrap();
+        let kinds: Vec<_> = syscall_errors(&choices)
+            .candidates
+            .iter()
+            .map(|a| a.kind)
+            .collect();
+        assert_eq!(kinds, [Fexit, Kprobe]);
+    }
+
     #[test]
     fn auto_skips_what_the_kernel_lacks() {
-        let choices = choose(without(&[RawTracepoint, Kprobe]), None).unwrap();
+        let choices = choose(without(&[RawTracepoint, Kprobe]), None, Optional::Auto).unwrap();
         assert_eq!(
             kinds(&choices)[..3],
             [
@@ -237,7 +399,7 @@ mod tests {
 
     #[test]
     fn teardown_of_the_kprobe_plan_is_a_tracepoint() {
-        let choices = choose(without(&[]), Some(Kprobe)).unwrap();
+        let choices = choose(without(&[]), Some(Kprobe), Optional::Auto).unwrap();
         assert_eq!(
             kinds(&choices)[..3],
             [
@@ -250,7 +412,7 @@ mod tests {
 
     #[test]
     fn insisting_on_a_kind_uses_only_it() {
-        let choices = choose(without(&[]), Some(RawTracepoint)).unwrap();
+        let choices = choose(without(&[]), Some(RawTracepoint), Optional::Auto).unwrap();
         assert_eq!(
             kinds(&choices)[..3],
             [
@@ -263,7 +425,7 @@ mod tests {
 
     #[test]
     fn insisting_on_a_missing_kind_says_why() {
-        let err = choose(without(&[Kprobe]), Some(Kprobe)).unwrap_err();
+        let err = choose(without(&[Kprobe]), Some(Kprobe), Optional::Auto).unwrap_err();
         assert_eq!(
             err.to_string(),
             "--hooks kprobe cannot work here: no kprobes; use --hooks auto or --hooks tracepoint"
@@ -272,7 +434,12 @@ mod tests {
 
     #[test]
     fn no_alternative_names_the_source_and_every_reason() {
-        let err = choose(without(&[RawTracepoint, Tracepoint, Kprobe]), None).unwrap_err();
+        let err = choose(
+            without(&[RawTracepoint, Tracepoint, Kprobe]),
+            None,
+            Optional::Auto,
+        )
+        .unwrap_err();
         assert_eq!(
             err.to_string(),
             "no hook for state changes on this kernel: no raw tracepoints; and no tracepoints; and no kprobes"
@@ -286,7 +453,27 @@ mod tests {
                 .zip(sources.iter().copied())
                 .collect(),
             hooks: Vec::new(),
+            optional: Vec::new(),
         }
+    }
+
+    #[test]
+    fn optional_sources_say_where_they_come_from_or_why_they_are_off() {
+        let hooks = crate::ebpf::hooks::SYSCALL_SOURCE.alternatives;
+        let mut p = plan(&[RawTracepoint, RawTracepoint]);
+        p.optional = vec![("syscall errors", Ok(hooks[0].hooks[0]))];
+        assert_eq!(p.optional_text(), "syscall errors from fexits");
+        assert!(p.has("syscall errors"));
+        p.optional = vec![("syscall errors", Ok(hooks[1].hooks[0]))];
+        assert_eq!(p.optional_text(), "syscall errors from kretprobes");
+        p.optional = vec![("syscall errors", Ok(hooks[2].hooks[0]))];
+        assert_eq!(
+            p.optional_text(),
+            "syscall errors from tracepoints, which slow every process's syscalls on the host"
+        );
+        p.optional = vec![("syscall errors", Err("turned off".into()))];
+        assert_eq!(p.optional_text(), "syscall errors off: turned off");
+        assert!(!p.has("syscall errors"));
     }
 
     #[test]

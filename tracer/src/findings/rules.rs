@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use super::{
-    Check, Hit, Kind, Rule, Severity,
+    Check, Context, Hit, Kind, Rule, Severity,
     words::{Threshold, Value},
 };
 use crate::{
@@ -70,7 +70,7 @@ pub static RULES: &[Rule] = &[
         kind: Kind::FdsExhausted,
         headline: "ran out of file descriptors",
         headline_critical: None,
-        fires_when: "any syscall failed with EMFILE or ENFILE",
+        fires_when: "any syscall failed with EMFILE or ENFILE; where syscall errors are not counted, open FDs reached the soft RLIMIT_NOFILE",
         severity: "critical",
         thresholds: &[],
         check: Check::Process(fds_exhausted),
@@ -139,7 +139,7 @@ pub static RULES: &[Rule] = &[
     },
 ];
 
-fn close_wait(p: &ProcessSnapshot) -> Option<Hit> {
+fn close_wait(p: &ProcessSnapshot, _: Context) -> Option<Hit> {
     let g = &p.gauges;
     if g.close_wait == 0 {
         return None;
@@ -186,7 +186,27 @@ fn of_limit(p: &ProcessSnapshot) -> Option<String> {
     ))
 }
 
-fn fds_exhausted(p: &ProcessSnapshot) -> Option<Hit> {
+/// At the limit, with syscall errors not counted: the process is failing
+/// with EMFILE, though no failure was seen.
+fn at_limit_unseen(p: &ProcessSnapshot, cx: Context) -> bool {
+    !cx.syscall_errors_counted
+        && p.counts.emfile_errors == 0
+        && p.fds
+            .as_ref()
+            .is_some_and(|u| u.limit.is_some_and(|l| l > 0 && u.open >= l))
+}
+
+fn fds_exhausted(p: &ProcessSnapshot, cx: Context) -> Option<Hit> {
+    if at_limit_unseen(p, cx) {
+        return Some(Hit {
+            severity: Severity::Critical,
+            evidence: format!(
+                "{}: at its limit, so new sockets, accepts and opens fail with EMFILE \
+                 (failed syscalls are not counted here; --syscall-errors on counts them)",
+                of_limit(p)?
+            ),
+        });
+    }
     if p.counts.emfile_errors == 0 {
         return None;
     }
@@ -202,8 +222,8 @@ fn fds_exhausted(p: &ProcessSnapshot) -> Option<Hit> {
 }
 
 /// Quiet once the process ran out: one finding about FDs, not two.
-fn fds_near_limit(p: &ProcessSnapshot) -> Option<Hit> {
-    if p.counts.emfile_errors > 0 {
+fn fds_near_limit(p: &ProcessSnapshot, cx: Context) -> Option<Hit> {
+    if p.counts.emfile_errors > 0 || at_limit_unseen(p, cx) {
         return None;
     }
     let u = p.fds.as_ref()?;

@@ -126,6 +126,45 @@ fn emfile_is_critical_even_far_from_the_limit() {
     assert_eq!(kinds(p), vec![(Kind::FdsExhausted, Severity::Critical)]);
 }
 
+/// Where failed syscalls are not counted, reaching the limit is running out:
+/// the finding says so, and how to count the failures.
+#[test]
+fn at_the_limit_without_syscall_errors_is_exhausted() {
+    let mut p = process(10, "app");
+    p.fds = Some(FdUsage {
+        open: 64,
+        limit: Some(64),
+        sockets: 60,
+    });
+    let mut s = fixtures::snapshot(vec![p.clone()]);
+    s.syscall_errors_counted = false;
+    let all = findings(&s);
+    assert_eq!(all.len(), 1, "{all:#?}");
+    assert_eq!(
+        (all[0].kind, all[0].severity),
+        (Kind::FdsExhausted, Severity::Critical)
+    );
+    assert_eq!(
+        all[0].evidence,
+        "64 of 64 FDs open (100%), 60 sockets: at its limit, so new sockets, accepts and \
+         opens fail with EMFILE (failed syscalls are not counted here; --syscall-errors on \
+         counts them)"
+    );
+    // Counted, the limit alone is "about to run out".
+    assert_eq!(
+        kinds(p.clone()),
+        vec![(Kind::FdsNearLimit, Severity::Critical)]
+    );
+    // One below the limit is near it either way.
+    if let Some(u) = p.fds.as_mut() {
+        u.open = 63;
+    }
+    let mut s = fixtures::snapshot(vec![p]);
+    s.syscall_errors_counted = false;
+    let all: Vec<_> = findings(&s).into_iter().map(|f| f.kind).collect();
+    assert_eq!(all, vec![Kind::FdsNearLimit]);
+}
+
 #[test]
 fn unreachable_by_syn_retransmits_or_timeouts() {
     let mut p = process(10, "app");

@@ -49,6 +49,7 @@ pub struct Tracer {
     events: Arc<Mutex<Vec<Value>>>,
     stderr: Arc<Mutex<String>>,
     reader: Option<thread::JoinHandle<()>>,
+    started: String,
 }
 
 impl Tracer {
@@ -94,6 +95,7 @@ impl Tracer {
             events,
             stderr: stderr_text,
             reader: Some(reader),
+            started: String::new(),
         };
         // Generous: under emulation on a busy host, loading and attaching
         // (kprobes especially) has taken over 30 s.
@@ -108,7 +110,21 @@ impl Tracer {
                 "--hooks {hooks} not in effect: {ready}"
             );
         }
+        // The syscalls:* tracepoints slow every process on the host: only
+        // ever attached when asked for.
+        if !args.windows(2).any(|w| w == ["--syscall-errors", "on"]) {
+            assert!(
+                !ready.contains("syscall errors from tracepoints"),
+                "taxing syscall tracepoints attached by default: {ready}"
+            );
+        }
+        tracer.started = ready;
         tracer
+    }
+
+    /// The line tracer printed when it started tracing (the plan in use).
+    pub fn started(&self) -> &str {
+        &self.started
     }
 
     pub fn stderr(&self) -> String {

@@ -104,6 +104,7 @@ fn snapshot(processes: Vec<ProcessSnapshot>) -> Snapshot {
         unattributed: Counts::default(),
         sampled_every: None,
         traced_exited: false,
+        syscall_errors_counted: true,
     }
 }
 

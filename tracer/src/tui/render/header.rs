@@ -57,6 +57,10 @@ pub fn render(
             style::warn(),
         ));
     }
+    if !snapshot.syscall_errors_counted {
+        // No cheap hook for them here; `?` shows why and how to turn them on.
+        first.push(Span::styled("syscall errors off  ", style::dim()));
+    }
     if snapshot.traced_exited {
         first.push(Span::styled(
             "every traced process has exited  ",
