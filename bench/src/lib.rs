@@ -1,6 +1,10 @@
 //! What tracing costs the traced host: the benchmark `cargo xtask bench` runs.
 //!
-//! A loopback connect/accept/close churn (`churn`, pinned client and server
+//! First a network-free, syscall-heavy `bystander` (a 1-byte write and read
+//! over a pipe, pinned to the last core, alone: the churn is idle, see
+//! [`workload`] for why) runs untraced and traced in alternating pairs, for
+//! each subject below and for tracer with `--syscall-errors on`: what a tracer
+//! left running costs the processes it does not trace. Then a loopback connect/accept/close churn (`churn`, pinned client and server
 //! threads, in a private network namespace) runs untraced and traced in
 //! alternating pairs, for each of: tracer tracing every process; tracer with
 //! `--pid` of an unrelated process (only the in-kernel filter runs); a bpftrace
@@ -12,11 +16,13 @@
 //! as tables and go to `target/bench/results.json`.
 //!
 //! xtask builds the programs and hands their paths over ([`Paths`]); the
-//! workloads are this crate's binaries, `churn` and `noop-hooks`.
+//! workloads are this crate's binaries `churn` and `bystander`, and the hook
+//! floor is its `noop-hooks`.
 
 mod cmd;
 mod hooks;
 mod measure;
+mod pin;
 mod procfs;
 mod report;
 mod results;
@@ -40,12 +46,12 @@ use anyhow::{Context as _, Result};
 use self::{
     hooks::Hook,
     measure::Pair,
-    results::{Machine, ModeResult, Results, SubjectResult},
-    settings::Settings,
+    results::{BystanderResults, BystanderSubject, Machine, ModeResult, Results, SubjectResult},
+    settings::{Settings, Workload},
     subject::{Setup, Subject},
-    workload::{Churn, Netns},
+    workload::{Bystander, Churn, Netns, Sample},
 };
-pub use self::{hooks::READY, settings::BenchArgs, workload::Mode};
+pub use self::{hooks::READY, pin::pin_to, settings::BenchArgs, workload::Mode};
 
 /// The namespace the workload runs in.
 const NETNS: &str = "tracer-bench";
@@ -57,6 +63,8 @@ pub struct Paths {
     pub tracer: PathBuf,
     /// This crate's `churn` binary (built with `--release`).
     pub churn: PathBuf,
+    /// This crate's `bystander` binary.
+    pub bystander: PathBuf,
     /// This crate's `noop-hooks` binary.
     pub noop_hooks: PathBuf,
     /// bpftrace, where installed.
@@ -78,6 +86,10 @@ pub fn bench(args: &BenchArgs, paths: &Paths) -> Result<ExitCode> {
         bin: paths.churn.clone(),
         client_cpu: settings.client_cpu,
         server_cpu: settings.server_cpu,
+    };
+    let bystander = Bystander {
+        bin: paths.bystander.clone(),
+        cpu: settings.bystander_cpu,
     };
     let dir = &paths.dir;
     fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
@@ -106,18 +118,35 @@ pub fn bench(args: &BenchArgs, paths: &Paths) -> Result<ExitCode> {
     };
 
     let load_at_start = loadavg();
-    println!("==> start-up and the hooks tracer attaches");
-    let first_event = measure::first_event(&setup, &churn, &netns, settings.start_trials)?;
+    let with_churn = settings.workloads.contains(&Workload::Churn);
+    let first_event = if with_churn {
+        println!("==> start-up and the hooks tracer attaches");
+        Some(measure::first_event(
+            &setup,
+            &churn,
+            &netns,
+            settings.start_trials,
+        )?)
+    } else {
+        None
+    };
     let subjects = plan_peers(&mut setup, &mut settings)?;
 
+    let bystander = settings
+        .workloads
+        .contains(&Workload::Bystander)
+        .then(|| measure_bystander(&setup, &bystander, &settings, &subjects));
+
     let mut churn_results = Vec::new();
-    for &mode in &settings.modes {
-        churn_results.push(measure_mode(
-            &setup, &churn, &netns, &settings, mode, &subjects,
-        ));
+    if with_churn {
+        for &mode in &settings.modes {
+            churn_results.push(measure_mode(
+                &setup, &churn, &netns, &settings, mode, &subjects,
+            ));
+        }
     }
 
-    let hold = if settings.hold_connections > 0 {
+    let hold = if with_churn && settings.hold_connections > 0 {
         println!(
             "==> tracer's memory with {} live connections",
             settings.hold_connections
@@ -133,7 +162,7 @@ pub fn bench(args: &BenchArgs, paths: &Paths) -> Result<ExitCode> {
     };
 
     let mut results = Results {
-        format: 1,
+        format: 2,
         created_unix_s: SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_secs()),
@@ -147,7 +176,8 @@ pub fn bench(args: &BenchArgs, paths: &Paths) -> Result<ExitCode> {
         },
         settings,
         churn: churn_results,
-        first_event: Some(first_event),
+        bystander,
+        first_event,
         hold,
         targets: Vec::new(),
     };
@@ -217,50 +247,11 @@ fn measure_mode(
         settings.pairs,
         settings.seconds
     );
-    let mut pairs: Vec<Vec<Pair>> = vec![Vec::new(); subjects.len()];
-    let mut failures: Vec<Vec<String>> = vec![Vec::new(); subjects.len()];
-    // Subjects take turns, so that noise from elsewhere on the machine spreads
-    // over all of them; within a pair the order alternates.
-    for i in 0..settings.pairs {
-        for (s, &subject) in subjects.iter().enumerate() {
-            let traced_first = i % 2 == 1;
-            let pair =
-                match measure::run_pair(setup, churn, netns, mode, subject, settings, traced_first)
-                {
-                    Ok(pair) => pair,
-                    Err(err) => {
-                        let err = format!("{err:#}");
-                        eprintln!(
-                            "warning: {} pair {} of {} failed: {err}",
-                            mode.name(),
-                            i + 1,
-                            subject.label()
-                        );
-                        failures[s].push(err);
-                        continue;
-                    }
-                };
-            if !pair.other_tracers.is_empty() {
-                eprintln!(
-                    "warning: other processes are tracing too: {}",
-                    pair.other_tracers.join(", ")
-                );
-            }
-            println!(
-                "{:<6} {:>2}/{} {:<24} untraced {:>7.0}/s  traced {:>7.0}/s  ratio {:.3}  \
-                 other load {:.2} cores",
-                mode.name(),
-                i + 1,
-                settings.pairs,
-                subject.label(),
-                pair.untraced.rate,
-                pair.traced.rate,
-                pair.ratio,
-                pair.other_load_cores
-            );
-            pairs[s].push(pair);
-        }
-    }
+    let (pairs, failures) = take_turns(mode.name(), subjects, settings.pairs, |subject, first| {
+        measure::run_pair(setup, subject, first, || {
+            churn.sample(netns, mode, settings.seconds)
+        })
+    });
     let mut results = Vec::new();
     for ((&subject, pairs), mut failures) in subjects.iter().zip(pairs).zip(failures) {
         let kernel = (subject != Subject::Control)
@@ -283,6 +274,90 @@ fn measure_mode(
         mode,
         subjects: results,
     }
+}
+
+/// The bystander's pairs for every subject, and tracer with `--syscall-errors
+/// on` beside tracer's default. The churn is idle meanwhile: the bystander runs
+/// alone on its core (see [`workload`]).
+fn measure_bystander(
+    setup: &Setup,
+    bystander: &Bystander,
+    settings: &Settings,
+    subjects: &[Subject],
+) -> BystanderResults {
+    let mut subjects = subjects.to_vec();
+    let after_tracer = subjects
+        .iter()
+        .rposition(|s| s.is_tracer())
+        .map_or(0, |i| i + 1);
+    subjects.insert(after_tracer, Subject::TracerSyscallErrors);
+    println!(
+        "==> bystander (1-byte pipe write + read, alone on cpu {}): {} pairs of {}s per subject",
+        bystander.cpu, settings.pairs, settings.seconds
+    );
+    let (pairs, failures) = take_turns("bystander", &subjects, settings.pairs, |subject, first| {
+        measure::run_pair(setup, subject, first, || bystander.sample(settings.seconds))
+    });
+    BystanderResults {
+        cpu: bystander.cpu,
+        subjects: subjects
+            .iter()
+            .zip(pairs)
+            .zip(failures)
+            .map(|((&subject, pairs), failures)| BystanderSubject::new(subject, pairs, failures))
+            .collect(),
+    }
+}
+
+/// `pairs` pairs of each subject, taken by `run(subject, traced_first)`, with a
+/// line for each as it comes; per subject, the pairs and why others failed.
+/// Subjects take turns, so that noise from elsewhere on the machine spreads
+/// over all of them; within a pair the order alternates. A failed pair is
+/// reported and counted, and the run goes on.
+fn take_turns<S: Sample>(
+    what: &str,
+    subjects: &[Subject],
+    pairs: usize,
+    mut run: impl FnMut(Subject, bool) -> Result<Pair<S>>,
+) -> (Vec<Vec<Pair<S>>>, Vec<Vec<String>>) {
+    let mut taken: Vec<Vec<Pair<S>>> = subjects.iter().map(|_| Vec::new()).collect();
+    let mut failures: Vec<Vec<String>> = vec![Vec::new(); subjects.len()];
+    for i in 0..pairs {
+        for (s, &subject) in subjects.iter().enumerate() {
+            let traced_first = i % 2 == 1;
+            let pair = match run(subject, traced_first) {
+                Ok(pair) => pair,
+                Err(err) => {
+                    let err = format!("{err:#}");
+                    eprintln!(
+                        "warning: {what} pair {} of {} failed: {err}",
+                        i + 1,
+                        subject.label()
+                    );
+                    failures[s].push(err);
+                    continue;
+                }
+            };
+            if !pair.other_tracers.is_empty() {
+                eprintln!(
+                    "warning: other processes are tracing too: {}",
+                    pair.other_tracers.join(", ")
+                );
+            }
+            println!(
+                "{what:<9} {:>2}/{pairs} {:<26} untraced {:>9.0}/s  traced {:>9.0}/s  \
+                 ratio {:.3}  other load {:.2} cores",
+                i + 1,
+                subject.label(),
+                pair.untraced.per_second(),
+                pair.traced.per_second(),
+                pair.ratio,
+                pair.other_load_cores
+            );
+            taken[s].push(pair);
+        }
+    }
+    (taken, failures)
 }
 
 /// A process that makes no connections, for `tracer --pid`.

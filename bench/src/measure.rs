@@ -1,4 +1,4 @@
-//! The measurements: a pair of churn samples (untraced, traced), a sample with
+//! The measurements: a pair of workload samples (untraced, traced), a sample with
 //! BPF run-time statistics on, tracer's start-up under load, and its memory with
 //! many live connections. Each returns its result type, as in `results.json`.
 
@@ -14,20 +14,20 @@ use crate::{
     procfs::{self, BpfProgram, OtherLoad, RunTimeStats},
     report::seconds_list,
     running::{Running, Stopped},
-    settings::Settings,
     stats::{Spread, per},
     subject::{Setup, Subject, Writes},
     summary::Summary,
-    workload::{Churn, ChurnResult, Mode, Netns},
+    workload::{Churn, ChurnResult, Mode, Netns, Sample},
 };
 
-/// One untraced and one traced sample, back to back.
+/// One untraced and one traced sample of a workload (the churn unless said
+/// otherwise), back to back.
 #[derive(Debug, Clone, Serialize)]
-pub struct Pair {
+pub struct Pair<S = ChurnResult> {
     pub traced_first: bool,
-    pub untraced: ChurnResult,
+    pub untraced: S,
     /// For the control, a second untraced sample.
-    pub traced: ChurnResult,
+    pub traced: S,
     /// traced rate / untraced rate.
     pub ratio: f64,
     /// Seconds from spawning the subject until it had attached.
@@ -43,18 +43,16 @@ pub struct Pair {
     pub stopped: Stopped,
 }
 
-pub fn run_pair(
+/// Takes a pair of `sample`s, one without `subject` and one with it attached.
+pub fn run_pair<S: Sample>(
     setup: &Setup,
-    churn: &Churn,
-    netns: &Netns,
-    mode: Mode,
     subject: Subject,
-    settings: &Settings,
     traced_first: bool,
-) -> Result<Pair> {
+    sample: impl Fn() -> Result<S>,
+) -> Result<Pair<S>> {
     let other_tracers = procfs::other_tracers(&[std::process::id()]);
     let other_load = OtherLoad::start()?;
-    let untraced_sample = || churn.sample(netns, mode, settings.seconds);
+    let untraced_sample = &sample;
     let untraced = if traced_first {
         None
     } else {
@@ -64,7 +62,7 @@ pub fn run_pair(
         (untraced_sample()?, None, None, Stopped::default())
     } else {
         let running = Running::start(subject, setup, Writes::Csv)?;
-        let traced = churn.sample(netns, mode, settings.seconds);
+        let traced = sample();
         let peak_rss_kib = running.peak_rss_kib();
         let attach_s = running.attach.as_secs_f64();
         let stopped = running.stop()?;
@@ -76,8 +74,8 @@ pub fn run_pair(
     };
     Ok(Pair {
         traced_first,
-        ratio: if untraced.rate > 0.0 {
-            traced.rate / untraced.rate
+        ratio: if untraced.per_second() > 0.0 {
+            traced.per_second() / untraced.per_second()
         } else {
             f64::NAN
         },

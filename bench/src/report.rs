@@ -4,7 +4,7 @@ use std::fmt::Write as _;
 
 use crate::{
     measure::KernelProfile,
-    results::{Results, SubjectResult, Target},
+    results::{BystanderResults, Results, SubjectResult, Target},
     stats::Spread,
     workload::Mode,
 };
@@ -19,14 +19,24 @@ pub fn render(results: &Results) -> String {
     let s = &results.settings;
     let _ = writeln!(
         out,
-        "kernel {}, {} CPUs, load average {} at start, {} at end; client on cpu {}, server on cpu {}",
-        m.kernel, m.cpus, m.loadavg_at_start, m.loadavg_at_end, s.client_cpu, s.server_cpu
+        "kernel {}, {} CPUs, load average {} at start, {} at end; client on cpu {}, server on \
+         cpu {}, bystander on cpu {}",
+        m.kernel,
+        m.cpus,
+        m.loadavg_at_start,
+        m.loadavg_at_end,
+        s.client_cpu,
+        s.server_cpu,
+        s.bystander_cpu
     );
     let _ = writeln!(
         out,
-        "{} pairs of {}s per subject and mode; tracer {}",
+        "{} pairs of {}s per subject and workload; tracer {}",
         s.pairs, s.seconds, s.tracer_args
     );
+    if let Some(bystander) = &results.bystander {
+        render_bystander(bystander, &mut out);
+    }
 
     let _ = writeln!(
         out,
@@ -189,11 +199,13 @@ pub fn render(results: &Results) -> String {
         );
     }
 
+    let bystanders = results.bystander.iter().flat_map(|b| &b.subjects);
     let failed: usize = results
         .churn
         .iter()
         .flat_map(|m| &m.subjects)
         .map(|r| r.failures.len())
+        .chain(bystanders.clone().map(|r| r.failures.len()))
         .sum();
     if failed > 0 {
         let _ = writeln!(
@@ -201,12 +213,17 @@ pub fn render(results: &Results) -> String {
             "\nwarning: {failed} sample(s) failed and are left out (see `failures` in the JSON)"
         );
     }
-    let noisy = results
+    let churn_pairs = results
         .churn
         .iter()
         .flat_map(|m| &m.subjects)
-        .flat_map(|r| &r.pairs)
-        .filter(|p| p.other_load_cores > NOISY_CORES)
+        .flat_map(|r| &r.pairs);
+    let bystander_pairs = bystanders.flat_map(|r| &r.pairs);
+    let noisy = churn_pairs
+        .clone()
+        .map(|p| p.other_load_cores)
+        .chain(bystander_pairs.clone().map(|p| p.other_load_cores))
+        .filter(|&cores| cores > NOISY_CORES)
         .count();
     let drops: u64 = results
         .churn
@@ -221,12 +238,10 @@ pub fn render(results: &Results) -> String {
              a SYN retransmit timeout, so the affected samples are too slow"
         );
     }
-    let traced_by_others = results
-        .churn
-        .iter()
-        .flat_map(|m| &m.subjects)
-        .flat_map(|r| &r.pairs)
-        .filter(|p| !p.other_tracers.is_empty())
+    let traced_by_others = churn_pairs
+        .map(|p| p.other_tracers.is_empty())
+        .chain(bystander_pairs.map(|p| p.other_tracers.is_empty()))
+        .filter(|&alone| !alone)
         .count();
     if traced_by_others > 0 {
         let _ = writeln!(
@@ -242,6 +257,8 @@ pub fn render(results: &Results) -> String {
              cores; the ratios are less trustworthy: run again on a quiet machine"
         );
     }
+
+    render_ratios(results, &mut out);
 
     let _ = writeln!(out, "\nOverhead targets");
     for t in &results.targets {
@@ -272,7 +289,109 @@ pub fn render(results: &Results) -> String {
             noop.median, noop.p25, noop.p75
         );
     }
+    if let Some(control) = bystander_ratio(results, "control") {
+        let _ = writeln!(
+            out,
+            "  (bystander noise floor: untraced vs untraced gives {:.3}, IQR {:.3}-{:.3})",
+            control.median, control.p25, control.p75
+        );
+    }
     out
+}
+
+/// The bystander's table: syscalls/s and the ratio per subject.
+fn render_bystander(bystander: &BystanderResults, out: &mut String) {
+    let _ = writeln!(
+        out,
+        "\nBystander: a network-free process (1-byte pipe write + read) alone on cpu {}, the \
+         churn idle (syscalls/s, medians; ratio = traced/untraced per pair; +ns/call = time \
+         tracing added to each syscall; other load = cores used by other processes, median / \
+         max)",
+        bystander.cpu
+    );
+    let _ = writeln!(
+        out,
+        "{:<28}{:>11}{:>11}{:>8}  {:<13}  {:<11}{:>9}  {:<11}",
+        "subject",
+        "untraced",
+        "traced",
+        "ratio",
+        "ratio IQR",
+        "ratio range",
+        "+ns/call",
+        "other load"
+    );
+    for r in &bystander.subjects {
+        let _ = writeln!(
+            out,
+            "{:<28}{:>11}{:>11}{:>8}  {:<13}  {:<11}{:>9}  {:<11}",
+            r.label,
+            r.untraced_rate.map_or("-".into(), |s| thousands(s.median)),
+            r.traced_rate.map_or("-".into(), |s| thousands(s.median)),
+            r.ratio.map_or("-".into(), |s| format!("{:.3}", s.median)),
+            r.ratio
+                .map_or("-".into(), |s| format!("{:.3}-{:.3}", s.p25, s.p75)),
+            r.ratio
+                .map_or("-".into(), |s| format!("{:.2}-{:.2}", s.min, s.max)),
+            opt(r.added_ns_per_syscall.map(|s| s.median), 1),
+            r.other_load_cores
+                .map_or("-".into(), |s| format!("{:.2} / {:.2}", s.median, s.max)),
+        );
+    }
+}
+
+/// Every subject's ratios side by side: the churn in each mode, and the
+/// bystander.
+fn render_ratios(results: &Results, out: &mut String) {
+    // Subjects in the order they were measured, each once.
+    let mut subjects: Vec<(&str, &str)> = Vec::new();
+    let bystander = results.bystander.iter().flat_map(|b| &b.subjects);
+    let churn = results.churn.iter().flat_map(|m| &m.subjects);
+    for (key, label) in bystander
+        .map(|r| (r.subject, r.label))
+        .chain(churn.map(|r| (r.subject, r.label)))
+    {
+        if !subjects.iter().any(|&(k, _)| k == key) {
+            subjects.push((key, label));
+        }
+    }
+    if subjects.is_empty() {
+        return;
+    }
+    let mut columns: Vec<String> = results
+        .churn
+        .iter()
+        .map(|m| format!("{} churn", m.mode.name()))
+        .collect();
+    if results.bystander.is_some() {
+        columns.push("bystander".into());
+    }
+    let _ = writeln!(out, "\nRatios, traced/untraced (median and IQR)");
+    let _ = write!(out, "{:<28}", "subject");
+    for column in &columns {
+        let _ = write!(out, "{column:<22}");
+    }
+    let _ = writeln!(out);
+    let cell = |ratio: Option<Spread>| {
+        ratio.map_or("-".into(), |s| {
+            format!("{:.3} ({:.3}-{:.3})", s.median, s.p25, s.p75)
+        })
+    };
+    for (key, label) in subjects {
+        let mut row = format!("{label:<28}");
+        for mode in &results.churn {
+            let ratio = mode
+                .subjects
+                .iter()
+                .find(|r| r.subject == key)
+                .and_then(|r| r.ratio);
+            let _ = write!(row, "{:<22}", cell(ratio));
+        }
+        if results.bystander.is_some() {
+            let _ = write!(row, "{:<22}", cell(bystander_ratio(results, key)));
+        }
+        let _ = writeln!(out, "{}", row.trim_end());
+    }
 }
 
 fn emitted_dropped(r: &SubjectResult) -> (String, String) {
@@ -324,6 +443,16 @@ fn ratio(results: &Results, key: &str) -> Option<Spread> {
     subject(results, Mode::Reset, key)?.ratio
 }
 
+fn bystander_ratio(results: &Results, key: &str) -> Option<Spread> {
+    results
+        .bystander
+        .as_ref()?
+        .subjects
+        .iter()
+        .find(|r| r.subject == key)?
+        .ratio
+}
+
 /// The overhead targets, each with what this run measured.
 pub fn targets(results: &Results) -> Vec<Target> {
     let target = |what: &str, target: &str, measured: Option<String>, met: Option<bool>| Target {
@@ -359,6 +488,8 @@ pub fn targets(results: &Results) -> Vec<Target> {
         .sum();
     let user = subject(results, Mode::Reset, "tracer_all")
         .and_then(|r| r.core_percent_per_10k_connections_per_s);
+    let bystander_all = bystander_ratio(results, "tracer_all");
+    let bystander_pid = bystander_ratio(results, "tracer_pid_other");
     let hold = results.hold.as_ref();
     let first = results
         .first_event
@@ -384,6 +515,18 @@ pub fn targets(results: &Results) -> Vec<Target> {
             ">= 0.99",
             pid.map(|s| format!("{:.3}", s.median)),
             pid.map(|s| s.median >= 0.99),
+        ),
+        target(
+            "bystander, all processes traced (ratio)",
+            ">= 0.99",
+            bystander_all.map(|s| format!("{:.3}", s.median)),
+            bystander_all.map(|s| s.median >= 0.99),
+        ),
+        target(
+            "bystander, --pid of an unrelated process (ratio)",
+            ">= 0.99",
+            bystander_pid.map(|s| format!("{:.3}", s.median)),
+            bystander_pid.map(|s| s.median >= 0.99),
         ),
         target(
             "dropped events at max churn, default ring buffer",
@@ -422,6 +565,161 @@ pub fn targets(results: &Results) -> Vec<Target> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::{
+        measure::Pair,
+        results::{BystanderSubject, Machine, ModeResult},
+        running::Stopped,
+        settings::{BenchArgs, Settings},
+        subject::Subject,
+        workload::{BystanderResult, ChurnResult, Sample},
+    };
+
+    fn pair<S: Sample>(untraced: S, traced: S) -> Pair<S> {
+        Pair {
+            traced_first: false,
+            ratio: traced.per_second() / untraced.per_second(),
+            untraced,
+            traced,
+            attach_s: Some(0.1),
+            peak_rss_kib: Some(1024),
+            other_load_cores: 0.01,
+            other_tracers: Vec::new(),
+            stopped: Stopped::default(),
+        }
+    }
+
+    /// Bystander pairs at these traced rates against 1,000,000 syscalls/s untraced.
+    fn bystander(subject: Subject, traced: &[f64]) -> BystanderSubject {
+        let sample = |rate: f64| BystanderResult {
+            syscalls: rate as u64,
+            seconds: 1.0,
+            rate,
+        };
+        let pairs = traced
+            .iter()
+            .map(|&rate| pair(sample(1e6), sample(rate)))
+            .collect();
+        BystanderSubject::new(subject, pairs, Vec::new())
+    }
+
+    fn churn(subject: Subject, untraced: f64, traced: f64) -> SubjectResult {
+        let sample = |rate: f64| ChurnResult {
+            connections: rate as u64,
+            seconds: 1.0,
+            rate,
+            failures: 0,
+            slowest_connect_ms: 0.1,
+            window_waits: 0,
+            listen_drops: Some(0),
+        };
+        let pairs = vec![pair(sample(untraced), sample(traced))];
+        SubjectResult::new(subject, pairs, None, Vec::new())
+    }
+
+    fn results(bystander: Option<Vec<BystanderSubject>>, churn: Vec<SubjectResult>) -> Results {
+        let args = BenchArgs {
+            pairs: 3,
+            seconds: 1.0,
+            hold: 0,
+            mode: Some(Mode::Reset),
+            workload: None,
+            quick: false,
+            output: None,
+        };
+        let mut results = Results {
+            format: 2,
+            created_unix_s: 0,
+            machine: Machine {
+                kernel: "6.18".into(),
+                cpus: 2,
+                loadavg_at_start: "0.00 0.00 0.00".into(),
+                loadavg_at_end: "0.00 0.00 0.00".into(),
+            },
+            settings: Settings::new(&args, 2, "/t/tracer".into()),
+            churn: vec![ModeResult {
+                mode: Mode::Reset,
+                subjects: churn,
+            }],
+            bystander: bystander.map(|subjects| BystanderResults { cpu: 1, subjects }),
+            first_event: None,
+            hold: None,
+            targets: Vec::new(),
+        };
+        results.targets = targets(&results);
+        results
+    }
+
+    fn target<'a>(results: &'a Results, what: &str) -> &'a Target {
+        results
+            .targets
+            .iter()
+            .find(|t| t.what.starts_with(what))
+            .expect("the target is listed")
+    }
+
+    #[test]
+    fn bystander_targets_for_tracer_default() {
+        let measured = results(
+            Some(vec![
+                bystander(Subject::TracerAll, &[995_000.0, 1_000_000.0, 990_000.0]),
+                bystander(Subject::TracerPid, &[900_000.0, 950_000.0, 970_000.0]),
+                // The opt-in has no target: it is there to show its cost.
+                bystander(Subject::TracerSyscallErrors, &[850_000.0]),
+            ]),
+            Vec::new(),
+        );
+        let all = target(&measured, "bystander, all processes");
+        assert_eq!((all.measured.as_str(), all.met), ("0.995", Some(true)));
+        let pid = target(&measured, "bystander, --pid");
+        assert_eq!((pid.measured.as_str(), pid.met), ("0.950", Some(false)));
+
+        let without = results(None, Vec::new());
+        let all = target(&without, "bystander, all processes");
+        assert_eq!((all.measured.as_str(), all.met), ("-", None));
+    }
+
+    #[test]
+    fn bystander_table_and_ratios_beside_the_churn() {
+        let measured = results(
+            Some(vec![
+                bystander(Subject::TracerAll, &[990_000.0, 1_000_000.0, 994_000.0]),
+                bystander(Subject::TracerSyscallErrors, &[800_000.0]),
+            ]),
+            vec![churn(Subject::TracerAll, 30_000.0, 24_000.0)],
+        );
+        let text = render(&measured);
+        let lines: Vec<&str> = text.lines().collect();
+        let row = |start: &str, after: &str| {
+            let from = lines
+                .iter()
+                .position(|l| l.starts_with(after))
+                .expect("the table is there");
+            lines[from..]
+                .iter()
+                .find(|l| l.starts_with(start))
+                .map(|l| l.trim_end().to_owned())
+                .expect("the row is there")
+        };
+        assert_eq!(
+            row("tracer --syscall-errors on", "Bystander:"),
+            "tracer --syscall-errors on    1,000,000    800,000   0.800  0.800-0.800    \
+             0.80-0.80      250.0  0.01 / 0.01"
+        );
+        let header = row("subject", "Ratios");
+        assert_eq!(
+            header,
+            "subject                     reset churn           bystander"
+        );
+        assert_eq!(
+            row("tracer, all processes", "Ratios"),
+            "tracer, all processes       0.800 (0.800-0.800)   0.994 (0.992-0.997)"
+        );
+        assert_eq!(
+            row("tracer --syscall-errors on", "Ratios"),
+            "tracer --syscall-errors on  -                     0.800 (0.800-0.800)"
+        );
+        assert!(text.contains("bystander on cpu 1"));
+    }
 
     #[test]
     fn thousands_separators() {

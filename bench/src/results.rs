@@ -9,7 +9,7 @@ use crate::{
     stats::{Spread, per},
     subject::Subject,
     summary::Summary,
-    workload::Mode,
+    workload::{BystanderResult, Mode},
 };
 
 /// Totals over the traced samples of one subject.
@@ -135,6 +135,58 @@ pub struct ModeResult {
     pub mode: Mode,
     pub subjects: Vec<SubjectResult>,
 }
+/// The bystander's pairs for one subject.
+#[derive(Debug, Clone, Serialize)]
+pub struct BystanderSubject {
+    pub subject: &'static str,
+    pub label: &'static str,
+    /// Syscalls per second.
+    pub untraced_rate: Option<Spread>,
+    pub traced_rate: Option<Spread>,
+    pub ratio: Option<Spread>,
+    /// Time tracing added to each syscall, per pair: 1/traced − 1/untraced
+    /// rate, in nanoseconds.
+    pub added_ns_per_syscall: Option<Spread>,
+    /// Cores' worth of CPU other processes used during the pairs.
+    pub other_load_cores: Option<Spread>,
+    pub pairs: Vec<Pair<BystanderResult>>,
+    /// Why pairs failed, one entry per failed pair.
+    pub failures: Vec<String>,
+}
+
+impl BystanderSubject {
+    pub fn new(subject: Subject, pairs: Vec<Pair<BystanderResult>>, failures: Vec<String>) -> Self {
+        let spread = |f: fn(&Pair<BystanderResult>) -> f64| {
+            Spread::of(&pairs.iter().map(f).collect::<Vec<_>>())
+        };
+        Self {
+            subject: subject.key(),
+            label: subject.label(),
+            untraced_rate: spread(|p| p.untraced.rate),
+            traced_rate: spread(|p| p.traced.rate),
+            ratio: spread(|p| p.ratio),
+            added_ns_per_syscall: spread(|p| {
+                if p.traced.rate > 0.0 && p.untraced.rate > 0.0 {
+                    1e9 / p.traced.rate - 1e9 / p.untraced.rate
+                } else {
+                    f64::NAN
+                }
+            }),
+            other_load_cores: spread(|p| p.other_load_cores),
+            pairs,
+            failures,
+        }
+    }
+}
+
+/// The bystander workload: every subject's pairs.
+#[derive(Debug, Clone, Serialize)]
+pub struct BystanderResults {
+    /// The core it ran on, alone.
+    pub cpu: usize,
+    pub subjects: Vec<BystanderSubject>,
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct Machine {
     pub kernel: String,
@@ -162,6 +214,8 @@ pub struct Results {
     pub machine: Machine,
     pub settings: Settings,
     pub churn: Vec<ModeResult>,
+    /// `None` when the run left the bystander out (`--workload churn`).
+    pub bystander: Option<BystanderResults>,
     pub first_event: Option<FirstEvent>,
     pub hold: Option<Hold>,
     pub targets: Vec<Target>,

@@ -4,18 +4,20 @@
 use std::path::PathBuf;
 
 use anyhow::{Result, bail};
-use clap::Args;
+use clap::{Args, ValueEnum};
 use serde::Serialize;
 
 use crate::{cmd, workload::Mode};
 
 #[derive(Debug, Args)]
+#[command(after_long_help = WORKLOADS_HELP)]
 pub struct BenchArgs {
-    /// Untraced/traced sample pairs per subject and close mode.
+    /// Untraced/traced sample pairs per subject, for the bystander and for
+    /// each close mode of the churn.
     #[arg(long, default_value_t = 10, value_name = "N")]
     pub pairs: usize,
 
-    /// Length of each churn sample, in seconds.
+    /// Length of each sample (churn or bystander), in seconds.
     #[arg(long, default_value_t = 2.0, value_name = "S")]
     pub seconds: f64,
 
@@ -27,6 +29,11 @@ pub struct BenchArgs {
     #[arg(long, value_enum)]
     pub mode: Option<Mode>,
 
+    /// Only this workload (default: the bystander, then the churn with
+    /// start-up and memory). See below (--help) for what each measures.
+    #[arg(long, value_enum, value_name = "WORKLOAD")]
+    pub workload: Option<Workload>,
+
     /// A short smoke run: 2 pairs of 1 s, 10,000 held connections, one start-up
     /// trial. The figures are too noisy to quote.
     #[arg(long)]
@@ -35,6 +42,29 @@ pub struct BenchArgs {
     /// Where to write the JSON results (default: target/bench/results.json).
     #[arg(long, value_name = "PATH")]
     pub output: Option<PathBuf>,
+}
+
+/// What `--help` says about the workloads, after the flags.
+const WORKLOADS_HELP: &str = "\
+Workloads (each sample of --seconds, in --pairs of untraced and traced, the subjects taking turns):
+  bystander  a network-free, syscall-heavy process (1-byte write + read over a pipe), pinned to
+             the last core, run alone while the churn is idle: what a tracer left running costs
+             processes it does not trace (syscalls/s traced / untraced). Subjects: tracer (all
+             processes, --pid of another process, --syscall-errors on), bpftrace, no-op
+             programs on tracer's hooks, none.
+  churn      loopback connect/accept/close in a private network namespace, client and server
+             pinned to cores 0 and 1, in reset and normal close mode (connections/s traced /
+             untraced; kernel time per program; tracer's CPU, wakeups and memory), then tracer's
+             start-up under churn and its memory with --hold live connections.";
+
+/// Which workload a run measures.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Workload {
+    /// The network-free bystander (src/bin/bystander.rs).
+    Bystander,
+    /// The loopback churn (src/bin/churn.rs), start-up and memory.
+    Churn,
 }
 
 /// The settings a run used.
@@ -47,6 +77,9 @@ pub struct Settings {
     pub client_cpu: usize,
     pub server_cpu: usize,
     pub modes: Vec<Mode>,
+    pub workloads: Vec<Workload>,
+    /// The core the bystander runs on.
+    pub bystander_cpu: usize,
     pub tracer: String,
     pub tracer_args: String,
     pub bpftrace: Option<String>,
@@ -89,6 +122,10 @@ impl Settings {
             modes: args
                 .mode
                 .map_or(vec![Mode::Reset, Mode::Normal], |m| vec![m]),
+            workloads: args
+                .workload
+                .map_or(vec![Workload::Bystander, Workload::Churn], |w| vec![w]),
+            bystander_cpu: cpus.saturating_sub(1),
             tracer,
             tracer_args: "--headless --interval 1s --csv /dev/null".into(),
             bpftrace: None,

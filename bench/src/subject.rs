@@ -1,5 +1,7 @@
 //! The programs that trace the workload: tracer as a user runs it (every process,
-//! or `--pid` of an unrelated process, so that only the in-kernel filter runs);
+//! or `--pid` of an unrelated process, so that only the in-kernel filter runs;
+//! for the bystander also with `--syscall-errors on`, the opt-in that may tax
+//! every process's syscalls);
 //! a bpftrace script counting the same tracepoints per pid, for comparison; and
 //! `noop-hooks`, programs that return at once on the same hooks, for what the
 //! hooks cost before any program does anything. What each is started with, and
@@ -18,6 +20,9 @@ pub enum Subject {
     TracerAll,
     /// `tracer --pid P` of a process that makes no connections.
     TracerPid,
+    /// `tracer --syscall-errors on`, every process: failed syscalls counted
+    /// even where only the `syscalls:*` tracepoints can count them.
+    TracerSyscallErrors,
     /// `bpftrace` counting the tracer's tracepoints per pid.
     Bpftrace,
     /// `noop-hooks` on tracer's hooks: the hooks' own cost.
@@ -32,6 +37,7 @@ impl Subject {
         match self {
             Self::TracerAll => "tracer_all",
             Self::TracerPid => "tracer_pid_other",
+            Self::TracerSyscallErrors => "tracer_syscall_errors_on",
             Self::Bpftrace => "bpftrace_count",
             Self::NoopHooks => "noop_hooks",
             Self::Control => "control",
@@ -43,6 +49,7 @@ impl Subject {
         match self {
             Self::TracerAll => "tracer, all processes",
             Self::TracerPid => "tracer --pid <other>",
+            Self::TracerSyscallErrors => "tracer --syscall-errors on",
             Self::Bpftrace => "bpftrace count per pid",
             Self::NoopHooks => "same hooks, no-op progs",
             Self::Control => "none (control)",
@@ -50,13 +57,16 @@ impl Subject {
     }
 
     pub fn is_tracer(self) -> bool {
-        matches!(self, Self::TracerAll | Self::TracerPid)
+        matches!(
+            self,
+            Self::TracerAll | Self::TracerPid | Self::TracerSyscallErrors
+        )
     }
 
     /// The command that starts it.
     pub fn command(self, setup: &Setup, writes: Writes) -> Result<Command> {
         Ok(match self {
-            Self::TracerAll | Self::TracerPid => {
+            Self::TracerAll | Self::TracerPid | Self::TracerSyscallErrors => {
                 let mut cmd = Command::new(&setup.tracer);
                 cmd.args(["--headless", "--interval", "1s"]);
                 cmd.args(match writes {
@@ -66,6 +76,9 @@ impl Subject {
                 cmd.arg("--summary-json").arg(&setup.summary);
                 if self == Self::TracerPid {
                     cmd.arg("--pid").arg(setup.other_pid.to_string());
+                }
+                if self == Self::TracerSyscallErrors {
+                    cmd.args(["--syscall-errors", "on"]);
                 }
                 cmd
             }
@@ -89,7 +102,9 @@ impl Subject {
     /// Whether a line it printed (on stderr or stdout) says its programs are attached.
     pub fn is_ready(self, stderr: bool, text: &str) -> bool {
         match self {
-            Self::TracerAll | Self::TracerPid => stderr && text.starts_with(TRACER_ATTACHED),
+            Self::TracerAll | Self::TracerPid | Self::TracerSyscallErrors => {
+                stderr && text.starts_with(TRACER_ATTACHED)
+            }
             Self::Bpftrace | Self::NoopHooks => !stderr && text == READY,
             Self::Control => false,
         }
@@ -176,6 +191,12 @@ mod tests {
                 .join(" ")
                 .contains("--events - --summary-json /t/summary.json")
         );
+        let cmd = Subject::TracerSyscallErrors
+            .command(&setup(), Writes::Csv)
+            .expect("a command");
+        let args = args(&cmd).join(" ");
+        assert!(args.ends_with("--summary-json /t/summary.json --syscall-errors on"));
+        assert!(!args.contains("--pid"));
     }
 
     #[test]

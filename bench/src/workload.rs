@@ -1,5 +1,20 @@
-//! The workload: the `churn` program (src/bin/churn.rs) run in a private
-//! network namespace, so TIME_WAIT sockets and the sysctls it needs stay there.
+//! The workloads: the `churn` program (src/bin/churn.rs) run in a private
+//! network namespace, so TIME_WAIT sockets and the sysctls it needs stay there;
+//! and the `bystander` program (src/bin/bystander.rs), a network-free,
+//! syscall-heavy process.
+//!
+//! The bystander runs on its own, pinned to one core, while the churn is idle.
+//! What it measures is the tax a tracer puts on processes it does not trace:
+//! hooks that fire for every syscall of every task (any enabled `syscalls:*`
+//! tracepoint sends all of them through the kernel's slow syscall path). That
+//! tax does not depend on network traffic, and next to the churn it could not
+//! be told apart from other costs: on this project's 2-core machine the churn's
+//! client and server take both cores, so a bystander beside them would measure
+//! its share of a contended core, and the tracer's userspace busy with the
+//! churn's events, not what each of its own syscalls costs. Alone, with the
+//! tracer attached and left running (its sampler wakes every interval as it
+//! does on an idle host), the bystander's rate changes only through what the
+//! tracer adds to its syscalls.
 
 use std::{
     io::{BufRead as _, BufReader},
@@ -113,24 +128,10 @@ impl Churn {
 
     /// Runs the churn for `seconds` and returns its result.
     pub fn sample(&self, netns: &Netns, mode: Mode, seconds: f64) -> Result<ChurnResult> {
-        let mut cmd = self.run_command(netns, mode, seconds);
-        let out = cmd
-            .stdin(Stdio::null())
-            .output()
-            .with_context(|| format!("cannot start {}", cmd::display(&cmd)))?;
-        let stdout = String::from_utf8_lossy(&out.stdout);
-        if !out.status.success() {
-            bail!(
-                "`{}` failed ({}): {}",
-                cmd::display(&cmd),
-                out.status,
-                String::from_utf8_lossy(&out.stderr).trim()
-            );
-        }
-        stdout
-            .lines()
-            .find_map(parse_churn_line)
-            .with_context(|| format!("no result line from churn in {stdout:?}"))
+        result_line(
+            &mut self.run_command(netns, mode, seconds),
+            parse_churn_line,
+        )
     }
 
     /// Starts a churn run in the background (for a subject starting under load).
@@ -193,6 +194,88 @@ impl Drop for Held {
     }
 }
 
+/// A measured sample of a workload.
+pub trait Sample {
+    /// What it did per second: connections, or syscalls.
+    fn per_second(&self) -> f64;
+}
+
+impl Sample for ChurnResult {
+    fn per_second(&self) -> f64 {
+        self.rate
+    }
+}
+
+/// One `bystander` run: how many syscalls it made in how long.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct BystanderResult {
+    pub syscalls: u64,
+    pub seconds: f64,
+    /// Syscalls per second.
+    pub rate: f64,
+}
+
+impl Sample for BystanderResult {
+    fn per_second(&self) -> f64 {
+        self.rate
+    }
+}
+
+/// The `bystander` binary and the core it runs on.
+#[derive(Debug, Clone)]
+pub struct Bystander {
+    pub bin: PathBuf,
+    pub cpu: usize,
+}
+
+impl Bystander {
+    /// Runs the bystander for `seconds` (in the benchmark's own network
+    /// namespace: it makes no connections) and returns its result.
+    pub fn sample(&self, seconds: f64) -> Result<BystanderResult> {
+        let mut cmd = Command::new(&self.bin);
+        cmd.arg(format!("--seconds={seconds}"))
+            .arg(format!("--cpu={}", self.cpu));
+        result_line(&mut cmd, parse_bystander_line)
+    }
+}
+
+/// Runs `cmd` to the end and returns the first line of its output that `parse`
+/// takes.
+fn result_line<T>(cmd: &mut Command, parse: fn(&str) -> Option<T>) -> Result<T> {
+    let out = cmd
+        .stdin(Stdio::null())
+        .output()
+        .with_context(|| format!("cannot start {}", cmd::display(cmd)))?;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    if !out.status.success() {
+        bail!(
+            "`{}` failed ({}): {}",
+            cmd::display(cmd),
+            out.status,
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    stdout
+        .lines()
+        .find_map(parse)
+        .with_context(|| format!("no result line from `{}` in {stdout:?}", cmd::display(cmd)))
+}
+
+/// `bystander: seconds=2.000 syscalls=5234000 rate=2617000.0`.
+pub fn parse_bystander_line(line: &str) -> Option<BystanderResult> {
+    let fields = line.strip_prefix("bystander: ")?;
+    let value = |key: &str| {
+        fields
+            .split_whitespace()
+            .find_map(|field| field.strip_prefix(key)?.strip_prefix('='))
+    };
+    Some(BystanderResult {
+        syscalls: value("syscalls")?.parse().ok()?,
+        seconds: value("seconds")?.parse().ok()?,
+        rate: value("rate")?.parse().ok()?,
+    })
+}
+
 /// `churn: mode=reset seconds=2.000 connections=61234 rate=30617.0 failures=0`.
 pub fn parse_churn_line(line: &str) -> Option<ChurnResult> {
     let fields = line.strip_prefix("churn: ")?;
@@ -238,5 +321,21 @@ mod tests {
             None
         );
         assert_eq!(parse_churn_line("churn: holding 10 connections"), None);
+    }
+
+    #[test]
+    fn bystander_result_line() {
+        let line = "bystander: seconds=2.001 syscalls=5234688 rate=2616036.0";
+        assert_eq!(
+            parse_bystander_line(line),
+            Some(BystanderResult {
+                syscalls: 5_234_688,
+                seconds: 2.001,
+                rate: 2_616_036.0,
+            })
+        );
+        assert_eq!(parse_bystander_line("bystander: seconds=2.001"), None);
+        assert_eq!(parse_churn_line(line), None);
+        assert_eq!(parse_bystander_line("churn: mode=reset"), None);
     }
 }

@@ -1,6 +1,6 @@
-//! `cargo xtask bench`: builds what the benchmark runs (tracer, and the
-//! `churn` and `noop-hooks` workloads of the `tracer-bench` crate) and runs it
-//! (`bench/`).
+//! `cargo xtask bench`: builds what the benchmark runs (tracer; the `churn`
+//! and `bystander` workloads and `noop-hooks`, all of the `tracer-bench`
+//! crate) and runs it (`bench/`).
 
 use std::{path::PathBuf, process::ExitCode};
 
@@ -24,6 +24,7 @@ pub fn bench(args: &BenchArgs) -> Result<ExitCode> {
     let paths = Paths {
         tracer,
         churn: bins.join("churn"),
+        bystander: bins.join("bystander"),
         noop_hooks: bins.join("noop-hooks"),
         bpftrace: tools::find_program("bpftrace"),
         dir: ws.target_dir.join("bench"),
@@ -31,8 +32,8 @@ pub fn bench(args: &BenchArgs) -> Result<ExitCode> {
     tracer_bench::bench(args, &paths)
 }
 
-/// `cargo build --release` of the `churn` workload and `noop-hooks`; returns the
-/// directory that holds both.
+/// `cargo build --release` of the `churn` and `bystander` workloads and
+/// `noop-hooks`; returns the directory that holds them.
 fn build_workload(ws: &Workspace) -> Result<PathBuf> {
     let mut cmd = tools::cargo();
     cmd.current_dir(&ws.root).args([
@@ -43,8 +44,10 @@ fn build_workload(ws: &Workspace) -> Result<PathBuf> {
         "--bin",
         "churn",
         "--bin",
+        "bystander",
+        "--bin",
         "noop-hooks",
     ]);
-    tools::run(&mut cmd).context("building the churn workload and noop-hooks failed")?;
+    tools::run(&mut cmd).context("building the workloads and noop-hooks failed")?;
     Ok(ws.target_dir.join("release"))
 }

@@ -36,7 +36,7 @@ use std::{
 
 use anyhow::{Context as _, Result, bail};
 use clap::{Parser, Subcommand};
-use tracer_bench::Mode;
+use tracer_bench::{Mode, pin_to};
 
 /// Loopback TCP connection churn for benchmarks.
 #[derive(Debug, Parser)]
@@ -119,7 +119,7 @@ fn run(mode: Mode, seconds: f64, client_cpu: usize, server_cpu: usize) -> Result
         thread::Builder::new()
             .name("server".into())
             .spawn(move || {
-                pin_to(server_cpu);
+                pin_to("churn", server_cpu);
                 let mut byte = [0u8; 1];
                 loop {
                     match listener.accept() {
@@ -140,7 +140,7 @@ fn run(mode: Mode, seconds: f64, client_cpu: usize, server_cpu: usize) -> Result
             .context("starting the server thread")?;
     }
 
-    pin_to(client_cpu);
+    pin_to("churn", client_cpu);
     let drops_before = listen_drops();
     let window = Duration::from_secs_f64(seconds);
     let start = Instant::now();
@@ -362,27 +362,6 @@ fn set_linger_zero(fd: RawFd) -> Result<()> {
         return Err(io::Error::last_os_error()).context("setsockopt(SO_LINGER)");
     }
     Ok(())
-}
-
-/// Pins the calling thread to one core; on a machine without that core it stays
-/// unpinned (and says so).
-fn pin_to(cpu: usize) {
-    // SAFETY: cpu_set_t is plain data; CPU_SET stays within it for cpu < CPU_SETSIZE.
-    let rc = unsafe {
-        let mut set: libc::cpu_set_t = mem::zeroed();
-        if cpu >= libc::CPU_SETSIZE as usize {
-            -1
-        } else {
-            libc::CPU_SET(cpu, &mut set);
-            libc::sched_setaffinity(0, mem::size_of::<libc::cpu_set_t>(), &set)
-        }
-    };
-    if rc != 0 {
-        eprintln!(
-            "churn: cannot pin a thread to cpu {cpu}: {}",
-            io::Error::last_os_error()
-        );
-    }
 }
 
 /// Raises RLIMIT_NOFILE towards `wanted` (the hard limit too, where allowed);
