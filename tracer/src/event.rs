@@ -132,7 +132,7 @@ impl TraceEvent {
             EventKind::SynAckRetransmit => "synack_retransmit",
             EventKind::RstSent => "rst_sent",
             EventKind::RstReceived => "rst_received",
-            EventKind::SocketError => "error",
+            EventKind::SocketError => "socket_error",
             EventKind::SyscallError => "syscall_error",
         }
     }

@@ -41,6 +41,8 @@ pub enum Kind {
     NothingListening,
     PacketLoss,
     TimeWaitPileUp,
+    ResetWhileEstablished,
+    TimeoutWhileEstablished,
 }
 
 /// One diagnosis.

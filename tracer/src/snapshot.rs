@@ -136,6 +136,13 @@ pub struct Counts {
     pub syscall_errors: u64,
     /// Syscalls that failed with EMFILE or ENFILE (out of file descriptors).
     pub emfile_errors: u64,
+    /// Errors the kernel reported on connections past their handshake
+    /// (a failed connect's error is its result instead).
+    pub socket_errors: u64,
+    /// ... of them ECONNRESET: reset by the peer while established or closing.
+    pub socket_resets: u64,
+    /// ... of them ETIMEDOUT: the kernel gave up retransmitting.
+    pub socket_timeouts: u64,
 }
 
 impl Counts {

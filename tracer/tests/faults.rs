@@ -78,6 +78,8 @@ fn refused_connects() {
             "pid {pid}: {row:?}"
         );
         assert_eq!(num(&row, "rst_received_handshake"), 3);
+        // A refused connect's error is its result, not a socket error.
+        assert_eq!(num(&row, "socket_errors"), 0, "pid {pid}: {row:?}");
     }
     println!("refused: tracer 6 refused connects, kernel TcpAttemptFails +{kernel_fails}");
     assert_eq!(kernel_fails, 6);
@@ -382,6 +384,25 @@ fn linger_resets() {
         4,
         "{events:#?}"
     );
+    let resets = delta(&before, &after, "TcpEstabResets");
+    let errors: Vec<&Value> = events
+        .iter()
+        .filter(|e| e["event"] == "socket_error")
+        .collect();
+    println!(
+        "linger close: {} socket errors, kernel TcpEstabResets +{resets} (both ends)",
+        errors.len()
+    );
+    // The server met ECONNRESET on each established connection; the client's
+    // own abort is not an error it met.
+    assert_eq!(errors.len(), 4, "{errors:#?}");
+    assert_eq!(resets, 8);
+    assert!(
+        errors.iter().all(|e| e["pid"] == server.pid()
+            && e["errno"] == "ECONNRESET"
+            && e["phase"] == "established"),
+        "{errors:#?}"
+    );
     let client_row = csv.last_of(client.pid());
     let server_row = csv.last_of(server.pid());
     println!(
@@ -392,6 +413,8 @@ fn linger_resets() {
     assert_eq!(num(&client_row, "connect_ok"), 4);
     assert_eq!(num(&server_row, "rst_received"), 4);
     assert_eq!(num(&server_row, "accepted"), 4);
+    assert_eq!(num(&server_row, "socket_errors"), 4);
+    assert_eq!(num(&client_row, "socket_errors"), 0);
 }
 
 /// Socket creation under a low RLIMIT_NOFILE fails with EMFILE, reported as a

@@ -58,6 +58,15 @@ pub fn count(counts: &mut Counts, ev: &TraceEvent, state_at: u8) {
                 counts.rst_received_handshake += 1;
             }
         }
+        // A failed connect's error (its handshake phase) is its result.
+        EventKind::SocketError if Phase::of_state(state_at) != Phase::Handshake => {
+            counts.socket_errors += 1;
+            match ev.errno {
+                libc::ECONNRESET => counts.socket_resets += 1,
+                libc::ETIMEDOUT => counts.socket_timeouts += 1,
+                _ => {}
+            }
+        }
         EventKind::SocketError => {}
         EventKind::SyscallError => {
             counts.syscall_errors += 1;

@@ -29,7 +29,7 @@ pub fn attach_plan(
     let mut kernel = Kernel { ebpf, btf: None };
     let mut refused: Vec<HookKind> = Vec::new();
     for choice in choices {
-        let optional = matches!(choice.source.pick, Pick::Optional { .. });
+        let optional = matches!(choice.source.pick, Pick::Optional { .. } | Pick::BestEffort);
         let mut first_error = None;
         let mut attached = None;
         let mut candidates: Vec<_> = choice

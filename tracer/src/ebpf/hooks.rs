@@ -105,6 +105,17 @@ pub const RECEIVE_RESET: TracepointHook = TracepointHook {
     optional: &[],
 };
 
+/// Attached in its raw form only: its classic form has no socket pointer to
+/// find the owner with, so no global receives its layout.
+pub const ERROR_REPORT: TracepointHook = TracepointHook {
+    program: "raw_inet_sk_error_report",
+    category: "sock",
+    name: "inet_sk_error_report",
+    global: "",
+    required: &[],
+    optional: &[],
+};
+
 const fn sys_exit(program: &'static str) -> TracepointHook {
     TracepointHook {
         program,
@@ -274,6 +285,10 @@ pub enum Pick {
     /// on (`--syscall-errors on`). `--hooks KIND` picks this source's cheap
     /// alternative of that kind, when it has one.
     Optional { costly: HookKind },
+    /// The cheapest alternative that works, or none: the source is then off,
+    /// and the plan says why. For data that is worth having where the
+    /// kernel allows and costs nothing to the rest of the host.
+    BestEffort,
 }
 
 /// One kind of data and the alternatives that can provide it.
@@ -489,6 +504,21 @@ pub const SYSCALL_SOURCE: Source = Source {
     ],
 };
 
+/// Errors the kernel reports on sockets: resets and timeouts of established
+/// connections. Needs the raw tracepoint (the socket pointer, read through
+/// BTF); without it, off.
+pub const SOCKET_ERROR_SOURCE: Source = Source {
+    name: "socket errors",
+    pick: Pick::BestEffort,
+    alternatives: &[Alternative {
+        kind: HookKind::RawTracepoint,
+        hooks: &[Hook::RawTracepoint {
+            program: "raw_inet_sk_error_report",
+            of: &ERROR_REPORT,
+        }],
+    }],
+};
+
 /// Every source, in attach order: teardown first, then the owner-recording
 /// state changes, then the consumers of owners.
 pub const SOURCES: &[Source] = &[
@@ -496,6 +526,7 @@ pub const SOURCES: &[Source] = &[
     STATE_SOURCE,
     RETRANSMIT_SOURCE,
     RESET_SOURCE,
+    SOCKET_ERROR_SOURCE,
     SYSCALL_SOURCE,
 ];
 

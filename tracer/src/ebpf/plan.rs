@@ -84,7 +84,18 @@ fn choose_among(
         .iter()
         .map(|source| match source.pick {
             Pick::Optional { costly } => Ok(optional_choice(
-                source, costly, &available, insist, optional,
+                source,
+                Some(costly),
+                &available,
+                insist,
+                optional,
+            )),
+            Pick::BestEffort => Ok(optional_choice(
+                source,
+                None,
+                &available,
+                insist,
+                Optional::Auto,
             )),
             _ => Ok(Choice {
                 source,
@@ -95,11 +106,12 @@ fn choose_among(
         .collect()
 }
 
-/// The candidates of an optional source: never an error, since the source
-/// may be off. Insisting on a kind the source has (cheaply) means that kind.
+/// The candidates of an optional or best-effort source: never an error,
+/// since the source may be off. Insisting on a kind the source has (cheaply)
+/// means that kind.
 fn optional_choice(
     source: &'static Source,
-    costly: HookKind,
+    costly: Option<HookKind>,
     available: &impl Fn(&Alternative) -> Result<(), String>,
     insist: Option<HookKind>,
     optional: Optional,
@@ -114,17 +126,17 @@ fn optional_choice(
         return choice;
     }
     let insisted = insist
-        .filter(|&kind| kind != costly)
+        .filter(|&kind| Some(kind) != costly)
         .and_then(|kind| source.alternative(kind));
     let order: Vec<&'static Alternative> = match insisted {
         Some(alternative) => vec![alternative],
         None => source.alternatives.iter().collect(),
     };
     for alternative in order {
-        if alternative.kind == costly && optional != Optional::On {
+        if Some(alternative.kind) == costly && optional != Optional::On {
             choice.passed_over.push(format!(
                 "{}s would slow every process's syscalls on the host (--syscall-errors on uses them)",
-                costly.noun()
+                alternative.kind.noun()
             ));
             continue;
         }
@@ -144,7 +156,9 @@ fn candidates(
     lead: Option<HookKind>,
 ) -> Result<Vec<&'static Alternative>, PlanError> {
     let order: Vec<&'static Alternative> = match source.pick {
-        Pick::Fixed | Pick::Optional { .. } => source.alternatives.iter().collect(),
+        Pick::Fixed | Pick::Optional { .. } | Pick::BestEffort => {
+            source.alternatives.iter().collect()
+        }
         Pick::User => match insist {
             Some(kind) => {
                 let alternative = source
@@ -210,8 +224,9 @@ pub struct Plan {
     /// Every attached program in attach order, e.g. `tracepoint
     /// sock:inet_sock_set_state` or `kretprobe tcp_retransmit_skb`.
     pub hooks: Vec<String>,
-    /// Each optional source ([`Pick::Optional`]): the first hook of the
-    /// alternative that serves it, or why it is off.
+    /// Each optional or best-effort source ([`Pick::Optional`],
+    /// [`Pick::BestEffort`]): the first hook of the alternative that serves
+    /// it, or why it is off.
     pub optional: Vec<(&'static str, Result<Hook, String>)>,
 }
 
@@ -316,6 +331,7 @@ mod tests {
                 ("state changes", vec![RawTracepoint, Tracepoint, Kprobe]),
                 ("retransmits", vec![RawTracepoint, Tracepoint, Kprobe]),
                 ("SYN-ACK retransmits and resets", vec![Tracepoint]),
+                ("socket errors", vec![RawTracepoint]),
                 ("syscall errors", vec![Fexit, Kprobe]),
             ]
         );

@@ -39,6 +39,13 @@ pub const TIME_WAIT_SOCKETS: u64 = 200;
 /// ... enough to start running out of ephemeral ports for that remote.
 pub const TIME_WAIT_CRITICAL: u64 = 5_000;
 
+/// Connections to one remote reset by the peer past their handshake: one is
+/// often a peer restarting, a few are a pattern.
+pub const ESTABLISHED_RESETS: u64 = 3;
+/// Connections to one remote that the kernel gave up on after retransmitting
+/// for minutes: each is a broken path or a dead peer.
+pub const ESTABLISHED_TIMEOUTS: u64 = 1;
+
 /// A [`Threshold`] named after its constant: `threshold!(Count, RETRANSMITS)`.
 macro_rules! threshold {
     ($unit:ident, $name:ident) => {
@@ -136,6 +143,26 @@ pub static RULES: &[Rule] = &[
             threshold!(Count, TIME_WAIT_CRITICAL),
         ],
         check: Check::Remote(time_wait),
+    },
+    Rule {
+        id: "reset_while_established",
+        kind: Kind::ResetWhileEstablished,
+        headline: "connections to {remote} are reset while established",
+        headline_critical: None,
+        fires_when: "≥ {ESTABLISHED_RESETS} connections to one remote ended in ECONNRESET after their handshake",
+        severity: "warning",
+        thresholds: &[threshold!(Count, ESTABLISHED_RESETS)],
+        check: Check::Remote(reset_while_established),
+    },
+    Rule {
+        id: "timeout_while_established",
+        kind: Kind::TimeoutWhileEstablished,
+        headline: "connections to {remote} time out while established",
+        headline_critical: None,
+        fires_when: "≥ {ESTABLISHED_TIMEOUTS} connection to one remote ended in ETIMEDOUT after retransmissions",
+        severity: "critical",
+        thresholds: &[threshold!(Count, ESTABLISHED_TIMEOUTS)],
+        check: Check::Remote(timeout_while_established),
     },
 ];
 
@@ -308,6 +335,28 @@ fn packet_loss(p: &ProcessSnapshot, r: &RemoteSnapshot) -> Option<Hit> {
         evidence: format!(
             "{n} data retransmits, {}% of the process's {process_retransmits}",
             n * 100 / process_retransmits.max(1)
+        ),
+    })
+}
+
+fn reset_while_established(_: &ProcessSnapshot, r: &RemoteSnapshot) -> Option<Hit> {
+    let c = &r.counts;
+    (c.socket_resets >= ESTABLISHED_RESETS).then(|| Hit {
+        severity: Severity::Warning,
+        evidence: format!(
+            "{} ECONNRESET after the handshake, {} RSTs received",
+            c.socket_resets, c.rst_received
+        ),
+    })
+}
+
+fn timeout_while_established(_: &ProcessSnapshot, r: &RemoteSnapshot) -> Option<Hit> {
+    let c = &r.counts;
+    (c.socket_timeouts >= ESTABLISHED_TIMEOUTS).then(|| Hit {
+        severity: Severity::Critical,
+        evidence: format!(
+            "{} ETIMEDOUT after retransmissions, {} data retransmits",
+            c.socket_timeouts, c.retransmits
         ),
     })
 }

@@ -387,6 +387,8 @@ fn the_table_has_one_rule_per_kind_in_order_with_unique_ids() {
             Kind::NothingListening,
             Kind::PacketLoss,
             Kind::TimeWaitPileUp,
+            Kind::ResetWhileEstablished,
+            Kind::TimeoutWhileEstablished,
         ]
     );
     let ids: Vec<&str> = RULES.iter().map(|r| r.id).collect();
@@ -400,7 +402,48 @@ fn the_table_has_one_rule_per_kind_in_order_with_unique_ids() {
             "connect_refused",
             "packet_loss",
             "time_wait_pileup",
+            "reset_while_established",
+            "timeout_while_established",
         ]
+    );
+}
+
+#[test]
+fn resets_and_timeouts_while_established_per_remote() {
+    let mut p = process(10, "app");
+    let mut r = server("10.0.0.5:5432");
+    r.counts.socket_resets = ESTABLISHED_RESETS - 1;
+    r.counts.rst_received = 2;
+    p.remotes = vec![r.clone()];
+    assert!(kinds(p.clone()).is_empty());
+    r.counts.socket_resets = ESTABLISHED_RESETS;
+    r.counts.rst_received = 3;
+    p.remotes = vec![r.clone()];
+    let f = only(p.clone());
+    assert_eq!(
+        (f.kind, f.severity),
+        (Kind::ResetWhileEstablished, Severity::Warning)
+    );
+    assert_eq!(
+        f.headline,
+        "connections to 10.0.0.5:5432 are reset while established"
+    );
+    assert_eq!(
+        f.evidence,
+        "3 ECONNRESET after the handshake, 3 RSTs received"
+    );
+    r.counts.socket_resets = 0;
+    r.counts.socket_timeouts = 1;
+    r.counts.retransmits = 9;
+    p.remotes = vec![r];
+    let f = only(p);
+    assert_eq!(
+        (f.kind, f.severity),
+        (Kind::TimeoutWhileEstablished, Severity::Critical)
+    );
+    assert_eq!(
+        f.evidence,
+        "1 ETIMEDOUT after retransmissions, 9 data retransmits"
     );
 }
 

@@ -64,6 +64,7 @@ struct Row<'a> {
     /// reused pid from the process that had it before.
     start_time: Option<String>,
     connect_abandoned: u64,
+    socket_errors: u64,
 }
 
 impl<'a> Row<'a> {
@@ -110,6 +111,7 @@ impl<'a> Row<'a> {
             start_time: crate::proc::process::started_at(p.id.start_ticks)
                 .map(|t| humantime::format_rfc3339_seconds(t).to_string()),
             connect_abandoned: c.connect_abandoned,
+            socket_errors: c.socket_errors,
         }
     }
 }

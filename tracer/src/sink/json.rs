@@ -144,7 +144,10 @@ pub fn render(ev: &TraceEvent, state_at: u8, waited: Option<ConnectEnd>, out: &m
             if state_at != 0 {
                 o.state("state", state_at);
             }
-            if matches!(ev.kind, EventKind::RstSent | EventKind::RstReceived) {
+            if matches!(
+                ev.kind,
+                EventKind::RstSent | EventKind::RstReceived | EventKind::SocketError
+            ) {
                 o.text("phase", Phase::of_state(state_at).name());
                 if ev.no_socket {
                     o.yes("no_socket");

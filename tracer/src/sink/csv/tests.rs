@@ -33,7 +33,7 @@ const CONTRACT: [&str; 23] = [
 ];
 
 /// Every column, in order: the whole format as README documents it.
-const COLUMNS: [&str; 36] = [
+const COLUMNS: [&str; 37] = [
     "timestamp",
     "pid",
     "comm",
@@ -70,6 +70,7 @@ const COLUMNS: [&str; 36] = [
     "lifetime_p50_ms",
     "start_time",
     "connect_abandoned",
+    "socket_errors",
 ];
 
 fn process(pid: u32, comm: &str) -> ProcessSnapshot {

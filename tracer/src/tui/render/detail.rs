@@ -97,6 +97,16 @@ fn summary(p: &ProcessSnapshot) -> Vec<Line<'static>> {
     ]));
     let mut first = vec![connects.join(", ")];
     first.extend(nonzero(&[(c.accepted, "accepted"), (c.closed, "closed")]));
+    first.extend(nonzero(&[
+        (c.socket_resets, "reset while established"),
+        (c.socket_timeouts, "timed out while established"),
+        (
+            c.socket_errors
+                .saturating_sub(c.socket_resets)
+                .saturating_sub(c.socket_timeouts),
+            "other socket errors",
+        ),
+    ]));
 
     let retransmits = nonzero(&[
         (c.retransmits, "data"),
