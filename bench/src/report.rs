@@ -367,11 +367,11 @@ fn render_ratios(results: &Results, out: &mut String) {
         columns.push("bystander".into());
     }
     let _ = writeln!(out, "\nRatios, traced/untraced (median and IQR)");
-    let _ = write!(out, "{:<28}", "subject");
+    let mut header = format!("{:<28}", "subject");
     for column in &columns {
-        let _ = write!(out, "{column:<22}");
+        let _ = write!(header, "{column:<22}");
     }
-    let _ = writeln!(out);
+    let _ = writeln!(out, "{}", header.trim_end());
     let cell = |ratio: Option<Spread>| {
         ratio.map_or("-".into(), |s| {
             format!("{:.3} ({:.3}-{:.3})", s.median, s.p25, s.p75)

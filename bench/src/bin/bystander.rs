@@ -2,7 +2,9 @@
 //! `cargo xtask bench`.
 //!
 //! Writes one byte into a pipe and reads it back, as fast as one thread can,
-//! pinned to one core, for a fixed time, and prints one result line:
+//! pinned to one core, for a fixed time after a short warm-up (so that a core
+//! coming out of idle does not count against the sample), and prints one
+//! result line:
 //!
 //!     bystander: seconds=2.000 syscalls=5234000 rate=2617000.0
 //!
@@ -39,6 +41,9 @@ struct Cli {
 /// reading the clock costs nothing measurable and the run overshoots by little.
 const BATCH: u64 = 1024;
 
+/// Round trips before the clock starts.
+const WARM_UP: Duration = Duration::from_millis(200);
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match run(cli.seconds, cli.cpu) {
@@ -56,11 +61,8 @@ fn run(seconds: f64, cpu: usize) -> Result<()> {
     }
     pin_to("bystander", cpu);
     let (mut reader, mut writer) = pipe()?;
-    let window = Duration::from_secs_f64(seconds);
-    let mut byte = [0u8; 1];
-    let mut round_trips: u64 = 0;
-    let start = Instant::now();
-    while start.elapsed() < window {
+    let mut round_trip = || -> Result<()> {
+        let mut byte = [0u8; 1];
         for _ in 0..BATCH {
             // One syscall each: File's write and read go straight to the kernel.
             if writer.write(&byte).context("write to the pipe")? != 1
@@ -69,6 +71,17 @@ fn run(seconds: f64, cpu: usize) -> Result<()> {
                 bail!("a 1-byte write or read on the pipe moved no byte");
             }
         }
+        Ok(())
+    };
+    let warm_up = Instant::now();
+    while warm_up.elapsed() < WARM_UP {
+        round_trip()?;
+    }
+    let window = Duration::from_secs_f64(seconds);
+    let mut round_trips: u64 = 0;
+    let start = Instant::now();
+    while start.elapsed() < window {
+        round_trip()?;
         round_trips += BATCH;
     }
     let elapsed = start.elapsed().as_secs_f64();
