@@ -38,94 +38,8 @@ pub fn render(results: &Results) -> String {
         render_bystander(bystander, &mut out);
     }
 
-    let _ = writeln!(
-        out,
-        "\nThroughput (connections/s, medians; ratio = traced/untraced per pair; +us/conn = \
-         time tracing added to a connection; other load = cores used by other processes, \
-         median / max)"
-    );
-    let _ = writeln!(
-        out,
-        "{:<7}{:<25}{:>10}{:>10}{:>8}  {:<13}  {:<11}{:>9}  {:<11}",
-        "mode",
-        "subject",
-        "untraced",
-        "traced",
-        "ratio",
-        "ratio IQR",
-        "ratio range",
-        "+us/conn",
-        "other load"
-    );
-    for mode in &results.churn {
-        for r in &mode.subjects {
-            let _ = writeln!(
-                out,
-                "{:<7}{:<25}{:>10}{:>10}{:>8}  {:<13}  {:<11}{:>9}  {:<11}",
-                mode.mode.name(),
-                r.label,
-                r.untraced_rate.map_or("-".into(), |s| thousands(s.median)),
-                r.traced_rate.map_or("-".into(), |s| thousands(s.median)),
-                r.ratio.map_or("-".into(), |s| format!("{:.3}", s.median)),
-                r.ratio
-                    .map_or("-".into(), |s| format!("{:.3}-{:.3}", s.p25, s.p75)),
-                r.ratio
-                    .map_or("-".into(), |s| format!("{:.2}-{:.2}", s.min, s.max)),
-                opt(r.added_us_per_connection.map(|s| s.median), 2),
-                r.other_load_cores
-                    .map_or("-".into(), |s| format!("{:.2} / {:.2}", s.median, s.max)),
-            );
-        }
-    }
-
-    let _ = writeln!(
-        out,
-        "\nCost (traced samples; kernel time from one sample with BPF statistics on)"
-    );
-    let _ = writeln!(
-        out,
-        "{:<7}{:<25}{:>8}{:>11}{:>9}{:>10}{:>9}{:>11}{:>11}{:>9}{:>9}{:>9}",
-        "mode",
-        "subject",
-        "ev/conn",
-        "emitted",
-        "dropped",
-        "BPF ns/",
-        "BPF ns/",
-        "user CPU s",
-        "core %/10k",
-        "wakeups",
-        "peak RSS",
-        "attach"
-    );
-    let _ = writeln!(
-        out,
-        "{:<7}{:<25}{:>8}{:>11}{:>9}{:>10}{:>9}{:>11}{:>11}{:>9}{:>9}{:>9}",
-        "", "", "", "", "", "conn", "event", "/M events", "conn/s", "/1k ev", "MiB", "s"
-    );
-    for mode in &results.churn {
-        for r in &mode.subjects {
-            let (emitted, dropped) = emitted_dropped(r);
-            let _ = writeln!(
-                out,
-                "{:<7}{:<25}{:>8}{:>11}{:>9}{:>10}{:>9}{:>11}{:>11}{:>9}{:>9}{:>9}",
-                mode.mode.name(),
-                r.label,
-                opt(r.events_per_connection, 2),
-                emitted,
-                dropped,
-                opt(
-                    r.kernel.as_ref().and_then(KernelProfile::ns_per_connection),
-                    0
-                ),
-                opt(r.kernel.as_ref().and_then(KernelProfile::ns_per_event), 0),
-                opt(r.user_cpu_s_per_million_events, 2),
-                opt(r.core_percent_per_10k_connections_per_s, 1),
-                opt(r.wakeups_per_1k_events, 1),
-                opt(r.peak_rss_kib.map(|k| k as f64 / 1024.0), 1),
-                opt(r.attach_s.map(|s| s.median), 3),
-            );
-        }
+    if !results.churn.is_empty() {
+        render_churn(results, &mut out);
     }
 
     // bpftrace's programs are only known by id; its totals are in the cost table.
@@ -297,6 +211,99 @@ pub fn render(results: &Results) -> String {
         );
     }
     out
+}
+
+/// The churn's tables: throughput and cost per mode and subject.
+fn render_churn(results: &Results, out: &mut String) {
+    let _ = writeln!(
+        out,
+        "\nThroughput (connections/s, medians; ratio = traced/untraced per pair; +us/conn = \
+         time tracing added to a connection; other load = cores used by other processes, \
+         median / max)"
+    );
+    let _ = writeln!(
+        out,
+        "{:<7}{:<25}{:>10}{:>10}{:>8}  {:<13}  {:<11}{:>9}  {:<11}",
+        "mode",
+        "subject",
+        "untraced",
+        "traced",
+        "ratio",
+        "ratio IQR",
+        "ratio range",
+        "+us/conn",
+        "other load"
+    );
+    for mode in &results.churn {
+        for r in &mode.subjects {
+            let _ = writeln!(
+                out,
+                "{:<7}{:<25}{:>10}{:>10}{:>8}  {:<13}  {:<11}{:>9}  {:<11}",
+                mode.mode.name(),
+                r.label,
+                r.untraced_rate.map_or("-".into(), |s| thousands(s.median)),
+                r.traced_rate.map_or("-".into(), |s| thousands(s.median)),
+                r.ratio.map_or("-".into(), |s| format!("{:.3}", s.median)),
+                r.ratio
+                    .map_or("-".into(), |s| format!("{:.3}-{:.3}", s.p25, s.p75)),
+                r.ratio
+                    .map_or("-".into(), |s| format!("{:.2}-{:.2}", s.min, s.max)),
+                opt(r.added_us_per_connection.map(|s| s.median), 2),
+                r.other_load_cores
+                    .map_or("-".into(), |s| format!("{:.2} / {:.2}", s.median, s.max)),
+            );
+        }
+    }
+
+    let _ = writeln!(
+        out,
+        "\nCost (traced samples; kernel time from one sample with BPF statistics on)"
+    );
+    let _ = writeln!(
+        out,
+        "{:<7}{:<25}{:>8}{:>11}{:>9}{:>10}{:>9}{:>11}{:>11}{:>9}{:>9}{:>9}",
+        "mode",
+        "subject",
+        "ev/conn",
+        "emitted",
+        "dropped",
+        "BPF ns/",
+        "BPF ns/",
+        "user CPU s",
+        "core %/10k",
+        "wakeups",
+        "peak RSS",
+        "attach"
+    );
+    let _ = writeln!(
+        out,
+        "{:<7}{:<25}{:>8}{:>11}{:>9}{:>10}{:>9}{:>11}{:>11}{:>9}{:>9}{:>9}",
+        "", "", "", "", "", "conn", "event", "/M events", "conn/s", "/1k ev", "MiB", "s"
+    );
+    for mode in &results.churn {
+        for r in &mode.subjects {
+            let (emitted, dropped) = emitted_dropped(r);
+            let _ = writeln!(
+                out,
+                "{:<7}{:<25}{:>8}{:>11}{:>9}{:>10}{:>9}{:>11}{:>11}{:>9}{:>9}{:>9}",
+                mode.mode.name(),
+                r.label,
+                opt(r.events_per_connection, 2),
+                emitted,
+                dropped,
+                opt(
+                    r.kernel.as_ref().and_then(KernelProfile::ns_per_connection),
+                    0
+                ),
+                opt(r.kernel.as_ref().and_then(KernelProfile::ns_per_event), 0),
+                opt(r.user_cpu_s_per_million_events, 2),
+                opt(r.core_percent_per_10k_connections_per_s, 1),
+                opt(r.wakeups_per_1k_events, 1),
+                opt(r.peak_rss_kib.map(|k| k as f64 / 1024.0), 1),
+                opt(r.attach_s.map(|s| s.median), 3),
+            );
+        }
+    }
 }
 
 /// The bystander's table: syscalls/s and the ratio per subject.
@@ -719,6 +726,19 @@ mod tests {
             "tracer --syscall-errors on  -                     0.800 (0.800-0.800)"
         );
         assert!(text.contains("bystander on cpu 1"));
+    }
+
+    #[test]
+    fn a_bystander_only_run_prints_no_churn_tables() {
+        let mut measured = results(
+            Some(vec![bystander(Subject::TracerAll, &[1_000_000.0])]),
+            Vec::new(),
+        );
+        measured.churn.clear();
+        let text = render(&measured);
+        assert!(text.contains("\nBystander: "));
+        assert!(!text.contains("Throughput") && !text.contains("Cost ("));
+        assert!(text.contains("subject                     bystander\n"));
     }
 
     #[test]
