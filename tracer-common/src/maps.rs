@@ -36,6 +36,9 @@ pub const GLOBAL_SOCK_LAYOUT: &str = "SOCK_LAYOUT";
 pub const GLOBAL_NETNS_LAYOUT: &str = "NETNS_LAYOUT";
 /// Load-time global (u32): offset of `sk_err` in `struct sock`.
 pub const GLOBAL_SK_ERR_OFFSET: &str = "SOCK_SK_ERR_OFFSET";
+/// Byte offset of `sk_max_ack_backlog` (u32) in `struct sock`, or `u32::MAX`:
+/// a listener's backlog, read when it starts listening.
+pub const GLOBAL_SK_BACKLOG_OFFSET: &str = "SOCK_SK_BACKLOG_OFFSET";
 /// Load-time global (u32): 1 when `PREEXISTING` was seeded with any connection.
 pub const GLOBAL_PREEXISTING_SEEDED: &str = "PREEXISTING_SEEDED";
 

@@ -15,6 +15,11 @@ static SOCK_LAYOUT: Global<SockOffsets> = Global::new(SockOffsets::NONE);
 #[unsafe(no_mangle)]
 static SOCK_SK_ERR_OFFSET: Global<u32> = Global::new(u32::MAX);
 
+/// Byte offset of `sk_max_ack_backlog` in `struct sock`, from BTF;
+/// `u32::MAX` when unknown (listeners then carry no backlog).
+#[unsafe(no_mangle)]
+static SOCK_SK_BACKLOG_OFFSET: Global<u32> = Global::new(u32::MAX);
+
 #[unsafe(no_mangle)]
 static NETNS_LAYOUT: Global<NetnsOffsets> = Global::new(NetnsOffsets::NONE);
 
@@ -108,6 +113,19 @@ pub fn tuple(sk: u64, ev: &mut Event) -> Result<(), u32> {
         ev.daddr = get::<[u8; 16]>(head, sk, o.daddr_v6)?;
     }
     Ok(())
+}
+
+/// A listener's backlog (`sk_max_ack_backlog`, the `listen()` argument as
+/// the kernel capped it); 0 when unknown.
+#[inline(always)]
+pub fn backlog(sk: u64) -> u32 {
+    let offset = SOCK_SK_BACKLOG_OFFSET.load();
+    if offset == u32::MAX {
+        return 0;
+    }
+    // SAFETY: reads kernel memory through bpf_probe_read_kernel.
+    unsafe { bpf_probe_read_kernel((sk as *const u8).wrapping_add(offset as usize) as *const u32) }
+        .unwrap_or(0)
 }
 
 /// The error the kernel stored on the socket (`sk_err`, e.g. ECONNREFUSED);

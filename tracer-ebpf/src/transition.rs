@@ -90,6 +90,10 @@ pub fn state_change(ev: &mut Event, connect: ConnectOwner) {
     if ev.old_state == SYN_SENT && ev.new_state == CLOSE {
         ev.errno = sock::error(ev.sk);
     }
+    // listen() sets the backlog before the socket starts listening.
+    if ev.new_state == LISTEN {
+        ev.value = u64::from(sock::backlog(ev.sk));
+    }
     if ev.old_state == LISTEN && ev.new_state == CLOSE {
         owner::forget_listener(ev.sk, ev.sport);
     }

@@ -43,6 +43,7 @@ pub enum Kind {
     TimeWaitPileUp,
     ResetWhileEstablished,
     TimeoutWhileEstablished,
+    AcceptQueueFull,
 }
 
 /// One diagnosis.

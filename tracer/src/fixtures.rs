@@ -53,6 +53,7 @@ pub fn process(pid: u32, comm: &str) -> ProcessSnapshot {
         remotes: Vec::new(),
         connections: Vec::new(),
         connections_total: 0,
+        listeners: Vec::new(),
         recent: Vec::new(),
     }
 }

@@ -104,8 +104,44 @@ pub struct ProcessSnapshot {
     pub connections: Vec<ConnectionSnapshot>,
     /// Number of live connections, including those not listed.
     pub connections_total: u64,
+    /// Its listening sockets and their accept queues, fullest first.
+    pub listeners: Vec<ListenerSnapshot>,
     /// The most recent events of this process, oldest first.
     pub recent: Vec<RecentEvent>,
+}
+
+/// One listening socket of a process, at snapshot time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ListenerSnapshot {
+    pub local: std::net::SocketAddr,
+    /// The inode of its network namespace.
+    pub netns: u32,
+    /// Connections waiting in its accept queue (`ss`'s Recv-Q).
+    pub queue: u32,
+    /// The queue's capacity: the `listen()` backlog as the kernel capped it
+    /// (`ss`'s Send-Q). `None` for a listener that started before tracer.
+    pub backlog: Option<u32>,
+    /// Handshakes dropped because an accept queue was full, counted by its
+    /// network namespace while tracing and given to this listener, the
+    /// fullest there when they were counted: an estimate where several
+    /// listeners share a namespace.
+    pub overflows: u64,
+}
+
+impl ListenerSnapshot {
+    /// The kernel drops new handshakes once the queue holds more than the backlog.
+    pub fn full(&self) -> bool {
+        self.backlog.is_some_and(|b| self.queue > b)
+    }
+
+    /// How full, in thousandths of the backlog (the queue alone when the
+    /// backlog is unknown), for ranking.
+    pub fn fill(&self) -> u64 {
+        match self.backlog {
+            Some(b) => u64::from(self.queue) * 1000 / u64::from(b.max(1)),
+            None => u64::from(self.queue),
+        }
+    }
 }
 
 /// Event counts; all cumulative in a [`ProcessSnapshot`].
@@ -143,6 +179,9 @@ pub struct Counts {
     pub socket_resets: u64,
     /// ... of them ETIMEDOUT: the kernel gave up retransmitting.
     pub socket_timeouts: u64,
+    /// Handshakes dropped on its listeners' full accept queues (estimated:
+    /// see [`ListenerSnapshot::overflows`]).
+    pub listen_overflows: u64,
 }
 
 impl Counts {

@@ -129,6 +129,7 @@ impl Aggregator {
             p.connections.shrink_to_fit();
         }
         self.first_seen = first_seen;
+        self.apply_listeners(sample);
 
         for rows in sample.time_wait.chunks(ROWS_PER_PAUSE) {
             pause(self);

@@ -4,6 +4,7 @@
 
 mod gauges;
 mod latency;
+mod listeners;
 mod live;
 mod process;
 mod view;
@@ -71,6 +72,8 @@ pub struct Aggregator {
     snapshots: u64,
     /// Monotonic ns and events read at the previous snapshot.
     previous: Option<(u64, u64)>,
+    /// Each network namespace's `ListenOverflows` at the previous sample.
+    overflows_seen: rustc_hash::FxHashMap<u32, u64>,
 }
 
 impl Aggregator {
@@ -83,6 +86,7 @@ impl Aggregator {
             first_seen: rustc_hash::FxHashMap::default(),
             snapshots: 0,
             previous: None,
+            overflows_seen: rustc_hash::FxHashMap::default(),
         }
     }
 
@@ -218,6 +222,12 @@ impl Aggregator {
         if ev.new_state == LISTEN {
             if !process.listen_ports.contains(&ev.sport) {
                 process.listen_ports.push(ev.sport);
+            }
+            // The kernel read the backlog when the socket started listening.
+            if let Ok(backlog) = u32::try_from(ev.value)
+                && backlog > 0
+            {
+                process.backlogs.insert(ev.sport, backlog);
             }
             return;
         }

@@ -17,7 +17,7 @@ use super::{
 use crate::{
     event::{ConnectResult, TraceEvent},
     proc::FdUsage,
-    snapshot::{ConnectionSnapshot, Counts, Gauges, Remote},
+    snapshot::{ConnectionSnapshot, Counts, Gauges, ListenerSnapshot, Remote},
 };
 
 /// Handshakes longer than this are clamped (µs): a minute.
@@ -121,6 +121,12 @@ pub struct ProcessAgg {
     pub gauges: Gauges,
     pub fds: Option<FdUsage>,
     pub listen_ports: Vec<u16>,
+    /// Backlogs of listeners seen starting to listen, by port.
+    pub backlogs: HashMap<u16, u32>,
+    /// From the latest /proc sample, with the overflows given to each.
+    pub listeners: Vec<ListenerSnapshot>,
+    /// Overflows given to each listener, by (network namespace, port).
+    pub listener_overflows: HashMap<(u32, u16), u64>,
     pub connections: Vec<ConnectionSnapshot>,
     pub connections_total: u64,
     /// Snapshot counter value when the process was last seen alive.
@@ -142,6 +148,9 @@ impl ProcessAgg {
             gauges: Gauges::default(),
             fds: None,
             listen_ports: Vec::new(),
+            backlogs: HashMap::default(),
+            listeners: Vec::new(),
+            listener_overflows: HashMap::default(),
             connections: Vec::new(),
             connections_total: 0,
             last_alive: 0,

@@ -103,6 +103,7 @@ fn row(local_port: u16, remote: IpAddr, remote_port: u16, state: u8, inode: u64)
         state,
         inode,
         netns: NETNS,
+        rx_queue: 0,
     }
 }
 
@@ -126,6 +127,7 @@ fn sample(at_ms: u64, processes: Vec<(ProcessId, Vec<SocketRow>)>) -> Sample {
             })
             .collect(),
         time_wait: Vec::new(),
+        listen_overflows: Vec::new(),
     }
 }
 
@@ -542,4 +544,49 @@ fn only_the_connections_most_worth_listing_are_kept() {
     all.truncate(10);
     assert_eq!(kept, all);
     assert_eq!(kept[0].retransmits, 988);
+}
+
+/// A listener's queue comes from the socket table, its backlog from the
+/// event of it starting to listen; overflows counted by its namespace after
+/// the first sample go to the fullest listener there.
+#[test]
+fn listeners_have_their_queue_backlog_and_overflows() {
+    let mut agg = Aggregator::new(0);
+    let mut listen = state(50, 0, CLOSE, LISTEN);
+    listen.sport = 8080;
+    listen.value = 1;
+    agg.observe(Some(SERVER), &listen);
+    let mut full = row(8080, HOME, 0, LISTEN, 7);
+    full.rx_queue = 2;
+    let mut idle = row(9090, HOME, 0, LISTEN, 8);
+    idle.rx_queue = 1;
+    let with = |full: &SocketRow, overflows: u64, at_ms: u64| {
+        let mut s = sample(at_ms, vec![(SERVER, vec![idle.clone(), full.clone()])]);
+        s.listen_overflows = vec![(NETNS, overflows)];
+        s
+    };
+    agg.apply(&with(&full, 40, 1));
+    let s = snap(&mut agg, 2);
+    let p = find(&s, SERVER);
+    assert_eq!(p.counts.listen_overflows, 0, "before tracing: not counted");
+    assert_eq!(p.listeners.len(), 2);
+    let first = p.listeners[0];
+    assert_eq!(
+        (first.local.port(), first.queue, first.backlog),
+        (8080, 2, Some(1))
+    );
+    assert!(first.full());
+    assert_eq!(p.listeners[1].backlog, None, "listening before tracing");
+    agg.apply(&with(&full, 52, 3));
+    let s = snap(&mut agg, 4);
+    let p = find(&s, SERVER);
+    assert_eq!(p.counts.listen_overflows, 12);
+    assert_eq!(p.listeners[0].overflows, 12);
+    assert_eq!(p.listeners[1].overflows, 0);
+    // Kept while the queue drains.
+    full.rx_queue = 0;
+    agg.apply(&with(&full, 52, 5));
+    let s = snap(&mut agg, 6);
+    let p = find(&s, SERVER);
+    assert_eq!(p.listeners.iter().map(|l| l.overflows).sum::<u64>(), 12);
 }

@@ -65,6 +65,7 @@ pub fn process(
         remotes,
         connections: p.connections.clone(),
         connections_total: p.connections_total,
+        listeners: p.listeners.clone(),
         recent: p.recent.iter().map(|r| recent(r, now_ns, at)).collect(),
     }
 }

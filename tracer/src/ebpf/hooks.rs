@@ -610,6 +610,7 @@ mod tests {
             maps::GLOBAL_SOCK_LAYOUT,
             maps::GLOBAL_NETNS_LAYOUT,
             maps::GLOBAL_SK_ERR_OFFSET,
+            maps::GLOBAL_SK_BACKLOG_OFFSET,
             maps::GLOBAL_PREEXISTING_SEEDED,
         ];
         for global in globals.into_iter().chain(tracepoints().map(|t| t.global)) {

@@ -207,6 +207,13 @@ pub fn load(settings: &Settings) -> Result<Loaded, LoadError> {
         .unwrap_or(NetnsOffsets::NONE);
     loader.override_global(maps::GLOBAL_NETNS_LAYOUT, &netns, true);
     loader.override_global(maps::GLOBAL_SK_ERR_OFFSET, &sk_err_offset, true);
+    // Where a listener's backlog is, for the accept queue's capacity.
+    let backlog_offset = btf
+        .as_ref()
+        .ok()
+        .and_then(|btf| btf.member_offset("sock", "sk_max_ack_backlog").ok())
+        .unwrap_or(u32::MAX);
+    loader.override_global(maps::GLOBAL_SK_BACKLOG_OFFSET, &backlog_offset, true);
     let mut ebpf = loader.load(OBJECT).map_err(LoadError::Object)?;
 
     // The filter must be complete before the first program runs.

@@ -164,6 +164,16 @@ pub static RULES: &[Rule] = &[
         thresholds: &[threshold!(Count, ESTABLISHED_TIMEOUTS)],
         check: Check::Remote(timeout_while_established),
     },
+    Rule {
+        id: "accept_queue_full",
+        kind: Kind::AcceptQueueFull,
+        headline: "accept queue full: not accepting connections fast enough, clients see timeouts",
+        headline_critical: None,
+        fires_when: "a listener's accept queue holds more than its backlog, or handshakes were dropped for a full queue (ListenOverflows)",
+        severity: "critical once handshakes were dropped",
+        thresholds: &[],
+        check: Check::Process(accept_queue_full),
+    },
 ];
 
 fn close_wait(p: &ProcessSnapshot, _: Context) -> Option<Hit> {
@@ -337,6 +347,30 @@ fn packet_loss(p: &ProcessSnapshot, r: &RemoteSnapshot) -> Option<Hit> {
             n * 100 / process_retransmits.max(1)
         ),
     })
+}
+
+fn accept_queue_full(p: &ProcessSnapshot, _: Context) -> Option<Hit> {
+    let fullest = p.listeners.first()?;
+    let dropped = p.counts.listen_overflows;
+    if !fullest.full() && dropped == 0 {
+        return None;
+    }
+    let mut evidence = format!(":{} holds {}", fullest.local.port(), fullest.queue);
+    if let Some(backlog) = fullest.backlog {
+        evidence += &format!(" (backlog {backlog})");
+    }
+    if dropped > 0 {
+        evidence += &format!(
+            ", {} dropped for a full queue",
+            human::plural(dropped, "handshake", "handshakes")
+        );
+    }
+    let severity = if dropped > 0 {
+        Severity::Critical
+    } else {
+        Severity::Warning
+    };
+    Some(Hit { severity, evidence })
 }
 
 fn reset_while_established(_: &ProcessSnapshot, r: &RemoteSnapshot) -> Option<Hit> {

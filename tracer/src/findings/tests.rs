@@ -5,7 +5,7 @@ use std::time::Duration;
 use super::{words::Value, *};
 use crate::{
     fixtures::{self, process, server},
-    snapshot::{FdUsage, ProcessSnapshot},
+    snapshot::{FdUsage, ListenerSnapshot, ProcessSnapshot},
 };
 
 fn kinds(p: ProcessSnapshot) -> Vec<(Kind, Severity)> {
@@ -389,6 +389,7 @@ fn the_table_has_one_rule_per_kind_in_order_with_unique_ids() {
             Kind::TimeWaitPileUp,
             Kind::ResetWhileEstablished,
             Kind::TimeoutWhileEstablished,
+            Kind::AcceptQueueFull,
         ]
     );
     let ids: Vec<&str> = RULES.iter().map(|r| r.id).collect();
@@ -404,7 +405,48 @@ fn the_table_has_one_rule_per_kind_in_order_with_unique_ids() {
             "time_wait_pileup",
             "reset_while_established",
             "timeout_while_established",
+            "accept_queue_full",
         ]
+    );
+}
+
+#[test]
+fn a_full_accept_queue() {
+    let mut p = process(10, "server");
+    let mut l = ListenerSnapshot {
+        local: "0.0.0.0:8080".parse().unwrap(),
+        netns: 1,
+        queue: 1,
+        backlog: Some(1),
+        overflows: 0,
+    };
+    p.listeners = vec![l];
+    assert!(
+        kinds(p.clone()).is_empty(),
+        "at the backlog is not yet full"
+    );
+    l.queue = 2;
+    p.listeners = vec![l];
+    let f = only(p.clone());
+    assert_eq!(
+        (f.kind, f.severity),
+        (Kind::AcceptQueueFull, Severity::Warning)
+    );
+    assert_eq!(f.evidence, ":8080 holds 2 (backlog 1)");
+    p.counts.listen_overflows = 12;
+    let f = only(p.clone());
+    assert_eq!(f.severity, Severity::Critical);
+    assert_eq!(
+        f.evidence,
+        ":8080 holds 2 (backlog 1), 12 handshakes dropped for a full queue"
+    );
+    // Drained since, or started before tracer (backlog unknown): the drops say it.
+    l.queue = 0;
+    l.backlog = None;
+    p.listeners = vec![l];
+    assert_eq!(
+        only(p).evidence,
+        ":8080 holds 0, 12 handshakes dropped for a full queue"
     );
 }
 

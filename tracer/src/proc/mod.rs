@@ -3,6 +3,7 @@
 //! the aggregator's input: the aggregator (and the snapshot, which carries
 //! [`ProcessId`] and [`FdUsage`] as read) import them, never the reverse.
 
+pub mod netstat;
 pub mod pacing;
 pub mod process;
 pub mod sampler;

@@ -21,6 +21,9 @@ pub struct Sample {
     pub processes: Vec<ProcessSample>,
     /// TIME_WAIT sockets (they belong to no process any more).
     pub time_wait: Vec<SocketRow>,
+    /// `ListenOverflows` of each network namespace a sampled listener is
+    /// in: (namespace inode, count since boot).
+    pub listen_overflows: Vec<(u32, u64)>,
 }
 
 /// One live process.
@@ -98,6 +101,22 @@ impl Sampler {
             }
         });
 
+        // Each namespace's accept-queue overflows, read where a listener is.
+        let mut listen_overflows: Vec<(u32, u64)> = Vec::new();
+        for ((id, _), rows) in found.iter().zip(&rows) {
+            for row in rows
+                .iter()
+                .filter(|r| r.state == tracer_common::tcp::LISTEN)
+            {
+                if listen_overflows.iter().any(|(ns, _)| *ns == row.netns) {
+                    continue;
+                }
+                if let Some(n) = super::netstat::listen_overflows(id.pid) {
+                    listen_overflows.push((row.netns, n));
+                }
+            }
+        }
+
         let processes = found
             .into_iter()
             .zip(rows)
@@ -121,6 +140,7 @@ impl Sampler {
             at_ns: now_ns,
             processes,
             time_wait,
+            listen_overflows,
         }
     }
 }

@@ -24,6 +24,9 @@ pub struct SocketRow {
     pub inode: u64,
     /// The inode number of the network namespace whose table lists it.
     pub netns: u32,
+    /// `rx_queue`: for a listener, the connections waiting in its accept
+    /// queue; for a connection, bytes received and not yet read.
+    pub rx_queue: u32,
 }
 
 /// Parses the text of `/proc/net/tcp` or `/proc/net/tcp6`; malformed rows are skipped.
@@ -38,7 +41,9 @@ fn parse_row(line: &str) -> Option<SocketRow> {
     let (local, local_port) = parse_endpoint(cols.nth(1)?)?;
     let (remote, remote_port) = parse_endpoint(cols.next()?)?;
     let state = u8::from_str_radix(cols.next()?, 16).ok()?;
-    let inode = cols.nth(5)?.parse().ok()?;
+    let (_, rx_queue) = cols.next()?.split_once(':')?;
+    let rx_queue = u32::from_str_radix(rx_queue, 16).ok()?;
+    let inode = cols.nth(4)?.parse().ok()?;
     Some(SocketRow {
         local,
         local_port,
@@ -48,6 +53,7 @@ fn parse_row(line: &str) -> Option<SocketRow> {
         inode,
         // Filled in by the walk, which knows whose table this is.
         netns: 0,
+        rx_queue,
     })
 }
 

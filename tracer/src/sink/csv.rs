@@ -65,6 +65,9 @@ struct Row<'a> {
     start_time: Option<String>,
     connect_abandoned: u64,
     socket_errors: u64,
+    accept_queue: Option<u32>,
+    accept_backlog: Option<u32>,
+    listen_overflows: u64,
 }
 
 impl<'a> Row<'a> {
@@ -112,6 +115,9 @@ impl<'a> Row<'a> {
                 .map(|t| humantime::format_rfc3339_seconds(t).to_string()),
             connect_abandoned: c.connect_abandoned,
             socket_errors: c.socket_errors,
+            accept_queue: p.listeners.first().map(|l| l.queue),
+            accept_backlog: p.listeners.first().and_then(|l| l.backlog),
+            listen_overflows: c.listen_overflows,
         }
     }
 }

@@ -265,6 +265,11 @@ impl Peer {
         Self::listen_in_mode(netns, host, "leak")
     }
 
+    /// A listener inside `netns` with a backlog of 1 that never accepts.
+    pub fn stuck_listener_in(netns: &str, host: &str) -> (Self, u16) {
+        Self::listen_in_mode(netns, host, "stuck")
+    }
+
     /// A listener inside `netns` on a given port.
     pub fn listen_in_on(netns: &str, host: &str, port: u16) -> Self {
         let mut p = Self::spawn_in(Some(netns), &["listen", host, "drain", &port.to_string()]);

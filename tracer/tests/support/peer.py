@@ -36,6 +36,13 @@ def listen(host, how="drain", port=0):
     srv = socket.socket(family(host), socket.SOCK_STREAM)
     srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     srv.bind((host, int(port)))
+    if how == "stuck":
+        # Backlog 1 and never accepting: the accept queue fills at two and
+        # the kernel drops further handshakes (ListenOverflows).
+        srv.listen(1)
+        print(srv.getsockname()[1], flush=True)
+        sys.stdin.read()
+        return
     srv.listen(128)
     print(srv.getsockname()[1], flush=True)
     conns = []
@@ -125,6 +132,27 @@ def emfile(limit):
     sys.stdin.read()
 
 
+def burst(host, port, count):
+    """On each line: start `count` non-blocking connects at once; on
+    `close`, close them all."""
+    socks = []
+    for line in sys.stdin:
+        if line.strip() == "close":
+            for s in socks:
+                s.close()
+            socks = []
+            print("closed", flush=True)
+            continue
+        for _ in range(int(count)):
+            s = socket.socket(family(host), socket.SOCK_STREAM)
+            s.setblocking(False)
+            err = s.connect_ex((host, int(port)))
+            if err not in (0, errno.EINPROGRESS):
+                raise OSError(err, os.strerror(err))
+            socks.append(s)
+        print(len(socks), flush=True)
+
+
 def open_many(host, port, count):
     sys.stdin.readline()
     conns = [socket.create_connection((host, int(port))) for _ in range(int(count))]
@@ -133,6 +161,12 @@ def open_many(host, port, count):
 
 
 if __name__ == "__main__":
-    {"listen": listen, "connect": connect, "emfile": emfile, "open": open_many}[sys.argv[1]](
+    {
+        "listen": listen,
+        "connect": connect,
+        "emfile": emfile,
+        "open": open_many,
+        "burst": burst,
+    }[sys.argv[1]](
         *sys.argv[2:]
     )

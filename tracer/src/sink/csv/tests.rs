@@ -33,7 +33,7 @@ const CONTRACT: [&str; 23] = [
 ];
 
 /// Every column, in order: the whole format as README documents it.
-const COLUMNS: [&str; 37] = [
+const COLUMNS: [&str; 40] = [
     "timestamp",
     "pid",
     "comm",
@@ -71,6 +71,9 @@ const COLUMNS: [&str; 37] = [
     "start_time",
     "connect_abandoned",
     "socket_errors",
+    "accept_queue",
+    "accept_backlog",
+    "listen_overflows",
 ];
 
 fn process(pid: u32, comm: &str) -> ProcessSnapshot {
@@ -91,6 +94,7 @@ fn process(pid: u32, comm: &str) -> ProcessSnapshot {
         remotes: Vec::new(),
         connections: Vec::new(),
         connections_total: 0,
+        listeners: Vec::new(),
         recent: Vec::new(),
     }
 }

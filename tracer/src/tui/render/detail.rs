@@ -144,10 +144,12 @@ fn summary(p: &ProcessSnapshot) -> Vec<Line<'static>> {
     {
         *last += &format!(" (oldest {})", human::age(age));
     }
-    sockets.extend(nonzero(&[
-        (g.time_wait, "TIME_WAIT"),
-        (g.listen, "listening"),
-    ]));
+    sockets.extend(nonzero(&[(g.time_wait, "TIME_WAIT")]));
+    if !p.listeners.is_empty() {
+        sockets.push(listeners(p));
+    } else if g.listen > 0 {
+        sockets.push(format!("{} listening", human::count(g.listen)));
+    }
     let sockets = if sockets.is_empty() {
         "no sockets".to_owned()
     } else {
@@ -195,6 +197,30 @@ fn summary(p: &ProcessSnapshot) -> Vec<Line<'static>> {
             Line::from(spans)
         })
         .collect()
+}
+
+/// `listening on :8080 (queue 2 of 1, 12 dropped), :9090 (queue 0 of 128)`:
+/// the fullest three listeners and their accept queues.
+fn listeners(p: &ProcessSnapshot) -> String {
+    const SHOWN: usize = 3;
+    let mut parts: Vec<String> = p
+        .listeners
+        .iter()
+        .take(SHOWN)
+        .map(|l| {
+            let of = l.backlog.map_or(String::new(), |b| format!(" of {b}"));
+            let dropped = if l.overflows > 0 {
+                format!(", {} dropped", human::count(l.overflows))
+            } else {
+                String::new()
+            };
+            format!(":{} (queue {}{of}{dropped})", l.local.port(), l.queue)
+        })
+        .collect();
+    if p.listeners.len() > SHOWN {
+        parts.push(format!("{} more", p.listeners.len() - SHOWN));
+    }
+    format!("listening on {}", parts.join(", "))
 }
 
 /// `12 refused`, `3 timed out` for the values that are not zero.
