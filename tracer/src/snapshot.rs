@@ -3,11 +3,12 @@
 
 use std::{
     net::{IpAddr, SocketAddr},
+    sync::Arc,
     time::{Duration, SystemTime},
 };
 
 // Read from /proc and carried as read.
-pub use crate::proc::{FdUsage, ProcessId};
+pub use crate::proc::{Cgroup, FdUsage, ProcessId};
 
 /// One point-in-time view.
 #[derive(Debug, Clone, PartialEq)]
@@ -78,6 +79,9 @@ impl KernelCounts {
 pub struct ProcessSnapshot {
     pub id: ProcessId,
     pub comm: String,
+    /// Its cgroup (container, pod, unit), read once; `None` until a /proc
+    /// sample has read it, or when it could not be.
+    pub cgroup: Option<Arc<Cgroup>>,
     /// The process has exited; its numbers are the last ones seen.
     pub exited: bool,
     /// Cumulative since tracing started.

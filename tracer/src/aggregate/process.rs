@@ -1,7 +1,7 @@
 //! What is accumulated per process and per remote endpoint, and how one event
 //! changes the counts.
 
-use std::{collections::VecDeque, net::SocketAddr};
+use std::{collections::VecDeque, net::SocketAddr, sync::Arc};
 
 use rustc_hash::FxHashMap as HashMap;
 use tracer_common::{
@@ -16,7 +16,7 @@ use super::{
 };
 use crate::{
     event::{ConnectResult, TraceEvent},
-    proc::FdUsage,
+    proc::{Cgroup, FdUsage},
     snapshot::{ConnectionSnapshot, Counts, Gauges, Remote},
 };
 
@@ -111,6 +111,7 @@ pub struct ProcessAgg {
     /// From the latest /proc sample.
     pub gauges: Gauges,
     pub fds: Option<FdUsage>,
+    pub cgroup: Option<Arc<Cgroup>>,
     pub listen_ports: Vec<u16>,
     pub connections: Vec<ConnectionSnapshot>,
     pub connections_total: u64,
@@ -132,6 +133,7 @@ impl ProcessAgg {
             recent: VecDeque::with_capacity(RECENT_MAX),
             gauges: Gauges::default(),
             fds: None,
+            cgroup: None,
             listen_ports: Vec::new(),
             connections: Vec::new(),
             connections_total: 0,

@@ -14,6 +14,7 @@ use crate::{
     aggregate::ConnectEnd,
     cli::TraceArgs,
     event::TraceEvent,
+    proc::Cgroup,
     sink::{
         csv::CsvSink,
         json::{self, JsonSink},
@@ -147,10 +148,16 @@ pub struct EventLines {
 }
 
 impl EventLines {
-    /// Writes one event's lines; `state_at` is the socket's state then,
-    /// `waited` how long a failed connect waited.
-    pub fn event(&mut self, ev: &TraceEvent, state_at: u8, waited: Option<ConnectEnd>) {
-        self.sink.event(ev, state_at, waited);
+    /// Writes one event's lines; `cgroup` is its owner's, `state_at` the
+    /// socket's state then, `waited` how long a failed connect waited.
+    pub fn event(
+        &mut self,
+        ev: &TraceEvent,
+        cgroup: Option<&Cgroup>,
+        state_at: u8,
+        waited: Option<ConnectEnd>,
+    ) {
+        self.sink.event(ev, cgroup, state_at, waited);
     }
 
     /// Hands what is buffered to the writer, without waiting.

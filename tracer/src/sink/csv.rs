@@ -64,6 +64,14 @@ struct Row<'a> {
     /// reused pid from the process that had it before.
     start_time: Option<String>,
     connect_abandoned: u64,
+    /// The container's short id (12 hex digits); empty outside containers.
+    container: Option<&'a str>,
+    /// The cgroup path (v2's, on a hybrid host too).
+    cgroup: Option<&'a str>,
+    /// The Kubernetes pod's uid; empty outside pods.
+    pod: Option<&'a str>,
+    /// The systemd unit, for a process in no container.
+    unit: Option<&'a str>,
 }
 
 impl<'a> Row<'a> {
@@ -110,6 +118,10 @@ impl<'a> Row<'a> {
             start_time: crate::proc::process::started_at(p.id.start_ticks)
                 .map(|t| humantime::format_rfc3339_seconds(t).to_string()),
             connect_abandoned: c.connect_abandoned,
+            container: p.cgroup.as_deref().and_then(|g| g.short_container()),
+            cgroup: p.cgroup.as_deref().map(|g| g.path.as_str()),
+            pod: p.cgroup.as_deref().and_then(|g| g.pod.as_deref()),
+            unit: p.cgroup.as_deref().and_then(|g| g.unit.as_deref()),
         }
     }
 }
