@@ -106,6 +106,7 @@ pub fn latency(counts: &[u64]) -> Latency {
     }
     Latency {
         count: total,
+        sum: buckets.iter().map(|&(upper, n)| upper * n).sum(),
         p50: quantile(0.5),
         p90: quantile(0.9),
         p99: quantile(0.99),

@@ -131,6 +131,10 @@ pub struct Counts {
     pub rst_received: u64,
     /// RSTs received while the connection was still in its handshake.
     pub rst_received_handshake: u64,
+    /// RSTs sent and received, by the phase of the connection they hit
+    /// (indexed as `aggregate::Phase::ALL`).
+    pub rst_sent_by_phase: [u64; 4],
+    pub rst_received_by_phase: [u64; 4],
     /// Connections that closed while traced.
     pub closed: u64,
     /// Failed network syscalls, any errno.
@@ -161,6 +165,8 @@ pub struct Rates {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Latency {
     pub count: u64,
+    /// Sum of the values (for means and Prometheus histograms).
+    pub sum: u64,
     pub p50: u64,
     pub p90: u64,
     pub p99: u64,

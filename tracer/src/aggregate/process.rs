@@ -51,9 +51,13 @@ pub fn count(counts: &mut Counts, ev: &TraceEvent, state_at: u8) {
         EventKind::Retransmit => counts.retransmits += 1,
         EventKind::SynRetransmit => counts.syn_retransmits += 1,
         EventKind::SynAckRetransmit => counts.synack_retransmits += 1,
-        EventKind::RstSent => counts.rst_sent += 1,
+        EventKind::RstSent => {
+            counts.rst_sent += 1;
+            counts.rst_sent_by_phase[Phase::of_state(state_at) as usize] += 1;
+        }
         EventKind::RstReceived => {
             counts.rst_received += 1;
+            counts.rst_received_by_phase[Phase::of_state(state_at) as usize] += 1;
             if Phase::of_state(state_at) == Phase::Handshake {
                 counts.rst_received_handshake += 1;
             }

@@ -175,6 +175,7 @@ fn a_row_carries_counts_percentiles_and_gauges() {
     };
     p.handshake_us = Latency {
         count: 7,
+        sum: 2000,
         p50: 120,
         p90: 300,
         p99: 900,
