@@ -51,11 +51,7 @@ impl Prometheus {
             .stderr(log)
             .spawn()
             .expect("spawn prometheus");
-        let prometheus = Self {
-            child,
-            addr,
-            dir,
-        };
+        let prometheus = Self { child, addr, dir };
         let deadline = Instant::now() + Duration::from_secs(60);
         while curl(&format!("http://{}/-/ready", prometheus.addr)).is_none() {
             assert!(
