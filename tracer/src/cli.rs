@@ -1,6 +1,10 @@
 //! Command-line interface.
 
-use std::{path::PathBuf, time::Duration};
+use std::{
+    net::{Ipv4Addr, SocketAddr},
+    path::PathBuf,
+    time::Duration,
+};
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use tracer_common::maps::{DEFAULT_RING_BYTES, OWNERS_CAPACITY};
@@ -108,6 +112,13 @@ pub struct TraceArgs {
     /// cannot be written is an error before anything is loaded.
     #[arg(long, value_name = "PATH")]
     pub summary_json: Option<PathBuf>,
+
+    /// Serve Prometheus metrics at http://ADDR/metrics (ADDR is IP:PORT, or
+    /// :PORT for every address), updated at every snapshot: per command and
+    /// container, never per pid (README, "Prometheus metrics"). A port in use
+    /// is an error before anything is loaded.
+    #[arg(long, value_parser = parse_listen_addr, value_name = "ADDR")]
+    pub prometheus: Option<SocketAddr>,
 
     /// How often snapshots are taken: CSV rows, /proc gauges, `stats` lines;
     /// from 100ms to 1 day. On a host where reading /proc would take over 2%
@@ -303,6 +314,23 @@ pub fn parse_interval(text: &str) -> Result<Duration, String> {
     )
 }
 
+/// `--prometheus`: `IP:PORT` (`[IPv6]:PORT` for IPv6), or `:PORT` for every
+/// IPv4 address. Port 0 picks a free port (tracer says which).
+pub fn parse_listen_addr(text: &str) -> Result<SocketAddr, String> {
+    let text = text.trim();
+    let bad = || {
+        format!(
+            "`{text}` is not an address to listen on: use IP:PORT (127.0.0.1:9100, \
+             [::1]:9100) or :PORT"
+        )
+    };
+    if let Some(port) = text.strip_prefix(':') {
+        let port: u16 = port.parse().map_err(|_| bad())?;
+        return Ok(SocketAddr::from((Ipv4Addr::UNSPECIFIED, port)));
+    }
+    text.parse().map_err(|_| bad())
+}
+
 /// `--ring-buffer-size`: a power of two from 4096 bytes to 1 GiB.
 pub fn parse_ring_bytes(text: &str) -> Result<u32, String> {
     let bytes: u32 = text
@@ -367,6 +395,39 @@ mod tests {
         assert!(parse_ring_bytes("2048").is_err());
         assert!(parse_ring_bytes("2147483648").is_err());
         assert_eq!(parse_ring_bytes("8192"), Ok(8192));
+    }
+
+    #[test]
+    fn listen_addresses() {
+        assert_eq!(
+            parse_listen_addr("127.0.0.1:9100"),
+            Ok("127.0.0.1:9100".parse().unwrap())
+        );
+        assert_eq!(
+            parse_listen_addr("[::1]:9100"),
+            Ok("[::1]:9100".parse().unwrap())
+        );
+        assert_eq!(
+            parse_listen_addr(":9100"),
+            Ok("0.0.0.0:9100".parse().unwrap())
+        );
+        assert_eq!(parse_listen_addr(" :0 "), Ok("0.0.0.0:0".parse().unwrap()));
+        for bad in [
+            "",
+            "9100",
+            "localhost:9100",
+            "127.0.0.1",
+            "127.0.0.1:",
+            "127.0.0.1:65536",
+            ":http",
+            "::1:9100",
+            "http://127.0.0.1:9100/metrics",
+        ] {
+            let err = parse_listen_addr(bad).unwrap_err();
+            assert!(err.contains("IP:PORT"), "{bad}: {err}");
+        }
+        let cli = Cli::try_parse_from(["tracer", "--prometheus", "nope"]).unwrap_err();
+        assert_eq!(cli.exit_code(), 2, "bad usage");
     }
 
     #[test]

@@ -30,6 +30,26 @@ pub enum Severity {
     Critical,
 }
 
+impl Severity {
+    /// As the `severity` label of `tracer_findings` says it.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Self::Warning => "warning",
+            Self::Critical => "critical",
+        }
+    }
+}
+
+impl Kind {
+    /// The stable id of the kind's rule (README's Findings table).
+    pub fn id(self) -> &'static str {
+        RULES
+            .iter()
+            .find(|rule| rule.kind == self)
+            .map_or("unknown", |rule| rule.id)
+    }
+}
+
 /// What a finding is about; one process can have several of each kind (one
 /// per remote). One per entry of [`RULES`], in the same order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -64,14 +84,8 @@ pub struct Finding {
 /// One rule: an entry of [`RULES`].
 #[derive(Debug)]
 pub struct Rule {
-    /// Names the rule for good (snake_case; never reused for another rule).
-    #[cfg_attr(
-        not(test),
-        expect(
-            dead_code,
-            reason = "names the rule in README's Findings table, which a test renders"
-        )
-    )]
+    /// Names the rule for good (snake_case; never reused for another rule):
+    /// README's Findings table and the `finding` label of `tracer_findings`.
     pub id: &'static str,
     pub kind: Kind,
     /// The headline of a finding; `{server}` or `{remote}` stands for the

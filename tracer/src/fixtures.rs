@@ -37,6 +37,7 @@ pub fn process(pid: u32, comm: &str) -> ProcessSnapshot {
             pid,
             start_ticks: u64::from(pid) * 100,
         },
+        cgroup: None,
         comm: comm.to_owned(),
         exited: false,
         counts: Counts::default(),
@@ -56,6 +57,11 @@ pub fn process(pid: u32, comm: &str) -> ProcessSnapshot {
         listeners: Vec::new(),
         recent: Vec::new(),
     }
+}
+
+/// The cgroup a `/proc/<pid>/cgroup` text names.
+pub fn cgroup(text: &str) -> Option<std::sync::Arc<crate::snapshot::Cgroup>> {
+    crate::proc::cgroup::parse(text).map(std::sync::Arc::new)
 }
 
 pub fn addr(text: &str) -> SocketAddr {
@@ -102,6 +108,7 @@ pub fn latency(counts: &[u64]) -> Latency {
     }
     Latency {
         count: total,
+        sum: buckets.iter().map(|&(upper, n)| upper * n).sum(),
         p50: quantile(0.5),
         p90: quantile(0.9),
         p99: quantile(0.99),
@@ -337,6 +344,16 @@ pub fn misbehaving() -> Snapshot {
     exited.fds = None;
     exited.counts.connects = 3;
     exited.counts.connect_ok = 3;
+
+    // billing runs in a docker container, fetcher in a Kubernetes pod, proxy
+    // as a systemd service.
+    billing.cgroup = cgroup(
+        "0::/system.slice/docker-9c1f0e4b7a2d5c8e3f6a9b0c1d2e3f4a5b6c7d8e9f0a1b2c3d4e5f6a7b8c9d0e.scope",
+    );
+    fetcher.cgroup = cgroup(
+        "0::/kubepods.slice/kubepods-besteffort.slice/kubepods-besteffort-pod7d0c4f2e_1b3a_4c5d_8e9f_0a1b2c3d4e5f.slice/cri-containerd-e5f6a7b8c9d0e1f2a3b4c5d6e7f8091a2b3c4d5e6f708192a3b4c5d6e7f80912.scope",
+    );
+    proxy.cgroup = cgroup("0::/system.slice/proxy.service");
 
     let mut s = snapshot(vec![proxy, billing, fetcher, exited]);
     s.events_per_sec = 1_312.0;

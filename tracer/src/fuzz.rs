@@ -32,7 +32,7 @@ proptest! {
         let clock = Clock::with_offset(i128::from(i64::MAX));
         if let Ok(ev) = TraceEvent::decode(&bytes, &clock) {
             let mut out = Vec::new();
-            json::render(&ev, ev.old_state, None, &mut out);
+            json::render(&ev, None, ev.old_state, None, &mut out);
             prop_assert!(out.ends_with(b"\n"));
             let mut agg = Aggregator::new(0);
             agg.observe(None, &ev);
@@ -64,7 +64,7 @@ proptest! {
                     syns: ev.pid,
                     race_lost: ev.sport % 2 == 0,
                 };
-                json::render(&ev, ev.new_state, Some(waited), &mut out);
+                json::render(&ev, None, ev.new_state, Some(waited), &mut out);
                 prop_assert!(out.ends_with(b"\n"));
                 let owner = (ev.pid % 3 != 0).then_some(crate::proc::ProcessId {
                     pid: ev.pid % 3,

@@ -206,7 +206,8 @@ impl Feed<'_> {
                 }
                 _ => ev,
             };
-            events.event(ev, observed.state_at, observed.waited);
+            let cgroup = observed.owner.and_then(|id| self.identities.cgroup(id));
+            events.event(ev, cgroup, observed.state_at, observed.waited);
         }
     }
 }

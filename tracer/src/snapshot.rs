@@ -3,11 +3,12 @@
 
 use std::{
     net::{IpAddr, SocketAddr},
+    sync::Arc,
     time::{Duration, SystemTime},
 };
 
 // Read from /proc and carried as read.
-pub use crate::proc::{FdUsage, ProcessId};
+pub use crate::proc::{Cgroup, FdUsage, ProcessId};
 
 /// One point-in-time view.
 #[derive(Debug, Clone, PartialEq)]
@@ -81,6 +82,9 @@ impl KernelCounts {
 pub struct ProcessSnapshot {
     pub id: ProcessId,
     pub comm: String,
+    /// Its cgroup (container, pod, unit), read once; `None` until a /proc
+    /// sample has read it, or when it could not be.
+    pub cgroup: Option<Arc<Cgroup>>,
     /// The process has exited; its numbers are the last ones seen.
     pub exited: bool,
     /// Cumulative since tracing started.
@@ -166,6 +170,10 @@ pub struct Counts {
     pub rst_received: u64,
     /// RSTs received while the connection was still in its handshake.
     pub rst_received_handshake: u64,
+    /// RSTs sent and received, by the phase of the connection they hit
+    /// (indexed as `aggregate::Phase::ALL`).
+    pub rst_sent_by_phase: [u64; 4],
+    pub rst_received_by_phase: [u64; 4],
     /// Connections that closed while traced.
     pub closed: u64,
     /// Failed network syscalls, any errno.
@@ -206,6 +214,8 @@ pub struct Rates {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Latency {
     pub count: u64,
+    /// Sum of the values (for means and Prometheus histograms).
+    pub sum: u64,
     pub p50: u64,
     pub p90: u64,
     pub p99: u64,

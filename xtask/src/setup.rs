@@ -14,7 +14,9 @@ use anyhow::{Context as _, Result, bail};
 use crate::tools::{self, Workspace};
 
 /// Debian packages the tests and the VM runner use. busybox-static is required by
-/// virtme-ng; linux-image-amd64 is Debian's 6.1 kernel booted by `cargo xtask test`.
+/// virtme-ng; linux-image-amd64 is Debian's 6.1 kernel booted by `cargo xtask test`;
+/// prometheus (the server and `promtool`) scrapes tracer's `--prometheus` endpoint in
+/// the `prometheus` suite, which runs on this kernel only.
 const DEBIAN_PACKAGES: &[&str] = &[
     "iproute2",
     "nftables",
@@ -25,6 +27,7 @@ const DEBIAN_PACKAGES: &[&str] = &[
     "python3",
     "tmux",
     "procps",
+    "prometheus",
 ];
 
 const TRACEFS: &str = "/sys/kernel/tracing";

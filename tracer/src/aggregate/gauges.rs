@@ -52,6 +52,9 @@ impl Aggregator {
                 p.comm.clone_from(&ps.comm);
             }
             p.fds = ps.fds;
+            if ps.cgroup.is_some() {
+                p.cgroup.clone_from(&ps.cgroup);
+            }
             p.gauges = Gauges::default();
             p.listen_ports = ps
                 .sockets

@@ -45,6 +45,7 @@ impl Distribution {
         }
         Latency {
             count: self.hist.len(),
+            sum: (self.hist.mean() * self.hist.len() as f64).round() as u64,
             p50: q(0.50),
             p90: q(0.90),
             p99: q(0.99),

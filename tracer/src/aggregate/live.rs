@@ -30,6 +30,14 @@ pub enum Phase {
 }
 
 impl Phase {
+    /// Every phase, in the order of the per-phase counts of [`crate::snapshot::Counts`].
+    pub const ALL: [Self; 4] = [
+        Self::Handshake,
+        Self::Established,
+        Self::Closing,
+        Self::None,
+    ];
+
     pub fn of_state(state: u8) -> Self {
         match state {
             SYN_SENT | SYN_RECV | NEW_SYN_RECV => Self::Handshake,

@@ -1,7 +1,7 @@
 //! What is accumulated per process and per remote endpoint, and how one event
 //! changes the counts.
 
-use std::{collections::VecDeque, net::SocketAddr};
+use std::{collections::VecDeque, net::SocketAddr, sync::Arc};
 
 use rustc_hash::FxHashMap as HashMap;
 use tracer_common::{
@@ -16,7 +16,7 @@ use super::{
 };
 use crate::{
     event::{ConnectResult, TraceEvent},
-    proc::FdUsage,
+    proc::{Cgroup, FdUsage},
     snapshot::{ConnectionSnapshot, Counts, Gauges, ListenerSnapshot, Remote},
 };
 
@@ -51,9 +51,13 @@ pub fn count(counts: &mut Counts, ev: &TraceEvent, state_at: u8) {
         EventKind::Retransmit => counts.retransmits += 1,
         EventKind::SynRetransmit => counts.syn_retransmits += 1,
         EventKind::SynAckRetransmit => counts.synack_retransmits += 1,
-        EventKind::RstSent => counts.rst_sent += 1,
+        EventKind::RstSent => {
+            counts.rst_sent += 1;
+            counts.rst_sent_by_phase[Phase::of_state(state_at) as usize] += 1;
+        }
         EventKind::RstReceived => {
             counts.rst_received += 1;
+            counts.rst_received_by_phase[Phase::of_state(state_at) as usize] += 1;
             if Phase::of_state(state_at) == Phase::Handshake {
                 counts.rst_received_handshake += 1;
             }
@@ -120,6 +124,7 @@ pub struct ProcessAgg {
     /// From the latest /proc sample.
     pub gauges: Gauges,
     pub fds: Option<FdUsage>,
+    pub cgroup: Option<Arc<Cgroup>>,
     pub listen_ports: Vec<u16>,
     /// Backlogs of listeners seen starting to listen, by port.
     pub backlogs: HashMap<u16, u32>,
@@ -147,6 +152,7 @@ impl ProcessAgg {
             recent: VecDeque::with_capacity(RECENT_MAX),
             gauges: Gauges::default(),
             fds: None,
+            cgroup: None,
             listen_ports: Vec::new(),
             backlogs: HashMap::default(),
             listeners: Vec::new(),

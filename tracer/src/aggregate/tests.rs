@@ -123,6 +123,7 @@ fn sample(at_ms: u64, processes: Vec<(ProcessId, Vec<SocketRow>)>) -> Sample {
                     limit: Some(1024),
                     sockets: sockets.len() as u64,
                 }),
+                cgroup: None,
                 sockets,
             })
             .collect(),

@@ -54,6 +54,7 @@ pub fn process(
     ProcessSnapshot {
         id,
         comm: p.comm.clone(),
+        cgroup: p.cgroup.clone(),
         exited: p.exited,
         counts: p.counts,
         rates,

@@ -1,8 +1,9 @@
 //! What tracer reads from the system besides the ring buffer: processes,
-//! their descriptors and their TCP sockets, from /proc. The types here are
+//! their descriptors, their cgroups and their TCP sockets, from /proc. The types here are
 //! the aggregator's input: the aggregator (and the snapshot, which carries
 //! [`ProcessId`] and [`FdUsage`] as read) import them, never the reverse.
 
+pub mod cgroup;
 pub mod netstat;
 pub mod pacing;
 pub mod process;
@@ -10,6 +11,7 @@ pub mod sampler;
 pub mod sockets;
 
 pub use self::{
+    cgroup::Cgroup,
     process::{FdUsage, ProcessId},
     sampler::{ProcessSample, Sample},
 };

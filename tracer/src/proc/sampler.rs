@@ -1,13 +1,18 @@
 //! Samples /proc at each interval: who is alive (pid + start time), their
-//! file descriptors and limit, and their TCP sockets by state from the socket
+//! file descriptors and limit, their cgroup (read once per process), and
+//! their TCP sockets by state from the socket
 //! table of each network namespace. A sample of a busy host takes a while, so
 //! it runs off the event loop (see `trace::schedule`).
 
-use std::collections::{HashMap, HashSet};
+use std::{
+    collections::{HashMap, HashSet},
+    sync::Arc,
+};
 
 use tracer_common::tcp::TIME_WAIT;
 
 use super::{
+    cgroup::{self, Cgroup},
     process::{self, FdUsage, Fds, ProcessId},
     sockets::{self, SocketRow},
 };
@@ -32,6 +37,8 @@ pub struct ProcessSample {
     pub id: ProcessId,
     pub comm: String,
     pub fds: Option<FdUsage>,
+    /// Its cgroup: container, pod or unit; `None` when it could not be read.
+    pub cgroup: Option<Arc<Cgroup>>,
     /// Its TCP sockets, from the socket table of its network namespace.
     pub sockets: Vec<SocketRow>,
 }
@@ -49,16 +56,22 @@ pub enum Scope {
 #[derive(Debug)]
 pub struct Sampler {
     scope: Scope,
+    /// The cgroup of each process sampled last time: a process's cgroup is
+    /// read once (runtimes move a process before it runs the program).
+    cgroups: HashMap<ProcessId, Option<Arc<Cgroup>>>,
 }
 
 impl Sampler {
-    pub const fn new(scope: Scope) -> Self {
-        Self { scope }
+    pub fn new(scope: Scope) -> Self {
+        Self {
+            scope,
+            cgroups: HashMap::new(),
+        }
     }
 
     /// Reads everything about the processes in scope plus `known` (processes
     /// seen in events). `now_ns` stamps the sample (monotonic).
-    pub fn sample(&self, known: &[ProcessId], now_ns: u64) -> Sample {
+    pub fn sample(&mut self, known: &[ProcessId], now_ns: u64) -> Sample {
         let mut candidates: Vec<u32> = match &self.scope {
             Scope::Pids(pids) => pids.clone(),
             Scope::All => process::all_pids(),
@@ -117,7 +130,8 @@ impl Sampler {
             }
         }
 
-        let processes = found
+        let mut cgroups = HashMap::with_capacity(self.cgroups.len());
+        let processes: Vec<ProcessSample> = found
             .into_iter()
             .zip(rows)
             .filter(|((id, _), rows)| {
@@ -125,17 +139,27 @@ impl Sampler {
                     || !rows.is_empty()
                     || known_pids.contains(&id.pid)
             })
-            .map(|((id, fds), sockets)| ProcessSample {
-                id,
-                comm: process::comm(id.pid),
-                fds: Some(FdUsage {
-                    open: fds.open,
-                    limit: process::fd_limit(id.pid),
-                    sockets: fds.socket_inodes.len() as u64,
-                }),
-                sockets,
+            .map(|((id, fds), sockets)| {
+                let cgroup = self
+                    .cgroups
+                    .remove(&id)
+                    .unwrap_or_else(|| cgroup::read(id.pid).map(Arc::new));
+                cgroups.insert(id, cgroup.clone());
+                ProcessSample {
+                    id,
+                    comm: process::comm(id.pid),
+                    fds: Some(FdUsage {
+                        open: fds.open,
+                        limit: process::fd_limit(id.pid),
+                        sockets: fds.socket_inodes.len() as u64,
+                    }),
+                    cgroup,
+                    sockets,
+                }
             })
             .collect();
+        // The gone are forgotten.
+        self.cgroups = cgroups;
         Sample {
             at_ns: now_ns,
             processes,
@@ -154,7 +178,7 @@ mod tests {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let port = listener.local_addr().unwrap().port();
         let me = std::process::id();
-        let sampler = Sampler::new(Scope::Pids(vec![me]));
+        let mut sampler = Sampler::new(Scope::Pids(vec![me]));
         let sample = sampler.sample(&[], 1);
         assert_eq!(sample.processes.len(), 1);
         let p = &sample.processes[0];
@@ -163,11 +187,17 @@ mod tests {
         let fds = p.fds.unwrap();
         assert!(fds.open >= fds.sockets && fds.sockets >= 1);
         assert!(p.sockets.iter().any(|r| r.local_port == port));
+        let cgroup = p.cgroup.clone().expect("own cgroup");
+        let again = sampler.sample(&[], 2);
+        assert!(
+            Arc::ptr_eq(&cgroup, again.processes[0].cgroup.as_ref().unwrap()),
+            "read once"
+        );
     }
 
     #[test]
     fn a_gone_pid_is_left_out() {
-        let sampler = Sampler::new(Scope::Pids(vec![u32::MAX - 1]));
+        let mut sampler = Sampler::new(Scope::Pids(vec![u32::MAX - 1]));
         assert!(sampler.sample(&[], 1).processes.is_empty());
     }
 }

@@ -1,27 +1,49 @@
 //! Which process an event's pid names. The kernel reports a pid; the
 //! aggregator keys everything by [`ProcessId`] (pid + start time), so a pid
 //! reused by a new process is counted apart. This map is looked up for every
-//! event read, so it answers from memory: it learns identities from each
-//! /proc sample and reads `/proc/<pid>/stat` only for a pid it has not met.
+//! event read, so it answers from memory: it learns identities (and cgroups)
+//! from each /proc sample and reads `/proc/<pid>/stat` and
+//! `/proc/<pid>/cgroup` only for a pid it has not met.
 
-use std::collections::HashSet;
+use std::{collections::HashSet, sync::Arc};
 
-use crate::proc::{ProcessId, Sample, process};
+use crate::proc::{Cgroup, ProcessId, Sample, cgroup, process};
 
 /// pid → the process it names, refreshed at every /proc sample.
 #[derive(Debug, Default)]
 pub struct Identities {
     /// Looked up for every event, so with the cheaper hash.
-    map: rustc_hash::FxHashMap<u32, ProcessId>,
+    map: rustc_hash::FxHashMap<u32, Known>,
+}
+
+/// What is known of a pid.
+#[derive(Debug)]
+struct Known {
+    id: ProcessId,
+    cgroup: Option<Arc<Cgroup>>,
 }
 
 impl Identities {
     /// The process that `pid` names now (or named when it was last seen).
     pub fn identify(&mut self, pid: u32) -> ProcessId {
-        *self.map.entry(pid).or_insert_with(|| ProcessId {
-            pid,
-            start_ticks: process::start_ticks(pid).unwrap_or(0),
-        })
+        self.map
+            .entry(pid)
+            .or_insert_with(|| Known {
+                id: ProcessId {
+                    pid,
+                    start_ticks: process::start_ticks(pid).unwrap_or(0),
+                },
+                cgroup: cgroup::read(pid).map(Arc::new),
+            })
+            .id
+    }
+
+    /// The cgroup of a process identified before, if it could be read.
+    pub fn cgroup(&self, id: ProcessId) -> Option<&Cgroup> {
+        self.map
+            .get(&id.pid)
+            .filter(|known| known.id == id)
+            .and_then(|known| known.cgroup.as_deref())
     }
 
     /// Learns from a sample who is alive. A process alive at the previous
@@ -33,7 +55,13 @@ impl Identities {
         self.map
             .retain(|pid, _| alive.contains(pid) || known.contains(pid));
         for p in &sample.processes {
-            self.map.insert(p.id.pid, p.id);
+            self.map.insert(
+                p.id.pid,
+                Known {
+                    id: p.id,
+                    cgroup: p.cgroup.clone(),
+                },
+            );
         }
     }
 }
@@ -50,8 +78,19 @@ mod tests {
         let sampled = sample.processes[0].id;
         let mut ids = Identities::default();
         assert_eq!(ids.identify(me), sampled, "read from /proc on first sight");
+        assert_eq!(
+            ids.cgroup(sampled),
+            sample.processes[0].cgroup.as_deref(),
+            "the cgroup too"
+        );
         ids.refresh(&sample, &[]);
         assert_eq!(ids.identify(me), sampled);
+        assert!(ids.cgroup(sampled).is_some());
+        let other = ProcessId {
+            start_ticks: sampled.start_ticks + 1,
+            ..sampled
+        };
+        assert_eq!(ids.cgroup(other), None, "a reused pid is another process");
     }
 
     #[test]
@@ -67,6 +106,7 @@ mod tests {
                     id: gone,
                     comm: String::new(),
                     fds: None,
+                    cgroup: None,
                     sockets: Vec::new(),
                 }],
                 ..Sample::default()

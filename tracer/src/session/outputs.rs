@@ -1,9 +1,11 @@
 //! Where a trace's results go: `--events` lines as events are read, the live
 //! view, `--csv` rows and `stats` lines at each written snapshot, and the
-//! exit summary (stderr and `--summary-json`). Files are opened by [`Outputs::open`], before anything is
-//! loaded, so a path that cannot be written is an error at once. Another
-//! output (a Prometheus endpoint, say) is one more field here, opened in
-//! `open` and fed in [`Outputs::show`] or [`Outputs::write`].
+//! exit summary (stderr and `--summary-json`), and the `--prometheus`
+//! endpoint, fed every snapshot. Files are opened and the endpoint bound by
+//! [`Outputs::open`], before anything is loaded, so a path that cannot be
+//! written or a port in use is an error at once. Another output is one more
+//! field here, opened in `open` and fed in [`Outputs::show`] or
+//! [`Outputs::write`].
 
 use std::{io::Write as _, sync::Arc};
 
@@ -14,9 +16,11 @@ use crate::{
     aggregate::ConnectEnd,
     cli::TraceArgs,
     event::TraceEvent,
+    proc::Cgroup,
     sink::{
         csv::CsvSink,
         json::{self, JsonSink},
+        metrics::{Exposition, Metrics, serve},
         summary::{SummaryError, SummaryFile},
     },
     snapshot::Snapshot,
@@ -30,6 +34,8 @@ pub struct Outputs {
     view: Option<watch::Sender<Arc<Snapshot>>>,
     /// `--summary-json`, written at exit.
     summary: Option<SummaryFile>,
+    /// `--prometheus`: the metrics state and where the endpoint reads them.
+    metrics: Option<(Metrics, watch::Sender<Arc<Exposition>>)>,
 }
 
 impl Outputs {
@@ -42,11 +48,23 @@ impl Outputs {
             .as_deref()
             .map(SummaryFile::create)
             .transpose()?;
+        let metrics = match args.prometheus {
+            Some(addr) => {
+                let listener = serve::bind(addr)?;
+                let (tx, rx) = watch::channel(Arc::new(Exposition::default()));
+                let addr = serve::spawn(listener, rx)
+                    .with_context(|| format!("serving --prometheus on {addr}"))?;
+                eprintln!("tracer: serving Prometheus metrics at http://{addr}/metrics");
+                Some((Metrics::new(args.interval), tx))
+            }
+            None => None,
+        };
         Ok(Self {
             events: events.map(|sink| EventLines { sink }),
             csv,
             view: None,
             summary,
+            metrics,
         })
     }
 
@@ -62,10 +80,13 @@ impl Outputs {
         self.events.as_mut()
     }
 
-    /// Shows a snapshot just taken (the live view gets every one).
-    pub fn show(&self, snapshot: &Arc<Snapshot>) {
+    /// Shows a snapshot just taken (the live view and the metrics get every one).
+    pub fn show(&mut self, snapshot: &Arc<Snapshot>) {
         if let Some(view) = &self.view {
             view.send_replace(Arc::clone(snapshot));
+        }
+        if let Some((metrics, latest)) = self.metrics.as_mut() {
+            latest.send_replace(Arc::new(metrics.update(snapshot)));
         }
     }
 
@@ -147,10 +168,16 @@ pub struct EventLines {
 }
 
 impl EventLines {
-    /// Writes one event's lines; `state_at` is the socket's state then,
-    /// `waited` how long a failed connect waited.
-    pub fn event(&mut self, ev: &TraceEvent, state_at: u8, waited: Option<ConnectEnd>) {
-        self.sink.event(ev, state_at, waited);
+    /// Writes one event's lines; `cgroup` is its owner's, `state_at` the
+    /// socket's state then, `waited` how long a failed connect waited.
+    pub fn event(
+        &mut self,
+        ev: &TraceEvent,
+        cgroup: Option<&Cgroup>,
+        state_at: u8,
+        waited: Option<ConnectEnd>,
+    ) {
+        self.sink.event(ev, cgroup, state_at, waited);
     }
 
     /// Hands what is buffered to the writer, without waiting.

@@ -68,6 +68,14 @@ struct Row<'a> {
     accept_queue: Option<u32>,
     accept_backlog: Option<u32>,
     listen_overflows: u64,
+    /// The container's short id (12 hex digits); empty outside containers.
+    container: Option<&'a str>,
+    /// The cgroup path (v2's, on a hybrid host too).
+    cgroup: Option<&'a str>,
+    /// The Kubernetes pod's uid; empty outside pods.
+    pod: Option<&'a str>,
+    /// The systemd unit, for a process in no container.
+    unit: Option<&'a str>,
 }
 
 impl<'a> Row<'a> {
@@ -118,6 +126,10 @@ impl<'a> Row<'a> {
             accept_queue: p.listeners.first().map(|l| l.queue),
             accept_backlog: p.listeners.first().and_then(|l| l.backlog),
             listen_overflows: c.listen_overflows,
+            container: p.cgroup.as_deref().and_then(|g| g.short_container()),
+            cgroup: p.cgroup.as_deref().map(|g| g.path.as_str()),
+            pod: p.cgroup.as_deref().and_then(|g| g.pod.as_deref()),
+            unit: p.cgroup.as_deref().and_then(|g| g.unit.as_deref()),
         }
     }
 }

@@ -11,6 +11,7 @@ use crate::{
     aggregate::{ConnectEnd, Phase},
     errno,
     event::TraceEvent,
+    proc::Cgroup,
     snapshot::KernelCounts,
 };
 
@@ -123,13 +124,20 @@ fn escape(raw: &[u8], out: &mut Vec<u8>) {
 }
 
 /// Writes the line for one event, and a `connect` line after a state event
-/// that ends a handshake. `state_at` is the socket's state when it happened
+/// that ends a handshake. `cgroup` is the owner's (container, pod, unit and
+/// path, each when known). `state_at` is the socket's state when it happened
 /// (see `Aggregator::observe`), which gives RSTs their phase; `waited`, for a
 /// connect that failed, how long it waited (`after_us`) and how many SYNs it
 /// sent (`syns`).
-pub fn render(ev: &TraceEvent, state_at: u8, waited: Option<ConnectEnd>, out: &mut Vec<u8>) {
+pub fn render(
+    ev: &TraceEvent,
+    cgroup: Option<&Cgroup>,
+    state_at: u8,
+    waited: Option<ConnectEnd>,
+    out: &mut Vec<u8>,
+) {
     let name = TraceEvent::name_of(ev.kind);
-    let mut o = head(ev, name, out);
+    let mut o = head(ev, cgroup, name, out);
     match ev.kind {
         EventKind::State => {
             o.state("old_state", ev.old_state);
@@ -157,7 +165,7 @@ pub fn render(ev: &TraceEvent, state_at: u8, waited: Option<ConnectEnd>, out: &m
     }
     tail(ev, o);
     if let Some(result) = ev.connect_result() {
-        let mut o = head(ev, "connect", out);
+        let mut o = head(ev, cgroup, "connect", out);
         o.text("result", result.name());
         if let Some(w) = waited {
             o.num("after_us", w.after_us);
@@ -171,12 +179,29 @@ pub fn render(ev: &TraceEvent, state_at: u8, waited: Option<ConnectEnd>, out: &m
 }
 
 /// Time, event name, owner and addresses: the fields every event line starts with.
-fn head<'a>(ev: &TraceEvent, name: &str, out: &'a mut Vec<u8>) -> Object<'a> {
+fn head<'a>(
+    ev: &TraceEvent,
+    cgroup: Option<&Cgroup>,
+    name: &str,
+    out: &'a mut Vec<u8>,
+) -> Object<'a> {
     let mut o = Object::open(out);
     o.num("ts_ns", ev.ts_ns);
     o.text("event", name);
     o.num("pid", ev.pid);
     o.text("comm", ev.comm.as_str());
+    if let Some(cgroup) = cgroup {
+        if let Some(id) = cgroup.short_container() {
+            o.text("container", id);
+        }
+        o.text("cgroup", &cgroup.path);
+        if let Some(pod) = &cgroup.pod {
+            o.text("pod", pod);
+        }
+        if let Some(unit) = &cgroup.unit {
+            o.text("unit", unit);
+        }
+    }
     if ev.unattributed {
         o.yes("unattributed");
     }
@@ -261,8 +286,14 @@ impl JsonSink {
     }
 
     /// Writes one event's lines (see [`render`]).
-    pub fn event(&mut self, ev: &TraceEvent, state_at: u8, waited: Option<ConnectEnd>) {
-        render(ev, state_at, waited, self.out.buffer());
+    pub fn event(
+        &mut self,
+        ev: &TraceEvent,
+        cgroup: Option<&Cgroup>,
+        state_at: u8,
+        waited: Option<ConnectEnd>,
+    ) {
+        render(ev, cgroup, state_at, waited, self.out.buffer());
         self.out.lines_added();
     }
 
@@ -330,7 +361,7 @@ mod tests {
     /// The lines written for `ev`, parsed back.
     fn lines(ev: &TraceEvent, state_at: u8) -> Vec<Value> {
         let mut out = Vec::new();
-        render(ev, state_at, None, &mut out);
+        render(ev, None, state_at, None, &mut out);
         let text = String::from_utf8(out).unwrap();
         assert!(text.ends_with('\n'), "{text:?}");
         text.lines()
@@ -341,7 +372,7 @@ mod tests {
     #[test]
     fn state_event_has_the_contract_fields() {
         let mut out = Vec::new();
-        render(&state_event(), 0, None, &mut out);
+        render(&state_event(), None, 0, None, &mut out);
         assert_eq!(
             String::from_utf8(out).unwrap(),
             "{\"ts_ns\":1700000000000000000,\"event\":\"state\",\"pid\":77,\"comm\":\"curl\",\"family\":\"ipv4\",\"saddr\":\"127.0.0.1\",\"sport\":0,\"daddr\":\"127.0.0.1\",\"dport\":80,\"old_state\":\"CLOSE\",\"new_state\":\"SYN_SENT\"}\n"
@@ -361,6 +392,43 @@ mod tests {
         assert_eq!(v["unattributed"], true);
         assert_eq!(v["state"], "SYN_SENT");
         assert_eq!(v["phase"], "handshake");
+    }
+
+    #[test]
+    fn the_owners_container_pod_unit_and_cgroup() {
+        let id = "4f1d9b2a7c3e8d6f0a1b2c3d4e5f60718293a4b5c6d7e8f90a1b2c3d4e5f6071";
+        let cgroup = crate::proc::cgroup::parse(&format!(
+            "0::/kubepods/burstable/pod0b8f3c1e-5a7d-4e2b-9c6f-1d2e3f4a5b6c/{id}"
+        ))
+        .unwrap();
+        let mut ev = state_event();
+        ev.old_state = SYN_SENT;
+        ev.new_state = ESTABLISHED;
+        let mut out = Vec::new();
+        render(&ev, Some(&cgroup), 0, None, &mut out);
+        let lines: Vec<Value> = String::from_utf8(out)
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        assert_eq!(lines.len(), 2, "the state line and the connect line");
+        for v in &lines {
+            assert_eq!(v["container"], "4f1d9b2a7c3e");
+            assert_eq!(
+                v["cgroup"],
+                format!("/kubepods/burstable/pod0b8f3c1e-5a7d-4e2b-9c6f-1d2e3f4a5b6c/{id}")
+            );
+            assert_eq!(v["pod"], "0b8f3c1e-5a7d-4e2b-9c6f-1d2e3f4a5b6c");
+            assert!(v.get("unit").is_none());
+        }
+        let unit = crate::proc::cgroup::parse("0::/system.slice/api.service").unwrap();
+        let mut out = Vec::new();
+        render(&state_event(), Some(&unit), 0, None, &mut out);
+        let v: Value = serde_json::from_slice(&out).unwrap();
+        assert_eq!(
+            (v["unit"].as_str(), v.get("container")),
+            (Some("api.service"), None)
+        );
     }
 
     #[test]

@@ -188,7 +188,7 @@ pub async fn sample_once(
 
 /// Starts a /proc sample on a blocking thread: reading /proc on a busy host
 /// takes long enough to fill the ring buffer, which this thread drains.
-fn spawn_sample(sampler: Sampler, known: Vec<ProcessId>) -> JoinHandle<Sampled> {
+fn spawn_sample(mut sampler: Sampler, known: Vec<ProcessId>) -> JoinHandle<Sampled> {
     tokio::task::spawn_blocking(move || {
         priority::sampler();
         let _span = tracing::debug_span!("proc_sample", known = known.len()).entered();

@@ -9,6 +9,7 @@ use crate::{human, snapshot::ProcessSnapshot};
 pub enum Column {
     Pid,
     Comm,
+    Container,
     Connects,
     ConnectRate,
     Failures,
@@ -27,9 +28,10 @@ pub enum Column {
 }
 
 /// Table order (left to right); sorting steps through it too.
-pub const ALL: [Column; 17] = [
+pub const ALL: [Column; 18] = [
     Column::Pid,
     Column::Comm,
+    Column::Container,
     Column::Connects,
     Column::ConnectRate,
     Column::Failures,
@@ -59,6 +61,7 @@ impl Column {
         match self {
             Self::Pid => "PID",
             Self::Comm => "COMMAND",
+            Self::Container => "CONTAINER",
             Self::Connects => "CONN",
             Self::ConnectRate => "CONN/s",
             Self::Failures => "FAIL",
@@ -82,6 +85,7 @@ impl Column {
         match self {
             Self::Pid => "process id",
             Self::Comm => "command name",
+            Self::Container => "container id, else pod uid or systemd unit",
             Self::Connects => "connects started",
             Self::ConnectRate => "connects per second",
             Self::Failures => "connects refused, timed out or failed",
@@ -106,6 +110,7 @@ impl Column {
         match self {
             Self::Pid | Self::CloseWait => 7,
             Self::Comm => 11,
+            Self::Container => 14,
             Self::Fds => 10,
             _ => 6,
         }
@@ -130,12 +135,13 @@ impl Column {
             | Self::RetransmitRate
             | Self::HandshakeP50 => 2,
             Self::FailureRate | Self::RstRate => 3,
+            Self::Container => 4,
         }
     }
 
     /// Text columns sort A→Z first, numbers largest first.
     pub const fn descending_by_default(self) -> bool {
-        !matches!(self, Self::Pid | Self::Comm)
+        !matches!(self, Self::Pid | Self::Comm | Self::Container)
     }
 
     pub fn cell(self, p: &ProcessSnapshot) -> String {
@@ -150,6 +156,7 @@ impl Column {
         match self {
             Self::Pid => p.id.pid.to_string(),
             Self::Comm => p.comm.clone(),
+            Self::Container => workload(p).unwrap_or("-").to_owned(),
             Self::Connects => human::count(c.connects),
             Self::ConnectRate => human::rate(p.rates.connects),
             Self::Failures => human::count(c.connect_failures()),
@@ -180,6 +187,7 @@ impl Column {
         match self {
             Self::Pid => n(u64::from(p.id.pid)),
             Self::Comm => SortKey::Text(&p.comm),
+            Self::Container => SortKey::Text(workload(p).unwrap_or_default()),
             Self::Connects => n(c.connects),
             Self::ConnectRate => SortKey::Number(p.rates.connects),
             Self::Failures => n(c.connect_failures()),
@@ -218,7 +226,7 @@ impl Column {
 
     /// Numbers are right-aligned.
     pub const fn numeric(self) -> bool {
-        !matches!(self, Self::Comm)
+        !matches!(self, Self::Comm | Self::Container)
     }
 
     pub fn next(self) -> Self {
@@ -230,6 +238,16 @@ impl Column {
         let i = ALL.iter().position(|&c| c == self).unwrap_or(0);
         ALL[(i + ALL.len() - 1) % ALL.len()]
     }
+}
+
+/// Where a process runs, in a few characters: its container's short id, else
+/// its pod's uid, else its systemd unit.
+fn workload(p: &ProcessSnapshot) -> Option<&str> {
+    let cgroup = p.cgroup.as_deref()?;
+    cgroup
+        .short_container()
+        .or(cgroup.pod.as_deref())
+        .or(cgroup.unit.as_deref())
 }
 
 /// The columns that fit in `width`, in table order, dropping the highest

@@ -309,12 +309,16 @@ mod tests {
     fn sorting_cycles_columns_with_their_natural_order() {
         let s = live();
         let mut v = ViewState::default();
-        v.apply(Action::SortPrev, &s);
-        v.apply(Action::SortPrev, &s);
+        // CONN, back past CONTAINER and COMMAND.
+        for _ in 0..3 {
+            v.apply(Action::SortPrev, &s);
+        }
         assert_eq!(v.sort, Column::Pid);
         assert!(!v.descending);
         v.apply(Action::SortNext, &s);
         assert_eq!((v.sort, v.descending), (Column::Comm, false));
+        v.apply(Action::SortNext, &s);
+        assert_eq!((v.sort, v.descending), (Column::Container, false));
         v.apply(Action::SortNext, &s);
         assert_eq!((v.sort, v.descending), (Column::Connects, true));
     }

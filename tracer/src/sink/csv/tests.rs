@@ -33,7 +33,7 @@ const CONTRACT: [&str; 23] = [
 ];
 
 /// Every column, in order: the whole format as README documents it.
-const COLUMNS: [&str; 40] = [
+const COLUMNS: [&str; 44] = [
     "timestamp",
     "pid",
     "comm",
@@ -74,6 +74,10 @@ const COLUMNS: [&str; 40] = [
     "accept_queue",
     "accept_backlog",
     "listen_overflows",
+    "container",
+    "cgroup",
+    "pod",
+    "unit",
 ];
 
 fn process(pid: u32, comm: &str) -> ProcessSnapshot {
@@ -82,6 +86,7 @@ fn process(pid: u32, comm: &str) -> ProcessSnapshot {
             pid,
             start_ticks: 1,
         },
+        cgroup: None,
         comm: comm.into(),
         exited: false,
         counts: Counts::default(),
@@ -176,6 +181,7 @@ fn a_row_carries_counts_percentiles_and_gauges() {
     };
     p.handshake_us = Latency {
         count: 7,
+        sum: 2000,
         p50: 120,
         p90: 300,
         p99: 900,
@@ -235,6 +241,37 @@ fn no_handshake_and_no_fds_leave_cells_empty() {
     assert_eq!(&row[12..15], ["", "", ""]);
     assert_eq!(&row[19..22], ["", "", ""]);
     assert_eq!(row[23], "1", "exited");
+}
+
+#[test]
+fn container_pod_unit_and_cgroup_end_the_row() {
+    let id = "4f1d9b2a7c3e8d6f0a1b2c3d4e5f60718293a4b5c6d7e8f90a1b2c3d4e5f6071";
+    let in_pod = format!(
+        "0::/kubepods.slice/kubepods-pod0b8f3c1e_5a7d_4e2b_9c6f_1d2e3f4a5b6c.slice/cri-containerd-{id}.scope"
+    );
+    let mut p = process(1, "server");
+    p.cgroup = crate::proc::cgroup::parse(&in_pod).map(std::sync::Arc::new);
+    let mut q = process(2, "nginx");
+    q.cgroup =
+        crate::proc::cgroup::parse("0::/system.slice/nginx.service").map(std::sync::Arc::new);
+    let text = rows(&snapshot(vec![p, q, process(3, "unknown")]));
+    let tails: Vec<Vec<&str>> = text
+        .lines()
+        .map(|line| cells(line).split_off(COLUMNS.len() - 4))
+        .collect();
+    assert_eq!(
+        tails,
+        [
+            vec![
+                "4f1d9b2a7c3e",
+                &in_pod[3..],
+                "0b8f3c1e-5a7d-4e2b-9c6f-1d2e3f4a5b6c",
+                ""
+            ],
+            vec!["", "/system.slice/nginx.service", "", "nginx.service"],
+            vec!["", "", "", ""],
+        ]
+    );
 }
 
 /// The `comm` cell of a row as written, quotes and all.

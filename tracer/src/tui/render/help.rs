@@ -176,7 +176,8 @@ pub fn lines(ctx: &ViewContext, width: u16) -> Vec<Line<'static>> {
         .iter()
         .map(|c| (c.heading().to_owned(), c.meaning()))
         .collect();
-    let column = 8 + 1 + legend.iter().map(|e| e.1.len()).max().unwrap_or(0) + 2;
+    let name = legend.iter().map(|e| e.0.len()).max().unwrap_or(0);
+    let column = name + 1 + legend.iter().map(|e| e.1.len()).max().unwrap_or(0) + 2;
     let per_line = if usize::from(width) >= 2 * column {
         2
     } else {
@@ -185,8 +186,8 @@ pub fn lines(ctx: &ViewContext, width: u16) -> Vec<Line<'static>> {
     for chunk in legend.chunks(per_line) {
         let mut spans = Vec::new();
         for (heading, meaning) in chunk {
-            spans.push(Span::styled(format!("{heading:<8} "), style::heading()));
-            spans.push(Span::raw(format!("{meaning:<w$}", w = column - 9)));
+            spans.push(Span::styled(format!("{heading:<name$} "), style::heading()));
+            spans.push(Span::raw(format!("{meaning:<w$}", w = column - name - 1)));
         }
         out.push(Line::from(spans));
     }
