@@ -118,7 +118,7 @@ fn default_output(capture: &Path) -> PathBuf {
 }
 
 /// The page, from two passes over the capture.
-fn build(args: &ReportArgs) -> Result<String, ReportError> {
+pub fn build(args: &ReportArgs) -> Result<String, ReportError> {
     let mut summary = summary::Summary::default();
     let facts = capture::scan(&args.capture, |row| summary.observe(row))?;
     let events = args.events.as_deref().map(events::read).transpose()?;
