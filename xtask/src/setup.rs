@@ -14,7 +14,8 @@ use anyhow::{Context as _, Result, bail};
 use crate::tools::{self, Workspace};
 
 /// Debian packages the tests and the VM runner use. busybox-static is required by
-/// virtme-ng; linux-image-amd64 is Debian's 6.1 kernel booted by `cargo xtask test`.
+/// virtme-ng; linux-image-amd64 is Debian's 6.1 kernel booted by `cargo xtask test`;
+/// chromium opens `tracer report`'s page headless in `tracer/tests/report.rs`.
 const DEBIAN_PACKAGES: &[&str] = &[
     "iproute2",
     "nftables",
@@ -25,6 +26,7 @@ const DEBIAN_PACKAGES: &[&str] = &[
     "python3",
     "tmux",
     "procps",
+    "chromium",
 ];
 
 const TRACEFS: &str = "/sys/kernel/tracing";
