@@ -94,6 +94,8 @@ fn panel(
     let mut chart = ChartBuilder::on(area)
         .caption(title, ("sans-serif", 15))
         .margin(6)
+        // Room for the last time label, centred on the right edge.
+        .margin_right(32)
         .x_label_area_size(22)
         .y_label_area_size(56)
         .build_cartesian_2d(x_start..x_end, 0.0..y_end)

@@ -100,11 +100,11 @@ fn cell(value: Option<u64>) -> String {
 fn ranking(r: &Report<'_>, out: &mut String) {
     let _ = write!(
         out,
-        "<h2>Processes by trouble</h2>\n<p class=note>{} processes, ranked by the findings \
+        "<h2>Processes by trouble</h2>\n<p class=note>{}, ranked by the findings \
          they had (critical first), then by trouble events: failed connects, retransmits, \
          RSTs and failed network syscalls. Counts are what happened during the capture; \
          socket and FD numbers are peaks.</p>\n",
-        r.ranked.len()
+        human::plural(r.ranked.len() as u64, "process", "processes")
     );
     let mut t = Table::new(&[
         "#",
@@ -389,6 +389,16 @@ fn facts(r: &Report<'_>, out: &mut String) {
         "processes",
         format!("{} ({exited} exited during the capture)", s.processes.len()),
     );
+    if s.forgotten > 0 {
+        fact(
+            "processes forgotten",
+            format!(
+                "{} with the least trouble, to bound memory (a forgotten process \
+                 seen again is counted afresh)",
+                s.forgotten
+            ),
+        );
+    }
     fact("rows", f.rows.to_string());
     if f.skipped > 0 {
         fact(

@@ -19,6 +19,10 @@ const MAX_EPISODES: usize = 64;
 const MAX_COMM: usize = 64;
 /// Distinct gaps between snapshots remembered to find the interval.
 const MAX_GAPS: usize = 256;
+/// Processes followed at once (about 1 KiB each). A capture with more (a
+/// host forking short-lived clients for days) forgets the half with the
+/// least trouble whenever there are more, so memory stays bounded.
+const MAX_PROCESSES: usize = 20_000;
 
 /// A process: a pid, and when it started where the file says (a reused pid
 /// is another process).
@@ -265,6 +269,8 @@ pub struct Summary {
     /// times occurred.
     prev_at: Option<i64>,
     gaps: HashMap<i64, u64>,
+    /// Processes forgotten to stay within [`MAX_PROCESSES`].
+    pub forgotten: u64,
 }
 
 impl Summary {
@@ -282,11 +288,31 @@ impl Summary {
             pid: row.pid,
             start: row.start,
         };
+        if !self.index.contains_key(&key) && self.processes.len() >= MAX_PROCESSES {
+            self.forget();
+        }
         let at = *self.index.entry(key).or_insert_with(|| {
             self.processes.push(Process::new(key, row));
             self.processes.len() - 1
         });
         self.processes[at].observe(row);
+    }
+
+    /// Keeps the half of the processes with the most trouble (then the
+    /// latest seen); a forgotten process that comes back starts afresh.
+    fn forget(&mut self) {
+        self.processes
+            .sort_by_cached_key(|p| (std::cmp::Reverse((p.trouble(), p.last)), p.key));
+        let keep = MAX_PROCESSES / 2;
+        self.forgotten += (self.processes.len() - keep) as u64;
+        self.processes.truncate(keep);
+        self.processes.shrink_to(MAX_PROCESSES);
+        self.index = self
+            .processes
+            .iter()
+            .enumerate()
+            .map(|(i, p)| (p.key, i))
+            .collect();
     }
 
     /// The most common time between snapshots, in seconds (timestamps are

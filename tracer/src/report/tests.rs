@@ -346,3 +346,17 @@ fn writing_refuses_to_replace_without_force_and_replaces_with_it() {
         "no temporary file left"
     );
 }
+
+#[test]
+fn a_capture_of_very_many_processes_keeps_the_troubled_ones() {
+    let mut text = String::from("timestamp,pid,comm,retransmits\n");
+    text += "2024-01-01T00:00:00Z,1,troubled,500\n";
+    for pid in 2..25_000 {
+        text += &format!("2024-01-01T00:00:01Z,{pid},quiet,0\n");
+    }
+    let (_dir, path) = file(text.as_bytes());
+    let (facts, summary) = summarize(&path).unwrap();
+    assert_eq!(facts.rows, 24_999);
+    assert!(summary.forgotten > 0 && summary.processes.len() <= 20_000);
+    assert_eq!(summary.ranked()[0].comm, "troubled");
+}
