@@ -42,9 +42,10 @@ pub enum EventsError {
 /// Lines longer than this are not tracer's (its longest are under 1 KiB):
 /// skipped, without being held in memory.
 const MAX_LINE: usize = 64 * 1024;
-/// Processes and remotes per process kept; later ones are folded into
-/// "other".
-const MAX_PROCESSES: usize = 4096;
+/// Processes kept (the events of later ones are counted, not read) and
+/// remotes per process (later ones are folded into "other remotes"): at
+/// most about 70 MiB however large the file.
+const MAX_PROCESSES: usize = 1024;
 const MAX_REMOTES: usize = 256;
 
 /// The fields of an event line the report reads; others are ignored.

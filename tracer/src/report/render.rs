@@ -462,6 +462,15 @@ fn facts(r: &Report<'_>, out: &mut String) {
                     e.unattributed_events
                 ),
             );
+            if e.processes_dropped > 0 {
+                fact(
+                    "events not read",
+                    format!(
+                        "{} of processes beyond the first 1024 (to bound memory)",
+                        e.processes_dropped
+                    ),
+                );
+            }
             if e.skipped > 0 {
                 fact(
                     "event lines skipped",
