@@ -40,6 +40,7 @@ Examples:
   sudo tracer --pid 1234 --headless --duration 30s --csv out.csv
   sudo tracer --pid 1234 --headless --duration 30s --events out.jsonl
   sudo tracer doctor                              what this kernel supports
+  tracer report out.csv                           an HTML report of a capture
 
 Exit status: 0 on a clean stop (Ctrl-C, --duration elapsed), 2 on bad usage,
 1 on any other failure.";
@@ -63,6 +64,18 @@ pub enum Command {
         #[arg(value_enum, value_name = "SHELL")]
         shell: clap_complete::Shell,
     },
+    /// Write a self-contained HTML report from a --csv capture: the processes
+    /// ranked by trouble, a chart of each one's connects, failures,
+    /// retransmits, RSTs, sockets, FDs and handshake p99 over the capture, the
+    /// findings over time and the capture's facts.
+    ///
+    /// No script or network is needed to read it: charts are inline SVG. The
+    /// capture may come from any tracer version (columns are found by name)
+    /// and of any size (it is streamed; charts have at most 300 points). The
+    /// report is created owner-only (mode 0600), like the capture. Exits 1 on
+    /// a file that is not a tracer capture, or when the report exists.
+    #[command(after_help = REPORT_EXAMPLES)]
+    Report(ReportArgs),
     /// Write the man pages (tracer.1 and one per subcommand) to DIR and print
     /// their paths; `cargo xtask man` runs it.
     #[command(hide = true)]
@@ -71,6 +84,42 @@ pub enum Command {
         #[arg(value_name = "DIR")]
         dir: PathBuf,
     },
+}
+
+const REPORT_EXAMPLES: &str = "\
+Examples:
+  tracer report out.csv                           writes out.html
+  tracer report out.csv --events out.jsonl -o incident.html
+  tracer report out.csv -o - > report.html";
+
+/// `tracer report`.
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    /// The capture: a file written by `tracer --csv`.
+    #[arg(value_name = "CAPTURE.csv")]
+    pub capture: PathBuf,
+
+    /// Where to write the report (`-` for standard output). Default: CAPTURE
+    /// with `.html` in place of `.csv`. An existing file is not replaced
+    /// without --force.
+    #[arg(short, long, value_name = "PATH|-")]
+    pub output: Option<PathBuf>,
+
+    /// Replace the output file if it exists (the old one stays whole if
+    /// writing fails).
+    #[arg(long)]
+    pub force: bool,
+
+    /// The same run's `tracer --events` file (JSON lines): adds connects,
+    /// retransmits and resets per remote endpoint, the findings about them,
+    /// and the kernel's counts of dropped and unattributed events.
+    #[arg(long, value_name = "PATH")]
+    pub events: Option<PathBuf>,
+
+    /// How many processes get a chart, most trouble first (1 to 100); the
+    /// others are listed.
+    #[arg(long, default_value_t = 12, value_name = "N", value_parser = clap::value_parser!(u8).range(1..=100))]
+    pub top: u8,
 }
 
 #[derive(Debug, Args)]

@@ -135,4 +135,35 @@ proptest! {
         file.write_all(&body).expect("write");
         let _ = CsvSink::open(file.path());
     }
+
+    /// A capture and an events file given to `tracer report` hold anything:
+    /// the report is written or refused with an error. Rows are tracer-like
+    /// (the header, digits, commas, quotes, times) with random bytes mixed in.
+    #[test]
+    fn report_inputs(
+        header in any::<bool>(),
+        rows in proptest::string::string_regex(
+            r#"(2024-01-01T00:00:0[0-9]Z,[0-9]{1,3},[a-z\x{ff}\x{fffd}"]{0,4}(,[0-9]{0,3}){32,34}\n){0,8}"#
+        ).expect("a valid pattern"),
+        noise in proptest::collection::vec(any::<u8>(), 0..60),
+        events in proptest::collection::vec(any::<u8>(), 0..200),
+    ) {
+        let mut capture = tempfile::NamedTempFile::new().expect("temp file");
+        if header {
+            writeln!(capture, "{}", crate::sink::csv::header()).expect("write");
+        }
+        capture.write_all(rows.as_bytes()).expect("write");
+        capture.write_all(&noise).expect("write");
+        let mut events_file = tempfile::NamedTempFile::new().expect("temp file");
+        events_file.write_all(b"{\"event\":\"connect\",\"pid\":1,\"daddr\":\"10.0.0.1\",\"dport\":80,\"result\":\"refused\"}\n").expect("write");
+        events_file.write_all(&events).expect("write");
+        let args = crate::cli::ReportArgs {
+            capture: capture.path().to_owned(),
+            output: None,
+            force: false,
+            events: Some(events_file.path().to_owned()),
+            top: 12,
+        };
+        let _ = crate::report::build(&args);
+    }
 }

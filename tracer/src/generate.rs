@@ -149,7 +149,12 @@ mod tests {
             .collect();
         assert_eq!(
             names,
-            ["tracer.1", "tracer-doctor.1", "tracer-completions.1"]
+            [
+                "tracer.1",
+                "tracer-doctor.1",
+                "tracer-completions.1",
+                "tracer-report.1"
+            ]
         );
         let main = std::fs::read_to_string(&pages[0]).expect("tracer.1");
         assert!(main.starts_with(".ie \\n(.g .ds Aq"), "not roff: {main}");

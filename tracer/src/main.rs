@@ -16,6 +16,7 @@ mod human;
 mod priority;
 mod privileges;
 mod proc;
+mod report;
 mod session;
 mod sink;
 mod snapshot;
@@ -48,6 +49,7 @@ fn main() -> ExitCode {
         Some(Command::Doctor { json }) => doctor::run(json),
         Some(Command::Completions { shell }) => generate::completions(shell),
         Some(Command::Man { dir }) => generate::man_pages(&dir),
+        Some(Command::Report(args)) => report::run(&args),
         None => tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()

@@ -17,6 +17,7 @@ use crate::tools::{self, Workspace};
 /// virtme-ng; linux-image-amd64 is Debian's 6.1 kernel booted by `cargo xtask test`;
 /// prometheus (the server and `promtool`) scrapes tracer's `--prometheus` endpoint in
 /// the `prometheus` suite, which runs on this kernel only.
+/// chromium opens `tracer report`'s page headless in `tracer/tests/report.rs`.
 const DEBIAN_PACKAGES: &[&str] = &[
     "iproute2",
     "nftables",
@@ -28,6 +29,7 @@ const DEBIAN_PACKAGES: &[&str] = &[
     "tmux",
     "procps",
     "prometheus",
+    "chromium",
 ];
 
 const TRACEFS: &str = "/sys/kernel/tracing";

@@ -30,8 +30,9 @@ const PLANS: &[&str] = &["raw-tracepoint", "tracepoint", "kprobe"];
 const HOST_EXTRA_PLAN: &str = "tracepoint";
 /// Suites that run on this kernel only: the VM has none of what they need
 /// (`prometheus` scrapes tracer with the Prometheus server, which only
-/// `cargo xtask setup` installs, on the host).
-const HOST_ONLY_SUITES: &[&str] = &["prometheus"];
+/// `cargo xtask setup` installs, on the host; `report` tests no kernel and
+/// opens tracer's HTML report in headless Chromium).
+const HOST_ONLY_SUITES: &[&str] = &["prometheus", "report"];
 
 #[derive(Debug, Args)]
 pub struct TestArgs {
