@@ -20,6 +20,9 @@ pub enum EventKind {
     SocketError = 7,
     /// A network syscall returned an error (`errno`, syscall in `value`).
     SyscallError = 8,
+    /// The kernel dropped a TCP packet (`kfree_skb`): the drop reason's
+    /// number in `value` (names come from the kernel's format file).
+    Drop = 9,
 }
 
 impl EventKind {
@@ -34,6 +37,7 @@ impl EventKind {
             6 => Self::RstReceived,
             7 => Self::SocketError,
             8 => Self::SyscallError,
+            9 => Self::Drop,
             _ => return None,
         })
     }
@@ -45,6 +49,11 @@ pub const FLAG_UNATTRIBUTED: u32 = 1 << 0;
 /// Set when the event concerns no local socket (e.g. a RST answering a segment
 /// for a port nobody listens on).
 pub const FLAG_NO_SOCKET: u32 = 1 << 1;
+
+/// Set on a [`EventKind::Drop`] of a packet with no socket: the addresses
+/// are the packet's (source in `saddr`/`sport`, destination in
+/// `daddr`/`dport`), and userspace finds the owner by them. `pid` is 0.
+pub const FLAG_BY_TUPLE: u32 = 1 << 2;
 
 /// Syscalls reported by [`EventKind::SyscallError`] (in [`Event::value`]).
 #[repr(u32)]

@@ -121,6 +121,50 @@ impl Default for SockOffsets {
 // SAFETY: repr(C), only u16 fields, no padding.
 unsafe impl aya::Pod for SockOffsets {}
 
+/// Where `struct sk_buff` keeps what the drop program reads, from BTF
+/// (bytes from the start of the `sk_buff`), or [`ABSENT`].
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SkbOffsets {
+    /// `sk` (a `struct sock *`): the socket the packet belongs to, if any.
+    pub sk: u16,
+    /// `head` (an `unsigned char *`): the start of the buffer.
+    pub head: u16,
+    /// `network_header` (u16): the IP header's offset from `head`.
+    pub network_header: u16,
+    /// `protocol` (`__be16`): the packet's ethertype.
+    pub protocol: u16,
+    /// 1 when the `kfree_skb` tracepoint's fourth argument is `rx_sk`, the
+    /// receiving socket (6.12 and later); reading it elsewhere would make
+    /// the program fail to load.
+    pub has_rx_sk: u16,
+    /// The number of the drop reason `NO_SOCKET` on this kernel (it moved
+    /// between releases), from the tracepoint's format file; [`ABSENT`]
+    /// when unknown.
+    pub no_socket: u16,
+}
+
+impl SkbOffsets {
+    pub const NONE: Self = Self {
+        sk: ABSENT,
+        head: ABSENT,
+        network_header: ABSENT,
+        protocol: ABSENT,
+        has_rx_sk: 0,
+        no_socket: ABSENT,
+    };
+}
+
+impl Default for SkbOffsets {
+    fn default() -> Self {
+        Self::NONE
+    }
+}
+
+#[cfg(feature = "user")]
+// SAFETY: repr(C), only u16 fields, no padding.
+unsafe impl aya::Pod for SkbOffsets {}
+
 /// Where the kernel keeps a socket's network namespace, from its BTF: the
 /// namespace's inode number (as `/proc/PID/ns/net` shows it) is read at
 /// `*(sk + sk_net) + net_inum`. Listeners are keyed by it, so that servers on

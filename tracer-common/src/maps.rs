@@ -34,6 +34,9 @@ pub const GLOBAL_SOCK_LAYOUT: &str = "SOCK_LAYOUT";
 /// Load-time global ([`crate::NetnsOffsets`]): where a socket's network
 /// namespace is, from the kernel's BTF.
 pub const GLOBAL_NETNS_LAYOUT: &str = "NETNS_LAYOUT";
+/// Load-time global ([`crate::SkbOffsets`]): what the drop program reads of
+/// a `struct sk_buff`.
+pub const GLOBAL_SKB_LAYOUT: &str = "SKB_LAYOUT";
 /// Load-time global (u32): offset of `sk_err` in `struct sock`.
 pub const GLOBAL_SK_ERR_OFFSET: &str = "SOCK_SK_ERR_OFFSET";
 /// Byte offset of `sk_max_ack_backlog` (u32) in `struct sock`, or `u32::MAX`:

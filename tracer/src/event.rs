@@ -4,7 +4,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use tracer_common::{
     Event, EventKind,
-    event::{FLAG_NO_SOCKET, FLAG_UNATTRIBUTED, Syscall},
+    event::{FLAG_BY_TUPLE, FLAG_NO_SOCKET, FLAG_UNATTRIBUTED, Syscall},
     tcp::{AF_INET, AF_INET6},
 };
 
@@ -88,6 +88,11 @@ pub struct TraceEvent {
     pub new_state: u8,
     pub errno: i32,
     pub value: u64,
+    /// A drop of a packet with no socket: the addresses are the packet's
+    /// (source, destination), and the owner is found by them.
+    pub by_tuple: bool,
+    /// A drop's reason, as this kernel names it (`NETFILTER_DROP`).
+    pub drop_reason: Option<&'static str>,
 }
 
 impl TraceEvent {
@@ -120,6 +125,10 @@ impl TraceEvent {
             new_state: raw.new_state,
             errno: raw.errno,
             value: raw.value,
+            by_tuple: raw.flags & FLAG_BY_TUPLE != 0,
+            drop_reason: (kind == EventKind::Drop)
+                .then(|| crate::ebpf::reasons::drop_reason(raw.value))
+                .flatten(),
         })
     }
 
@@ -134,6 +143,7 @@ impl TraceEvent {
             EventKind::RstReceived => "rst_received",
             EventKind::SocketError => "socket_error",
             EventKind::SyscallError => "syscall_error",
+            EventKind::Drop => "drop",
         }
     }
 

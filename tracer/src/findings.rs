@@ -64,6 +64,7 @@ pub enum Kind {
     ResetWhileEstablished,
     TimeoutWhileEstablished,
     AcceptQueueFull,
+    FirewallDrops,
 }
 
 /// One diagnosis.

@@ -55,6 +55,7 @@ pub fn process(pid: u32, comm: &str) -> ProcessSnapshot {
         connections: Vec::new(),
         connections_total: 0,
         listeners: Vec::new(),
+        drops: Vec::new(),
         recent: Vec::new(),
     }
 }

@@ -110,6 +110,8 @@ pub struct ProcessSnapshot {
     pub connections_total: u64,
     /// Its listening sockets and their accept queues, fullest first.
     pub listeners: Vec<ListenerSnapshot>,
+    /// Dropped packets by the kernel's reason, most first.
+    pub drops: Vec<(&'static str, u64)>,
     /// The most recent events of this process, oldest first.
     pub recent: Vec<RecentEvent>,
 }
@@ -190,6 +192,10 @@ pub struct Counts {
     /// Handshakes dropped on its listeners' full accept queues (estimated:
     /// see [`ListenerSnapshot::overflows`]).
     pub listen_overflows: u64,
+    /// TCP packets the kernel dropped (`kfree_skb`), any reason.
+    pub drops: u64,
+    /// ... of them dropped by a firewall rule (`NETFILTER_DROP`).
+    pub firewall_drops: u64,
 }
 
 impl Counts {

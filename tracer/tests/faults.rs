@@ -264,11 +264,12 @@ fn data_retransmits() {
     client.ask("go");
     let before = ns.counters();
     let rule = format!(
-        "add table inet t; add chain inet t in {{ type filter hook input priority 0; }}; add rule inet t in tcp dport {port} drop"
+        "add table inet t; add chain inet t in {{ type filter hook input priority 0; }}; add rule inet t in tcp dport {port} counter drop"
     );
     ns.exec(&["nft", &rule]);
     client.ask("go");
     thread::sleep(Duration::from_millis(1500));
+    let dropped = nft_counter(&ns.exec(&["nft", "list table inet t"]));
     ns.exec(&["nft", "delete table inet t"]);
     // The retransmit timer has backed off to 1.6 s by now: wait for the
     // retransmit that gets through, so that both counts include it.
@@ -296,6 +297,17 @@ fn data_retransmits() {
     assert_eq!(num(&row, "connect_ok"), 1);
     assert!(num(&row, "handshake_p50_us") > 0);
     assert_eq!(num(&row, "established"), 1, "the held connection");
+    // Every packet the rule dropped is a NETFILTER_DROP of the client's
+    // connection (found by the packet's addresses: it had not reached a
+    // socket).
+    let drops = events
+        .iter()
+        .filter(|e| e["event"] == "drop" && e["pid"] == pid && e["reason"] == "NETFILTER_DROP")
+        .count() as u64;
+    println!("data loss: tracer NETFILTER_DROP {drops}, nft rule counter {dropped}");
+    assert!(dropped >= 2);
+    assert_eq!(drops, dropped, "{events:#?}");
+    assert_eq!(num(&row, "drops"), dropped, "{row:?}");
 }
 
 /// A connection established before tracer started: its retransmits still land
@@ -592,4 +604,14 @@ fn accept_queue_overflow() {
     assert_eq!(num(&row, "accept_backlog"), 1, "{row:?}");
     let ours = num(&row, "listen_overflows");
     assert!((low..=kernel).contains(&ours), "{low}..={kernel}: {row:?}");
+}
+
+/// The `packets N` of the one counter in `nft list` output.
+fn nft_counter(listing: &str) -> u64 {
+    listing
+        .split_whitespace()
+        .skip_while(|w| *w != "packets")
+        .nth(1)
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no counter in {listing}"))
 }

@@ -5,6 +5,7 @@
 //! variants of `state`, `retransmit` and `destroy`.
 
 mod destroy;
+mod drop;
 mod error_report;
 mod kprobe_connect;
 mod kprobe_listen;

@@ -103,6 +103,13 @@ impl Aggregator {
     /// could not attribute it: then the socket table sampled from /proc may
     /// name the holder of a socket that predates tracing).
     pub fn observe(&mut self, owner: Option<ProcessId>, ev: &TraceEvent) -> Observed {
+        let oriented;
+        let ev = if ev.by_tuple {
+            oriented = self.orient(ev);
+            &oriented
+        } else {
+            ev
+        };
         let state_at = if ev.kind == EventKind::State {
             ev.old_state
         } else {
@@ -183,6 +190,12 @@ impl Aggregator {
                     *process.syscall_errors.entry((call, ev.errno)).or_default() += 1;
                 }
             }
+            EventKind::Drop => {
+                *process
+                    .drops
+                    .entry(ev.drop_reason.unwrap_or("UNKNOWN"))
+                    .or_default() += 1;
+            }
             _ => {}
         }
         observed
@@ -194,7 +207,30 @@ impl Aggregator {
             return None;
         }
         let tuple = Tuple::new(ev.saddr, ev.sport, ev.daddr, ev.dport);
-        self.first_seen.get(&tuple).map(|&(_, id)| id)
+        let live = ev
+            .by_tuple
+            .then(|| self.live.by_tuple(&tuple).map(|c| c.owner))
+            .flatten();
+        live.or_else(|| self.first_seen.get(&tuple).map(|&(_, id)| id))
+    }
+
+    /// A drop found by the packet's addresses, turned to local→remote: the
+    /// connection they name, seen from either end (an arriving packet's
+    /// destination is the local end). Left as it is when neither is known.
+    fn orient(&self, ev: &TraceEvent) -> TraceEvent {
+        let arriving = Tuple::new(ev.daddr, ev.dport, ev.saddr, ev.sport);
+        let known = |t: &Tuple| self.live.by_tuple(t).is_some() || self.first_seen.contains_key(t);
+        if known(&arriving) {
+            TraceEvent {
+                saddr: ev.daddr,
+                sport: ev.dport,
+                daddr: ev.saddr,
+                dport: ev.sport,
+                ..*ev
+            }
+        } else {
+            *ev
+        }
     }
 
     /// The command name of a known process.

@@ -72,6 +72,12 @@ pub fn count(counts: &mut Counts, ev: &TraceEvent, state_at: u8) {
             }
         }
         EventKind::SocketError => {}
+        EventKind::Drop => {
+            counts.drops += 1;
+            if ev.drop_reason == Some("NETFILTER_DROP") {
+                counts.firewall_drops += 1;
+            }
+        }
         EventKind::SyscallError => {
             counts.syscall_errors += 1;
             if matches!(ev.errno, libc::EMFILE | libc::ENFILE) {
@@ -132,6 +138,8 @@ pub struct ProcessAgg {
     pub listeners: Vec<ListenerSnapshot>,
     /// Overflows given to each listener, by (network namespace, port).
     pub listener_overflows: HashMap<(u32, u16), u64>,
+    /// Dropped packets by reason (`UNKNOWN` where the kernel names none).
+    pub drops: HashMap<&'static str, u64>,
     pub connections: Vec<ConnectionSnapshot>,
     pub connections_total: u64,
     /// Snapshot counter value when the process was last seen alive.
@@ -157,6 +165,7 @@ impl ProcessAgg {
             backlogs: HashMap::default(),
             listeners: Vec::new(),
             listener_overflows: HashMap::default(),
+            drops: HashMap::default(),
             connections: Vec::new(),
             connections_total: 0,
             last_alive: 0,

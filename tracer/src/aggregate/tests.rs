@@ -51,6 +51,8 @@ fn ev(kind: EventKind, sk: u64, at_ms: u64) -> TraceEvent {
         new_state: 0,
         errno: 0,
         value: 0,
+        by_tuple: false,
+        drop_reason: None,
     }
 }
 

@@ -67,6 +67,12 @@ pub fn process(
         connections: p.connections.clone(),
         connections_total: p.connections_total,
         listeners: p.listeners.clone(),
+        drops: {
+            let mut drops: Vec<(&'static str, u64)> =
+                p.drops.iter().map(|(&r, &n)| (r, n)).collect();
+            drops.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
+            drops
+        },
         recent: p.recent.iter().map(|r| recent(r, now_ns, at)).collect(),
     }
 }

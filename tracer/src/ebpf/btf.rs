@@ -7,7 +7,7 @@
 
 use std::path::Path;
 
-use tracer_common::{NetnsOffsets, SockOffsets, layout::ABSENT};
+use tracer_common::{NetnsOffsets, SkbOffsets, SockOffsets, layout::ABSENT};
 
 #[derive(Debug, thiserror::Error)]
 pub enum BtfError {
@@ -223,6 +223,19 @@ pub fn sock_offsets(btf: &Btf) -> Result<SockOffsets, BtfError> {
         saddr_v6: at("skc_v6_rcv_saddr")?,
         daddr_v6: at("skc_v6_daddr")?,
         inet_sport: btf.member_offset_u16("inet_sock", "inet_sport")?,
+    })
+}
+
+/// What the drop program reads of a `struct sk_buff`; `has_rx_sk` and
+/// `no_socket` come from the tracepoint's format file.
+pub fn skb_offsets(btf: &Btf, has_rx_sk: bool, no_socket: u16) -> Result<SkbOffsets, BtfError> {
+    Ok(SkbOffsets {
+        sk: btf.member_offset_u16("sk_buff", "sk")?,
+        head: btf.member_offset_u16("sk_buff", "head")?,
+        network_header: btf.member_offset_u16("sk_buff", "network_header")?,
+        protocol: btf.member_offset_u16("sk_buff", "protocol")?,
+        has_rx_sk: u16::from(has_rx_sk),
+        no_socket,
     })
 }
 

@@ -53,6 +53,8 @@ pub struct Format {
     pub category: String,
     pub name: String,
     pub fields: HashMap<String, Field>,
+    /// The `print fmt:` line, which names the values of enum fields.
+    pub print_fmt: String,
 }
 
 impl Format {
@@ -78,8 +80,13 @@ impl Format {
             reason,
         };
         let mut fields = HashMap::new();
+        let mut print_fmt = String::new();
         for line in text.lines() {
             let line = line.trim();
+            if let Some(rest) = line.strip_prefix("print fmt:") {
+                rest.trim().clone_into(&mut print_fmt);
+                continue;
+            }
             let Some(rest) = line.strip_prefix("field:") else {
                 continue;
             };
@@ -113,7 +120,39 @@ impl Format {
             category: category.into(),
             name: name.into(),
             fields,
+            print_fmt,
         })
+    }
+
+    /// The names the kernel prints for the values of `field`: the pairs of
+    /// its `__print_symbolic(REC->field, { 2, "NOT_SPECIFIED" }, …)`, where
+    /// the values are numbers (not every kernel expands enum constants).
+    pub fn symbols(&self, field: &str) -> Vec<(u64, String)> {
+        let start = format!("__print_symbolic(REC->{field},");
+        let Some(at) = self.print_fmt.find(&start) else {
+            return Vec::new();
+        };
+        let mut out = Vec::new();
+        let mut rest = &self.print_fmt[at + start.len()..];
+        // Each pair is `{ NUMBER, "NAME" }`; the list ends at the first `)`
+        // outside a pair.
+        while let Some(open) = rest.find(['{', ')']) {
+            if rest[open..].starts_with(')') {
+                break;
+            }
+            let Some(close) = rest[open..].find('}') else {
+                break;
+            };
+            let pair = &rest[open + 1..open + close];
+            if let Some((value, name)) = pair.split_once(',') {
+                let name = name.trim().trim_matches('"');
+                if let Ok(value) = value.trim().parse::<u64>() {
+                    out.push((value, name.to_owned()));
+                }
+            }
+            rest = &rest[open + close + 1..];
+        }
+        out
     }
 
     pub fn field(&self, name: &str) -> Option<Field> {
@@ -192,6 +231,34 @@ mod tests {
     const RESET_618: &str = include_str!("fixtures/tcp_send_reset-6.18.format");
     const STATE_61: &str = include_str!("fixtures/inet_sock_set_state-6.1.format");
     const STATE_618: &str = include_str!("fixtures/inet_sock_set_state-6.18.format");
+    const KFREE_SKB_618: &str = include_str!("fixtures/kfree_skb-6.18.format");
+
+    #[test]
+    fn enum_names_come_from_the_print_format() {
+        let f = Format::parse("skb", "kfree_skb", KFREE_SKB_618).unwrap();
+        let reasons = f.symbols("reason");
+        assert!(reasons.len() > 50, "{reasons:?}");
+        let name = |v: u64| {
+            reasons
+                .iter()
+                .find(|(n, _)| *n == v)
+                .map(|(_, s)| s.as_str())
+        };
+        assert_eq!(name(2), Some("NOT_SPECIFIED"));
+        assert_eq!(name(3), Some("NO_SOCKET"));
+        assert_eq!(name(12), Some("NETFILTER_DROP"));
+        assert_eq!(name(40), Some("TCP_LISTEN_OVERFLOW"));
+        assert!(f.field("rx_sk").is_some());
+        // The reset reasons of 6.18; 6.1's reset has none.
+        let reset = Format::parse("tcp", "tcp_send_reset", RESET_618).unwrap();
+        let reasons = reset.symbols("reason");
+        assert_eq!(reasons.first(), Some(&(0, "NOT_SPECIFIED".to_owned())));
+        let old = Format::parse("tcp", "tcp_send_reset", RESET_61).unwrap();
+        assert!(old.symbols("reason").is_empty());
+        // Enum constants that are not numbers are left out.
+        let state = Format::parse("tcp", "tcp_send_reset", RESET_618).unwrap();
+        assert!(state.symbols("state").is_empty());
+    }
 
     #[test]
     fn send_reset_6_1_has_split_addresses() {

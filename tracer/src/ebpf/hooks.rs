@@ -116,6 +116,17 @@ pub const ERROR_REPORT: TracepointHook = TracepointHook {
     optional: &[],
 };
 
+/// Attached in its raw form only, for the packet's socket pointer (`rx_sk`,
+/// `skb->sk`); the format file is read for the drop reasons' names.
+pub const KFREE_SKB: TracepointHook = TracepointHook {
+    program: "raw_kfree_skb",
+    category: "skb",
+    name: "kfree_skb",
+    global: "",
+    required: &[],
+    optional: &[],
+};
+
 const fn sys_exit(program: &'static str) -> TracepointHook {
     TracepointHook {
         program,
@@ -519,6 +530,20 @@ pub const SOCKET_ERROR_SOURCE: Source = Source {
     }],
 };
 
+/// TCP packets the kernel dropped, with the reason. Needs the raw tracepoint
+/// (the `sk_buff` read through BTF); without it, off.
+pub const DROP_SOURCE: Source = Source {
+    name: "drops",
+    pick: Pick::BestEffort,
+    alternatives: &[Alternative {
+        kind: HookKind::RawTracepoint,
+        hooks: &[Hook::RawTracepoint {
+            program: "raw_kfree_skb",
+            of: &KFREE_SKB,
+        }],
+    }],
+};
+
 /// Every source, in attach order: teardown first, then the owner-recording
 /// state changes, then the consumers of owners.
 pub const SOURCES: &[Source] = &[
@@ -527,6 +552,7 @@ pub const SOURCES: &[Source] = &[
     RETRANSMIT_SOURCE,
     RESET_SOURCE,
     SOCKET_ERROR_SOURCE,
+    DROP_SOURCE,
     SYSCALL_SOURCE,
 ];
 
@@ -611,6 +637,7 @@ mod tests {
             maps::GLOBAL_NETNS_LAYOUT,
             maps::GLOBAL_SK_ERR_OFFSET,
             maps::GLOBAL_SK_BACKLOG_OFFSET,
+            maps::GLOBAL_SKB_LAYOUT,
             maps::GLOBAL_PREEXISTING_SEEDED,
         ];
         for global in globals.into_iter().chain(tracepoints().map(|t| t.global)) {

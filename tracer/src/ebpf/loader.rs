@@ -5,7 +5,7 @@ use aya::{
     Ebpf, EbpfLoader,
     maps::{Array, HashMap, MapData, PerCpuArray, RingBuf},
 };
-use tracer_common::{FieldOffsets, NetnsOffsets, SockOffsets, maps, tcp};
+use tracer_common::{FieldOffsets, NetnsOffsets, SkbOffsets, SockOffsets, maps, tcp};
 
 use crate::{proc::sockets, system};
 
@@ -16,7 +16,7 @@ use super::{
     format::{Format, FormatError},
     hooks::{Alternative, Hook, HookKind, RETRANSMIT, TracepointHook},
     plan::{self, Optional, Plan, PlanError},
-    seed,
+    reasons, seed,
 };
 
 /// The smallest owner map accepted (tests use tiny ones to fill them).
@@ -214,6 +214,20 @@ pub fn load(settings: &Settings) -> Result<Loaded, LoadError> {
         .and_then(|btf| btf.member_offset("sock", "sk_max_ack_backlog").ok())
         .unwrap_or(u32::MAX);
     loader.override_global(maps::GLOBAL_SK_BACKLOG_OFFSET, &backlog_offset, true);
+    // What the drop program reads of a packet, and this kernel's drop
+    // reasons (names for userspace, NO_SOCKET's number for the program).
+    let kfree = Format::read("skb", "kfree_skb").ok();
+    let has_rx_sk = kfree.as_ref().is_some_and(|f| f.field("rx_sk").is_some());
+    reasons::load();
+    let no_socket = reasons::drop_reason_value("NO_SOCKET")
+        .and_then(|v| u16::try_from(v).ok())
+        .unwrap_or(tracer_common::layout::ABSENT);
+    let skb = btf
+        .as_ref()
+        .ok()
+        .and_then(|btf| btf::skb_offsets(btf, has_rx_sk, no_socket).ok())
+        .unwrap_or(SkbOffsets::NONE);
+    loader.override_global(maps::GLOBAL_SKB_LAYOUT, &skb, true);
     let mut ebpf = loader.load(OBJECT).map_err(LoadError::Object)?;
 
     // The filter must be complete before the first program runs.

@@ -11,6 +11,7 @@ pub mod hooks;
 pub mod loader;
 pub mod plan;
 pub mod reader;
+pub mod reasons;
 pub mod seed;
 
 /// The eBPF object built from `tracer-ebpf` by `build.rs`.

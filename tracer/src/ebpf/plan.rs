@@ -332,6 +332,7 @@ mod tests {
                 ("retransmits", vec![RawTracepoint, Tracepoint, Kprobe]),
                 ("SYN-ACK retransmits and resets", vec![Tracepoint]),
                 ("socket errors", vec![RawTracepoint]),
+                ("drops", vec![RawTracepoint]),
                 ("syscall errors", vec![Fexit, Kprobe]),
             ]
         );

@@ -46,6 +46,10 @@ pub const ESTABLISHED_RESETS: u64 = 3;
 /// for minutes: each is a broken path or a dead peer.
 pub const ESTABLISHED_TIMEOUTS: u64 = 1;
 
+/// Packets to or from one remote dropped by a firewall rule: even one is a
+/// rule in the way, and the connection's retransmits will follow.
+pub const FIREWALL_DROPS: u64 = 1;
+
 /// A [`Threshold`] named after its constant: `threshold!(Count, RETRANSMITS)`.
 macro_rules! threshold {
     ($unit:ident, $name:ident) => {
@@ -173,6 +177,16 @@ pub static RULES: &[Rule] = &[
         severity: "critical once handshakes were dropped",
         thresholds: &[],
         check: Check::Process(accept_queue_full),
+    },
+    Rule {
+        id: "firewall_drops",
+        kind: Kind::FirewallDrops,
+        headline: "a firewall drops its packets to/from {remote}",
+        headline_critical: None,
+        fires_when: "{FIREWALL_DROPS} or more packets of its connections with one remote dropped by a netfilter rule (NETFILTER_DROP)",
+        severity: "warning",
+        thresholds: &[threshold!(Count, FIREWALL_DROPS)],
+        check: Check::Remote(firewall_drops),
     },
 ];
 
@@ -371,6 +385,18 @@ fn accept_queue_full(p: &ProcessSnapshot, _: Context) -> Option<Hit> {
         Severity::Warning
     };
     Some(Hit { severity, evidence })
+}
+
+fn firewall_drops(_: &ProcessSnapshot, r: &RemoteSnapshot) -> Option<Hit> {
+    let c = &r.counts;
+    (c.firewall_drops >= FIREWALL_DROPS).then(|| Hit {
+        severity: Severity::Warning,
+        evidence: format!(
+            "{} dropped by netfilter (NETFILTER_DROP), {} data retransmits",
+            human::plural(c.firewall_drops, "packet", "packets"),
+            c.retransmits
+        ),
+    })
 }
 
 fn reset_while_established(_: &ProcessSnapshot, r: &RemoteSnapshot) -> Option<Hit> {

@@ -390,6 +390,7 @@ fn the_table_has_one_rule_per_kind_in_order_with_unique_ids() {
             Kind::ResetWhileEstablished,
             Kind::TimeoutWhileEstablished,
             Kind::AcceptQueueFull,
+            Kind::FirewallDrops,
         ]
     );
     let ids: Vec<&str> = RULES.iter().map(|r| r.id).collect();
@@ -406,7 +407,33 @@ fn the_table_has_one_rule_per_kind_in_order_with_unique_ids() {
             "reset_while_established",
             "timeout_while_established",
             "accept_queue_full",
+            "firewall_drops",
         ]
+    );
+}
+
+#[test]
+fn a_firewall_dropping_packets_of_one_remote() {
+    let mut p = process(10, "app");
+    let mut r = server("10.0.0.5:5432");
+    r.counts.drops = 4;
+    p.remotes = vec![r.clone()];
+    assert!(kinds(p.clone()).is_empty(), "drops for other reasons");
+    r.counts.firewall_drops = 2;
+    r.counts.retransmits = 2;
+    p.remotes = vec![r];
+    let f = only(p);
+    assert_eq!(
+        (f.kind, f.severity),
+        (Kind::FirewallDrops, Severity::Warning)
+    );
+    assert_eq!(
+        f.headline,
+        "a firewall drops its packets to/from 10.0.0.5:5432"
+    );
+    assert_eq!(
+        f.evidence,
+        "2 packets dropped by netfilter (NETFILTER_DROP), 2 data retransmits"
     );
 }
 

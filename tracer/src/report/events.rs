@@ -380,6 +380,7 @@ impl Process {
             connections: Vec::new(),
             connections_total: 0,
             listeners: Vec::new(),
+            drops: Vec::new(),
             cgroup: None,
             recent: Vec::new(),
         }

@@ -35,6 +35,7 @@ pub enum Metric {
     ListenOverflows,
     AcceptQueue,
     AcceptBacklog,
+    Drops,
     Established,
     SynSent,
     SynRecv,
@@ -85,6 +86,7 @@ pub const METRICS: [(Metric, &str, Kind); COUNT] = [
     (Metric::ListenOverflows, "listen_overflows", Kind::Counter),
     (Metric::AcceptQueue, "accept_queue", Kind::Gauge),
     (Metric::AcceptBacklog, "accept_backlog", Kind::Gauge),
+    (Metric::Drops, "drops", Kind::Counter),
     (Metric::Established, "established", Kind::Gauge),
     (Metric::SynSent, "syn_sent", Kind::Gauge),
     (Metric::SynRecv, "syn_recv", Kind::Gauge),
@@ -102,7 +104,7 @@ pub const METRICS: [(Metric, &str, Kind); COUNT] = [
 ];
 
 /// How many columns the report reads.
-pub const COUNT: usize = 34;
+pub const COUNT: usize = 35;
 
 /// The columns that identify a row; a file without them is not a tracer CSV.
 pub const TIMESTAMP: &str = "timestamp";

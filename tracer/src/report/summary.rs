@@ -223,6 +223,7 @@ fn snapshot_of(row: &Row<'_>) -> ProcessSnapshot {
         emfile_errors: v(Metric::EmfileErrors),
         socket_errors: v(Metric::SocketErrors),
         listen_overflows: v(Metric::ListenOverflows),
+        drops: v(Metric::Drops),
         ..Counts::default()
     };
     let gauges = Gauges {
@@ -259,6 +260,7 @@ fn snapshot_of(row: &Row<'_>) -> ProcessSnapshot {
         connections: Vec::new(),
         connections_total: 0,
         listeners: listener_of(row),
+        drops: Vec::new(),
         cgroup: None,
         recent: Vec::new(),
     }

@@ -68,6 +68,7 @@ struct Row<'a> {
     accept_queue: Option<u32>,
     accept_backlog: Option<u32>,
     listen_overflows: u64,
+    drops: u64,
     /// The container's short id (12 hex digits); empty outside containers.
     container: Option<&'a str>,
     /// The cgroup path (v2's, on a hybrid host too).
@@ -126,6 +127,7 @@ impl<'a> Row<'a> {
             accept_queue: p.listeners.first().map(|l| l.queue),
             accept_backlog: p.listeners.first().and_then(|l| l.backlog),
             listen_overflows: c.listen_overflows,
+            drops: c.drops,
             container: p.cgroup.as_deref().and_then(|g| g.short_container()),
             cgroup: p.cgroup.as_deref().map(|g| g.path.as_str()),
             pod: p.cgroup.as_deref().and_then(|g| g.pod.as_deref()),

@@ -148,6 +148,17 @@ pub fn render(
                 o.text("syscall", call.name());
             }
         }
+        EventKind::Drop => {
+            match ev.drop_reason {
+                Some(name) => o.text("reason", name),
+                None => o.num("reason", ev.value),
+            }
+            if ev.by_tuple {
+                o.yes("by_tuple");
+            } else if state_at != 0 {
+                o.state("state", state_at);
+            }
+        }
         _ => {
             if state_at != 0 {
                 o.state("state", state_at);
@@ -355,6 +366,8 @@ mod tests {
             new_state: SYN_SENT,
             errno: 0,
             value: 0,
+            by_tuple: false,
+            drop_reason: None,
         }
     }
 

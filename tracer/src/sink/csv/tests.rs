@@ -33,7 +33,7 @@ const CONTRACT: [&str; 23] = [
 ];
 
 /// Every column, in order: the whole format as README documents it.
-const COLUMNS: [&str; 44] = [
+const COLUMNS: [&str; 45] = [
     "timestamp",
     "pid",
     "comm",
@@ -74,6 +74,7 @@ const COLUMNS: [&str; 44] = [
     "accept_queue",
     "accept_backlog",
     "listen_overflows",
+    "drops",
     "container",
     "cgroup",
     "pod",
@@ -100,6 +101,7 @@ fn process(pid: u32, comm: &str) -> ProcessSnapshot {
         connections: Vec::new(),
         connections_total: 0,
         listeners: Vec::new(),
+        drops: Vec::new(),
         recent: Vec::new(),
     }
 }

@@ -169,6 +169,19 @@ fn summary(p: &ProcessSnapshot) -> Vec<Line<'static>> {
         }
         None => "FDs unknown".to_owned(),
     }];
+    if !p.drops.is_empty() {
+        let reasons: Vec<String> = p
+            .drops
+            .iter()
+            .take(3)
+            .map(|(reason, n)| format!("{reason} ×{}", human::count(*n)))
+            .collect();
+        fds.push(format!(
+            "dropped packets {}: {}",
+            human::count(c.drops),
+            reasons.join(", ")
+        ));
+    }
     if !p.syscall_errors.is_empty() {
         let errors: Vec<String> = p
             .syscall_errors

@@ -1,0 +1,34 @@
+//! The kernel's names for its drop reasons (`enum skb_drop_reason`), read
+//! once from the `skb:kfree_skb` format file: the numbers differ between
+//! releases, so they are never hard-coded. Kept for the whole run, for
+//! whoever renders a drop.
+
+use std::sync::OnceLock;
+
+use super::format::Format;
+
+static DROP_REASONS: OnceLock<Vec<(u64, String)>> = OnceLock::new();
+
+/// Reads this kernel's drop-reason names (once); an empty list when the
+/// tracepoint or its names are missing.
+pub fn load() -> &'static [(u64, String)] {
+    DROP_REASONS.get_or_init(|| {
+        Format::read("skb", "kfree_skb")
+            .map(|f| f.symbols("reason"))
+            .unwrap_or_default()
+    })
+}
+
+/// The name of drop reason `value` (`NETFILTER_DROP`), once [`load`]ed.
+pub fn drop_reason(value: u64) -> Option<&'static str> {
+    DROP_REASONS
+        .get()?
+        .iter()
+        .find(|(n, _)| *n == value)
+        .map(|(_, name)| name.as_str())
+}
+
+/// The number of drop reason `name` on this kernel.
+pub fn drop_reason_value(name: &str) -> Option<u64> {
+    load().iter().find(|(_, n)| n == name).map(|(v, _)| *v)
+}
