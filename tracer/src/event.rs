@@ -91,8 +91,9 @@ pub struct TraceEvent {
     /// A drop of a packet with no socket: the addresses are the packet's
     /// (source, destination), and the owner is found by them.
     pub by_tuple: bool,
-    /// A drop's reason, as this kernel names it (`NETFILTER_DROP`).
-    pub drop_reason: Option<&'static str>,
+    /// A drop's reason, as this kernel names it (`NETFILTER_DROP`), or a
+    /// sent reset's (`TCP_ABORT_ON_LINGER`, 6.10 and later).
+    pub reason: Option<&'static str>,
 }
 
 impl TraceEvent {
@@ -126,9 +127,11 @@ impl TraceEvent {
             errno: raw.errno,
             value: raw.value,
             by_tuple: raw.flags & FLAG_BY_TUPLE != 0,
-            drop_reason: (kind == EventKind::Drop)
-                .then(|| crate::ebpf::reasons::drop_reason(raw.value))
-                .flatten(),
+            reason: match kind {
+                EventKind::Drop => crate::ebpf::reasons::drop_reason(raw.value),
+                EventKind::RstSent => crate::ebpf::reasons::reset_reason(raw.value),
+                _ => None,
+            },
         })
     }
 

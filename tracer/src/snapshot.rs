@@ -112,6 +112,8 @@ pub struct ProcessSnapshot {
     pub listeners: Vec<ListenerSnapshot>,
     /// Dropped packets by the kernel's reason, most first.
     pub drops: Vec<(&'static str, u64)>,
+    /// RSTs sent by the kernel's reason, most first (6.10 and later).
+    pub rst_reasons: Vec<(&'static str, u64)>,
     /// The most recent events of this process, oldest first.
     pub recent: Vec<RecentEvent>,
 }

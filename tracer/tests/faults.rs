@@ -269,6 +269,12 @@ fn data_retransmits() {
     ns.exec(&["nft", &rule]);
     client.ask("go");
     thread::sleep(Duration::from_millis(1500));
+    // Let packets through ahead of the drop rule, so its counter stops
+    // before it is read.
+    ns.exec(&[
+        "nft",
+        &format!("insert rule inet t in tcp dport {port} accept"),
+    ]);
     let dropped = nft_counter(&ns.exec(&["nft", "list table inet t"]));
     ns.exec(&["nft", "delete table inet t"]);
     // The retransmit timer has backed off to 1.6 s by now: wait for the
@@ -388,6 +394,16 @@ fn linger_resets() {
         "linger close: tracer rst_sent {ours} (client) + {server_sent} (server), kernel TcpOutRsts +{kernel}"
     );
     assert_eq!(ours, 4, "{events:#?}");
+    // Kernels from 6.10 on say why they sent each reset; tracer names it.
+    let has_reasons =
+        std::fs::read_to_string("/sys/kernel/tracing/events/tcp/tcp_send_reset/format")
+            .is_ok_and(|f| f.contains(" reason;"));
+    for e in events
+        .iter()
+        .filter(|e| e["event"] == "rst_sent" && e["pid"] == client.pid())
+    {
+        assert_eq!(e["reason"].is_string(), has_reasons, "{e}");
+    }
     // On a slow machine the server may answer a segment that crossed the
     // client's RST with one of its own: every RST is still someone's.
     assert_eq!(ours + server_sent, kernel, "{events:#?}");
@@ -606,7 +622,7 @@ fn accept_queue_overflow() {
     assert!((low..=kernel).contains(&ours), "{low}..={kernel}: {row:?}");
 }
 
-/// The `packets N` of the one counter in `nft list` output.
+/// The `packets N` of the first counter in `nft list` output.
 fn nft_counter(listing: &str) -> u64 {
     listing
         .split_whitespace()

@@ -190,10 +190,15 @@ impl Aggregator {
                     *process.syscall_errors.entry((call, ev.errno)).or_default() += 1;
                 }
             }
+            EventKind::RstSent => {
+                if let Some(reason) = ev.reason {
+                    *process.rst_reasons.entry(reason).or_default() += 1;
+                }
+            }
             EventKind::Drop => {
                 *process
                     .drops
-                    .entry(ev.drop_reason.unwrap_or("UNKNOWN"))
+                    .entry(ev.reason.unwrap_or("UNKNOWN"))
                     .or_default() += 1;
             }
             _ => {}

@@ -74,7 +74,7 @@ pub fn count(counts: &mut Counts, ev: &TraceEvent, state_at: u8) {
         EventKind::SocketError => {}
         EventKind::Drop => {
             counts.drops += 1;
-            if ev.drop_reason == Some("NETFILTER_DROP") {
+            if ev.reason == Some("NETFILTER_DROP") {
                 counts.firewall_drops += 1;
             }
         }
@@ -140,6 +140,8 @@ pub struct ProcessAgg {
     pub listener_overflows: HashMap<(u32, u16), u64>,
     /// Dropped packets by reason (`UNKNOWN` where the kernel names none).
     pub drops: HashMap<&'static str, u64>,
+    /// RSTs sent by the kernel's reason (6.10 and later).
+    pub rst_reasons: HashMap<&'static str, u64>,
     pub connections: Vec<ConnectionSnapshot>,
     pub connections_total: u64,
     /// Snapshot counter value when the process was last seen alive.
@@ -166,6 +168,7 @@ impl ProcessAgg {
             listeners: Vec::new(),
             listener_overflows: HashMap::default(),
             drops: HashMap::default(),
+            rst_reasons: HashMap::default(),
             connections: Vec::new(),
             connections_total: 0,
             last_alive: 0,

@@ -52,7 +52,7 @@ fn ev(kind: EventKind, sk: u64, at_ms: u64) -> TraceEvent {
         errno: 0,
         value: 0,
         by_tuple: false,
-        drop_reason: None,
+        reason: None,
     }
 }
 

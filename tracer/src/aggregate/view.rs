@@ -67,14 +67,17 @@ pub fn process(
         connections: p.connections.clone(),
         connections_total: p.connections_total,
         listeners: p.listeners.clone(),
-        drops: {
-            let mut drops: Vec<(&'static str, u64)> =
-                p.drops.iter().map(|(&r, &n)| (r, n)).collect();
-            drops.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
-            drops
-        },
+        drops: by_count(&p.drops),
+        rst_reasons: by_count(&p.rst_reasons),
         recent: p.recent.iter().map(|r| recent(r, now_ns, at)).collect(),
     }
+}
+
+/// Counts by name, most first.
+fn by_count(counts: &rustc_hash::FxHashMap<&'static str, u64>) -> Vec<(&'static str, u64)> {
+    let mut out: Vec<(&'static str, u64)> = counts.iter().map(|(&r, &n)| (r, n)).collect();
+    out.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
+    out
 }
 
 fn summary(d: Option<&super::latency::Distribution>) -> Latency {

@@ -219,6 +219,7 @@ pub fn load(settings: &Settings) -> Result<Loaded, LoadError> {
     let kfree = Format::read("skb", "kfree_skb").ok();
     let has_rx_sk = kfree.as_ref().is_some_and(|f| f.field("rx_sk").is_some());
     reasons::load();
+    reasons::load_resets();
     let no_socket = reasons::drop_reason_value("NO_SOCKET")
         .and_then(|v| u16::try_from(v).ok())
         .unwrap_or(tracer_common::layout::ABSENT);

@@ -1,13 +1,34 @@
-//! The kernel's names for its drop reasons (`enum skb_drop_reason`), read
-//! once from the `skb:kfree_skb` format file: the numbers differ between
-//! releases, so they are never hard-coded. Kept for the whole run, for
-//! whoever renders a drop.
+//! The kernel's names for its drop reasons (`enum skb_drop_reason`) and,
+//! on 6.10 and later, its reset reasons (`enum sk_rst_reason`), read once
+//! from the `skb:kfree_skb` and `tcp:tcp_send_reset` format files: the
+//! numbers differ between releases, so they are never hard-coded. Kept for
+//! the whole run, for whoever renders a drop or a reset.
 
 use std::sync::OnceLock;
 
 use super::format::Format;
 
 static DROP_REASONS: OnceLock<Vec<(u64, String)>> = OnceLock::new();
+static RESET_REASONS: OnceLock<Vec<(u64, String)>> = OnceLock::new();
+
+/// Reads this kernel's reset-reason names (once); empty before 6.10.
+pub fn load_resets() -> &'static [(u64, String)] {
+    RESET_REASONS.get_or_init(|| {
+        Format::read("tcp", "tcp_send_reset")
+            .map(|f| f.symbols("reason"))
+            .unwrap_or_default()
+    })
+}
+
+/// The name of reset reason `value` (`TCP_ABORT_ON_LINGER`), once
+/// [`load_resets`] has read them.
+pub fn reset_reason(value: u64) -> Option<&'static str> {
+    RESET_REASONS
+        .get()?
+        .iter()
+        .find(|(n, _)| *n == value)
+        .map(|(_, name)| name.as_str())
+}
 
 /// Reads this kernel's drop-reason names (once); an empty list when the
 /// tracepoint or its names are missing.

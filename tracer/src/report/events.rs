@@ -381,6 +381,7 @@ impl Process {
             connections_total: 0,
             listeners: Vec::new(),
             drops: Vec::new(),
+            rst_reasons: Vec::new(),
             cgroup: None,
             recent: Vec::new(),
         }

@@ -261,6 +261,7 @@ fn snapshot_of(row: &Row<'_>) -> ProcessSnapshot {
         connections_total: 0,
         listeners: listener_of(row),
         drops: Vec::new(),
+        rst_reasons: Vec::new(),
         cgroup: None,
         recent: Vec::new(),
     }

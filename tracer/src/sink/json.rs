@@ -149,7 +149,7 @@ pub fn render(
             }
         }
         EventKind::Drop => {
-            match ev.drop_reason {
+            match ev.reason {
                 Some(name) => o.text("reason", name),
                 None => o.num("reason", ev.value),
             }
@@ -168,6 +168,9 @@ pub fn render(
                 EventKind::RstSent | EventKind::RstReceived | EventKind::SocketError
             ) {
                 o.text("phase", Phase::of_state(state_at).name());
+                if let Some(reason) = ev.reason {
+                    o.text("reason", reason);
+                }
                 if ev.no_socket {
                     o.yes("no_socket");
                 }
@@ -367,7 +370,7 @@ mod tests {
             errno: 0,
             value: 0,
             by_tuple: false,
-            drop_reason: None,
+            reason: None,
         }
     }
 

@@ -102,6 +102,7 @@ fn process(pid: u32, comm: &str) -> ProcessSnapshot {
         connections_total: 0,
         listeners: Vec::new(),
         drops: Vec::new(),
+        rst_reasons: Vec::new(),
         recent: Vec::new(),
     }
 }

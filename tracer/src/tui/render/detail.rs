@@ -125,6 +125,15 @@ fn summary(p: &ProcessSnapshot) -> Vec<Line<'static>> {
             human::count(c.rst_received_handshake)
         ));
     }
+    if !p.rst_reasons.is_empty() {
+        let reasons: Vec<String> = p
+            .rst_reasons
+            .iter()
+            .take(2)
+            .map(|(reason, n)| format!("{reason} ×{}", human::count(*n)))
+            .collect();
+        rsts.push(format!("sent for {}", reasons.join(", ")));
+    }
     let rsts = if rsts.is_empty() {
         "no RSTs".to_owned()
     } else {
