@@ -65,6 +65,8 @@ pub enum Kind {
     TimeoutWhileEstablished,
     AcceptQueueFull,
     FirewallDrops,
+    NotReading,
+    PeerNotReading,
 }
 
 /// One diagnosis.

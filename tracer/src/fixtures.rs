@@ -83,6 +83,7 @@ pub fn remote(remote: Remote) -> RemoteSnapshot {
         close_wait: 0,
         time_wait: 0,
         abandoned_after: None,
+        queues: crate::snapshot::Queues::default(),
     }
 }
 
@@ -136,6 +137,8 @@ fn connection(local: &str, remote: &str, state: u8, age_s: u64, retx: u64) -> Co
         age: Duration::from_secs(age_s),
         preexisting: false,
         retransmits: retx,
+        recv_q: 0,
+        send_q: 0,
     }
 }
 

@@ -64,6 +64,23 @@ pub fn remote(r: &Remote) -> String {
     }
 }
 
+/// `512 B`, `64 KiB`, `1.5 MiB`.
+pub fn bytes(n: u64) -> String {
+    const KIB: u64 = 1024;
+    const MIB: u64 = 1024 * KIB;
+    if n < KIB {
+        format!("{n} B")
+    } else if n < MIB {
+        if n.is_multiple_of(KIB) {
+            format!("{} KiB", n / KIB)
+        } else {
+            format!("{:.1} KiB", n as f64 / KIB as f64)
+        }
+    } else {
+        format!("{:.1} MiB", n as f64 / MIB as f64)
+    }
+}
+
 /// `3 sockets`, `1 socket`.
 pub fn plural(n: u64, one: &str, many: &str) -> String {
     if n == 1 {

@@ -287,6 +287,20 @@ pub struct RemoteSnapshot {
     /// How long the last abandoned connect to it waited: about the
     /// application's dial deadline.
     pub abandoned_after: Option<std::time::Duration>,
+    /// Its connections' queues at snapshot time.
+    pub queues: Queues,
+}
+
+/// What waits in a remote's connections, from the socket table.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Queues {
+    /// The most bytes received and not read on one connection (Recv-Q).
+    pub recv_max: u32,
+    /// The most bytes not yet sent or acknowledged on one connection (Send-Q).
+    pub send_max: u32,
+    /// Connections whose peer closed its receive window (the kernel is
+    /// probing it).
+    pub zero_window: u32,
 }
 
 /// One live connection.
@@ -301,6 +315,10 @@ pub struct ConnectionSnapshot {
     /// The connection predates tracing, so `age` is a lower bound.
     pub preexisting: bool,
     pub retransmits: u64,
+    /// Bytes received and not read (Recv-Q).
+    pub recv_q: u32,
+    /// Bytes not yet sent or acknowledged (Send-Q).
+    pub send_q: u32,
 }
 
 /// A recent event, kept for the live view.

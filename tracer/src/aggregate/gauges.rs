@@ -17,8 +17,11 @@ use super::{
 };
 use crate::{
     proc::{ProcessId, ProcessSample, Sample},
-    snapshot::{ConnectionSnapshot, Gauges},
+    snapshot::{ConnectionSnapshot, Gauges, Queues},
 };
+
+/// The socket table's timer of a connection probing a closed window.
+const ZERO_WINDOW_PROBE: u8 = 4;
 
 /// Live connections listed per process in a snapshot (all are counted).
 pub const CONNECTIONS_LISTED: usize = 256;
@@ -67,6 +70,7 @@ impl Aggregator {
             }
             for r in p.remotes.values_mut() {
                 (r.established, r.close_wait, r.time_wait) = (0, 0, 0);
+                r.queues = Queues::default();
             }
             p.connections.clear();
             p.connections_total = 0;
@@ -103,6 +107,10 @@ impl Aggregator {
                     }
                     if matches!(row.state, ESTABLISHED | CLOSE_WAIT) {
                         let r = p.remote(remote);
+                        let q = &mut r.queues;
+                        q.recv_max = q.recv_max.max(row.rx_queue);
+                        q.send_max = q.send_max.max(row.tx_queue);
+                        q.zero_window += u32::from(row.timer == ZERO_WINDOW_PROBE);
                         if row.state == ESTABLISHED {
                             r.established += 1;
                         } else {
@@ -120,6 +128,8 @@ impl Aggregator {
                         age: Duration::from_nanos(now.saturating_sub(opened)),
                         preexisting: conn.is_none(),
                         retransmits: conn.map_or(0, |c| u64::from(c.retransmits)),
+                        recv_q: row.rx_queue,
+                        send_q: row.tx_queue,
                     });
                 }
             }

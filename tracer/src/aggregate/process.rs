@@ -17,7 +17,7 @@ use super::{
 use crate::{
     event::{ConnectResult, TraceEvent},
     proc::{Cgroup, FdUsage},
-    snapshot::{ConnectionSnapshot, Counts, Gauges, ListenerSnapshot, Remote},
+    snapshot::{ConnectionSnapshot, Counts, Gauges, ListenerSnapshot, Queues, Remote},
 };
 
 /// Handshakes longer than this are clamped (µs): a minute.
@@ -99,6 +99,8 @@ pub struct RemoteAgg {
     /// How long the last abandoned connect waited: about the application's
     /// dial deadline.
     pub abandoned_after_us: Option<u64>,
+    /// From the latest /proc sample.
+    pub queues: Queues,
 }
 
 /// A recent event in compact form (no allocation per event).

@@ -106,6 +106,8 @@ fn row(local_port: u16, remote: IpAddr, remote_port: u16, state: u8, inode: u64)
         inode,
         netns: NETNS,
         rx_queue: 0,
+        tx_queue: 0,
+        timer: 0,
     }
 }
 
@@ -532,6 +534,8 @@ fn only_the_connections_most_worth_listing_are_kept() {
         age: Duration::from_millis(i * 7919 % 1000),
         preexisting: false,
         retransmits: if i.is_multiple_of(13) { i } else { 0 },
+        recv_q: 0,
+        send_q: 0,
     };
     let mut all: Vec<ConnectionSnapshot> = (0..1000).map(conn).collect();
     let mut kept = Vec::new();

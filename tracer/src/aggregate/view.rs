@@ -44,6 +44,7 @@ pub fn process(
             close_wait: r.close_wait,
             time_wait: r.time_wait,
             abandoned_after: r.abandoned_after_us.map(std::time::Duration::from_micros),
+            queues: r.queues,
         })
         .collect();
     remotes.sort_by(|a, b| {

@@ -50,6 +50,13 @@ pub const ESTABLISHED_TIMEOUTS: u64 = 1;
 /// rule in the way, and the connection's retransmits will follow.
 pub const FIREWALL_DROPS: u64 = 1;
 
+/// Bytes received and left unread on one connection: more than a burst the
+/// application is about to read.
+pub const RECV_Q_BYTES: u64 = 65_536;
+/// Connections whose peer's receive window is closed: the kernel probes
+/// it, and nothing more can be sent until the peer reads.
+pub const ZERO_WINDOWS: u64 = 1;
+
 /// A [`Threshold`] named after its constant: `threshold!(Count, RETRANSMITS)`.
 macro_rules! threshold {
     ($unit:ident, $name:ident) => {
@@ -187,6 +194,26 @@ pub static RULES: &[Rule] = &[
         severity: "warning",
         thresholds: &[threshold!(Count, FIREWALL_DROPS)],
         check: Check::Remote(firewall_drops),
+    },
+    Rule {
+        id: "not_reading",
+        kind: Kind::NotReading,
+        headline: "not reading what {remote} sends",
+        headline_critical: None,
+        fires_when: "a connection with that remote holds ≥ {RECV_Q_BYTES} received and unread (Recv-Q)",
+        severity: "warning",
+        thresholds: &[threshold!(Bytes, RECV_Q_BYTES)],
+        check: Check::Remote(not_reading),
+    },
+    Rule {
+        id: "peer_not_reading",
+        kind: Kind::PeerNotReading,
+        headline: "its peer at {remote} does not read: zero window",
+        headline_critical: None,
+        fires_when: "{ZERO_WINDOWS} or more connections to that remote wait on a closed receive window (zero-window probes)",
+        severity: "warning",
+        thresholds: &[threshold!(Count, ZERO_WINDOWS)],
+        check: Check::Remote(peer_not_reading),
     },
 ];
 
@@ -395,6 +422,29 @@ fn firewall_drops(_: &ProcessSnapshot, r: &RemoteSnapshot) -> Option<Hit> {
             "{} dropped by netfilter (NETFILTER_DROP), {} data retransmits",
             human::plural(c.firewall_drops, "packet", "packets"),
             c.retransmits
+        ),
+    })
+}
+
+fn not_reading(_: &ProcessSnapshot, r: &RemoteSnapshot) -> Option<Hit> {
+    let q = &r.queues;
+    (u64::from(q.recv_max) >= RECV_Q_BYTES).then(|| Hit {
+        severity: Severity::Warning,
+        evidence: format!(
+            "{} unread on one connection (Recv-Q), receive buffer filling",
+            human::bytes(u64::from(q.recv_max))
+        ),
+    })
+}
+
+fn peer_not_reading(_: &ProcessSnapshot, r: &RemoteSnapshot) -> Option<Hit> {
+    let q = &r.queues;
+    (u64::from(q.zero_window) >= ZERO_WINDOWS).then(|| Hit {
+        severity: Severity::Warning,
+        evidence: format!(
+            "{} probing a zero window, {} waiting to be sent (Send-Q)",
+            human::plural(u64::from(q.zero_window), "connection", "connections"),
+            human::bytes(u64::from(q.send_max))
         ),
     })
 }

@@ -391,6 +391,8 @@ fn the_table_has_one_rule_per_kind_in_order_with_unique_ids() {
             Kind::TimeoutWhileEstablished,
             Kind::AcceptQueueFull,
             Kind::FirewallDrops,
+            Kind::NotReading,
+            Kind::PeerNotReading,
         ]
     );
     let ids: Vec<&str> = RULES.iter().map(|r| r.id).collect();
@@ -408,6 +410,8 @@ fn the_table_has_one_rule_per_kind_in_order_with_unique_ids() {
             "timeout_while_established",
             "accept_queue_full",
             "firewall_drops",
+            "not_reading",
+            "peer_not_reading",
         ]
     );
 }
@@ -434,6 +438,34 @@ fn a_firewall_dropping_packets_of_one_remote() {
     assert_eq!(
         f.evidence,
         "2 packets dropped by netfilter (NETFILTER_DROP), 2 data retransmits"
+    );
+}
+
+#[test]
+fn slow_readers_on_either_end() {
+    let mut p = process(10, "app");
+    let mut r = server("10.0.0.5:5432");
+    r.queues.recv_max = 65_535;
+    p.remotes = vec![r.clone()];
+    assert!(kinds(p.clone()).is_empty());
+    r.queues.recv_max = 65_536;
+    p.remotes = vec![r.clone()];
+    let f = only(p.clone());
+    assert_eq!(f.kind, Kind::NotReading);
+    assert_eq!(f.headline, "not reading what 10.0.0.5:5432 sends");
+    assert_eq!(
+        f.evidence,
+        "64 KiB unread on one connection (Recv-Q), receive buffer filling"
+    );
+    r.queues.recv_max = 0;
+    r.queues.zero_window = 1;
+    r.queues.send_max = 3 * 1024 * 1024 / 2;
+    p.remotes = vec![r];
+    let f = only(p);
+    assert_eq!(f.kind, Kind::PeerNotReading);
+    assert_eq!(
+        f.evidence,
+        "1 connection probing a zero window, 1.5 MiB waiting to be sent (Send-Q)"
     );
 }
 

@@ -15,6 +15,8 @@ pub enum Value {
     Percent(u64),
     /// `30 s`
     Age(Duration),
+    /// `64 KiB`
+    Bytes(u64),
 }
 
 impl fmt::Display for Value {
@@ -23,6 +25,7 @@ impl fmt::Display for Value {
             Self::Count(n) => f.write_str(&grouped(*n)),
             Self::Percent(n) => write!(f, "{n} %"),
             Self::Age(d) => write!(f, "{} s", d.as_secs()),
+            Self::Bytes(n) => f.write_str(&crate::human::bytes(*n)),
         }
     }
 }

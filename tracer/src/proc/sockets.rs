@@ -25,8 +25,14 @@ pub struct SocketRow {
     /// The inode number of the network namespace whose table lists it.
     pub netns: u32,
     /// `rx_queue`: for a listener, the connections waiting in its accept
-    /// queue; for a connection, bytes received and not yet read.
+    /// queue; for a connection, bytes received and not yet read (Recv-Q).
     pub rx_queue: u32,
+    /// `tx_queue`: for a connection, bytes sent and not yet acknowledged,
+    /// or not yet sent (Send-Q).
+    pub tx_queue: u32,
+    /// The pending timer (`tr`): 1 retransmit, 2 keepalive, 3 TIME_WAIT,
+    /// 4 zero-window probe (the peer's receive window is closed).
+    pub timer: u8,
 }
 
 /// Parses the text of `/proc/net/tcp` or `/proc/net/tcp6`; malformed rows are skipped.
@@ -41,9 +47,12 @@ fn parse_row(line: &str) -> Option<SocketRow> {
     let (local, local_port) = parse_endpoint(cols.nth(1)?)?;
     let (remote, remote_port) = parse_endpoint(cols.next()?)?;
     let state = u8::from_str_radix(cols.next()?, 16).ok()?;
-    let (_, rx_queue) = cols.next()?.split_once(':')?;
+    let (tx_queue, rx_queue) = cols.next()?.split_once(':')?;
+    let tx_queue = u32::from_str_radix(tx_queue, 16).ok()?;
     let rx_queue = u32::from_str_radix(rx_queue, 16).ok()?;
-    let inode = cols.nth(4)?.parse().ok()?;
+    let (timer, _) = cols.next()?.split_once(':')?;
+    let timer = u8::from_str_radix(timer, 16).unwrap_or(0);
+    let inode = cols.nth(3)?.parse().ok()?;
     Some(SocketRow {
         local,
         local_port,
@@ -54,6 +63,8 @@ fn parse_row(line: &str) -> Option<SocketRow> {
         // Filled in by the walk, which knows whose table this is.
         netns: 0,
         rx_queue,
+        tx_queue,
+        timer,
     })
 }
 
@@ -173,7 +184,7 @@ mod tests {
 
     const TCP: &str = "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode
    0: 0100007F:9DBB 00000000:0000 0A 00000000:00000001 00:00000000 00000000     0        0 57542 2 00000000b3ffb171 100 0 0 10 0
-   1: 0100007F:1F90 0100007F:D2F0 01 00000000:00000000 00:00000000 00000000  1000        0 99 1 0000000000000000 20 4 30 10 -1
+   1: 0100007F:1F90 0100007F:D2F0 01 00010000:00000200 04:00000040 00000000  1000        0 99 1 0000000000000000 20 4 30 10 -1
 garbage line
 ";
     const TCP6: &str = "  sl  local_address                         remote_address                        st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode
@@ -190,6 +201,11 @@ garbage line
         assert_eq!((rows[0].state, rows[0].inode), (0x0A, 57542));
         assert_eq!(rows[1].remote_port, 0xD2F0);
         assert_eq!(rows[1].state, 1);
+        // A listener's accept queue; a connection's queues and its pending
+        // zero-window probe.
+        assert_eq!((rows[0].rx_queue, rows[0].tx_queue, rows[0].timer), (1, 0, 0));
+        assert_eq!((rows[1].rx_queue, rows[1].tx_queue, rows[1].timer), (0x200, 0x10000, 4));
+        assert_eq!(rows[1].inode, 99);
     }
 
     #[test]

@@ -329,6 +329,7 @@ impl Process {
                 close_wait: 0,
                 time_wait: 0,
                 abandoned_after: None,
+                queues: crate::snapshot::Queues::default(),
             },
             first_trouble: None,
             last_trouble: None,

@@ -325,7 +325,9 @@ fn connections(p: &ProcessSnapshot, area: Rect, frame: &mut Frame<'_>) {
         table::text("STATE", 11, 0),
         table::number("AGE", 6, 1),
         table::number("RETX", 5, 1),
-        table::text("LOCAL", 21, 2),
+        table::number("RECV-Q", 7, 2),
+        table::number("SEND-Q", 7, 2),
+        table::text("LOCAL", 21, 3),
     ];
     let rows = p
         .connections
@@ -348,6 +350,8 @@ fn connections(p: &ProcessSnapshot, area: Rect, frame: &mut Frame<'_>) {
                         .map_or_else(|| format!("state {}", c.state), str::to_owned),
                     age,
                     human::count(c.retransmits),
+                    human::count(u64::from(c.recv_q)),
+                    human::count(u64::from(c.send_q)),
                     c.local.to_string(),
                 ],
                 row_style,
