@@ -19,6 +19,11 @@ pub const TRACED_PIDS: &str = "TRACED_PIDS";
 pub const COUNTERS: &str = "COUNTERS";
 /// Array of one u64: the number of entries in [`OWNERS`], kept by the programs.
 pub const OWNER_COUNT: &str = "OWNER_COUNT";
+/// Per-CPU hash: [`LostKey`] → u64, the events that did not fit in the ring
+/// buffer, by what counts need of them. Userspace adds them to the counts,
+/// so a full ring buffer loses detail (which remote, which connection),
+/// never a count.
+pub const LOST: &str = "LOST";
 
 /// Global (u32): 1 when only [`TRACED_PIDS`] are traced.
 pub const GLOBAL_FILTER_PIDS: &str = "FILTER_PIDS";
@@ -55,6 +60,29 @@ pub const LISTENERS_CAPACITY: u32 = 16_384;
 pub const PREEXISTING_CAPACITY: u32 = 131_072;
 /// Capacity of [`TRACED_PIDS`].
 pub const TRACED_PIDS_CAPACITY: u32 = 4_096;
+/// Capacity of [`LOST`]: kinds of lost event at once (per process, kind,
+/// states and errno), read and cleared by userspace each interval.
+pub const LOST_CAPACITY: u32 = 8_192;
+
+/// What the counts need of an event that did not fit in the ring buffer.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct LostKey {
+    /// Owning process; 0 when unattributed.
+    pub pid: u32,
+    /// As in [`crate::Event`].
+    pub errno: i32,
+    /// An [`crate::EventKind`] value.
+    pub kind: u8,
+    pub old_state: u8,
+    pub new_state: u8,
+    /// The syscall of a syscall error, the reason of a drop (low byte).
+    pub extra: u8,
+}
+
+#[cfg(feature = "user")]
+// SAFETY: repr(C), 4 + 4 + 4 × 1 bytes, no padding.
+unsafe impl aya::Pod for LostKey {}
 /// Default ring-buffer size in bytes (a power of two, multiple of the page size).
 pub const DEFAULT_RING_BYTES: u32 = 4 * 1024 * 1024;
 

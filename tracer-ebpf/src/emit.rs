@@ -6,9 +6,9 @@
 
 use core::mem::MaybeUninit;
 
-use tracer_common::{Counter, Event};
+use tracer_common::{Counter, Event, maps::LostKey};
 
-use crate::maps::{EVENTS, bump};
+use crate::maps::{EVENTS, LOST, bump};
 
 /// `BPF_RB_NO_WAKEUP`, `BPF_RB_FORCE_WAKEUP` (flags of `bpf_ringbuf_output`).
 const NO_WAKEUP: u64 = 1;
@@ -35,6 +35,29 @@ pub fn emit(ev: &Event) {
     };
     match EVENTS.output::<Event>(ev, flags) {
         Ok(()) => bump(Counter::Submitted),
-        Err(_) => bump(Counter::Dropped),
+        Err(_) => {
+            bump(Counter::Dropped);
+            lost(ev);
+        }
+    }
+}
+
+/// Counts an event the ring buffer had no room for, by what the counts need
+/// of it: only on this path, so a ring buffer with room costs nothing more.
+#[inline(never)]
+fn lost(ev: &Event) {
+    let key = LostKey {
+        pid: ev.pid,
+        errno: ev.errno,
+        kind: ev.kind as u8,
+        old_state: ev.old_state,
+        new_state: ev.new_state,
+        extra: ev.value as u8,
+    };
+    if let Some(slot) = LOST.get_ptr_mut(&key) {
+        // SAFETY: a per-CPU slot: no other writer runs on it concurrently.
+        unsafe { *slot += 1 };
+    } else {
+        let _ = LOST.insert(&key, &1, 0);
     }
 }

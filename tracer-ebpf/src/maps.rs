@@ -4,13 +4,13 @@
 use aya_ebpf::{
     Global,
     macros::map,
-    maps::{Array, HashMap, LruHashMap, PerCpuArray, RingBuf},
+    maps::{Array, HashMap, LruHashMap, PerCpuArray, PerCpuHashMap, RingBuf},
 };
 use tracer_common::{
     Counter, Owner,
     maps::{
-        DEFAULT_RING_BYTES, LISTENERS_CAPACITY, OWNERS_CAPACITY, PREEXISTING_CAPACITY, SocketKey,
-        TRACED_PIDS_CAPACITY,
+        DEFAULT_RING_BYTES, LISTENERS_CAPACITY, LOST_CAPACITY, LostKey, OWNERS_CAPACITY,
+        PREEXISTING_CAPACITY, SocketKey, TRACED_PIDS_CAPACITY,
     },
 };
 
@@ -32,6 +32,10 @@ pub static TRACED_PIDS: HashMap<u32, u8> = HashMap::with_max_entries(TRACED_PIDS
 
 #[map]
 pub static COUNTERS: PerCpuArray<u64> = PerCpuArray::with_max_entries(Counter::COUNT, 0);
+
+/// Events the ring buffer had no room for, by what counts need of them.
+#[map]
+pub static LOST: PerCpuHashMap<LostKey, u64> = PerCpuHashMap::with_max_entries(LOST_CAPACITY, 0);
 
 /// Entries in `OWNERS` (one slot, updated atomically from every CPU).
 #[map]

@@ -5,6 +5,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use tracer_common::{
     Event, EventKind,
     event::{FLAG_BY_TUPLE, FLAG_NO_SOCKET, FLAG_UNATTRIBUTED, Syscall},
+    maps::LostKey,
     tcp::{AF_INET, AF_INET6},
 };
 
@@ -148,6 +149,38 @@ impl TraceEvent {
             EventKind::SyscallError => "syscall_error",
             EventKind::Drop => "drop",
         }
+    }
+
+    /// What is known of events the ring buffer had no room for: enough to
+    /// count them (kind, states, errno, syscall or drop reason), no
+    /// addresses or time.
+    pub fn lost(key: &LostKey) -> Option<Self> {
+        let kind = EventKind::from_u32(u32::from(key.kind))?;
+        let value = u64::from(key.extra);
+        Some(Self {
+            ts_ns: 0,
+            mono_ns: 0,
+            kind,
+            pid: key.pid,
+            comm: Comm::from(""),
+            unattributed: key.pid == 0,
+            no_socket: false,
+            sk: 0,
+            family: 0,
+            saddr: IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED),
+            sport: 0,
+            daddr: IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED),
+            dport: 0,
+            old_state: key.old_state,
+            new_state: key.new_state,
+            errno: key.errno,
+            value,
+            by_tuple: false,
+            reason: match kind {
+                EventKind::Drop => crate::ebpf::reasons::drop_reason(value),
+                _ => None,
+            },
+        })
     }
 
     /// Handshake latency in microseconds, for SYN_SENT→ESTABLISHED.

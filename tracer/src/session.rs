@@ -142,6 +142,18 @@ impl Session {
         self.counters
             .read_into(&mut kernel)
             .context("reading the kernel counters")?;
+        // What the ring buffer had no room for still counts.
+        let lost = self
+            .counters
+            .lost_since()
+            .context("reading the counts of lost events")?;
+        for (key, n) in lost {
+            let Some(ev) = TraceEvent::lost(&key) else {
+                continue;
+            };
+            let owner = (key.pid != 0).then(|| self.identities.identify(key.pid));
+            self.aggregator.observe_lost(owner, &ev, n);
+        }
         let mut snapshot = self
             .aggregator
             .snapshot(SystemTime::now(), monotonic_ns(), kernel);

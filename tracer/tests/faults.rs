@@ -631,3 +631,53 @@ fn nft_counter(listing: &str) -> u64 {
         .and_then(|n| n.parse().ok())
         .unwrap_or_else(|| panic!("no counter in {listing}"))
 }
+
+/// A storm through a tiny ring buffer: events are lost (and counted as
+/// such), but every connect is still counted, and every one as ok: the
+/// kernel counts what did not fit, by process and kind.
+#[test]
+fn counts_survive_a_full_ring_buffer() {
+    if !kernel_tests_enabled() {
+        return;
+    }
+    const CONNECTS: u64 = 1500;
+    let ns = Netns::new("storm");
+    let (_server, port) = Peer::listen_in(&ns.name, HOST);
+    let mut client = Peer::spawn_in(
+        Some(&ns.name),
+        &["churn", HOST, &port.to_string(), &CONNECTS.to_string()],
+    );
+    let csv = CsvFile::new();
+    let summary = tempfile::NamedTempFile::new().expect("temp file");
+    let path = summary.path().to_str().expect("utf-8 path");
+    let pid = client.pid().to_string();
+    let tracer = Tracer::start(&[
+        "--pid",
+        &pid,
+        "--csv",
+        &csv.path,
+        "--ring-buffer-size",
+        "4096",
+        "--summary-json",
+        path,
+    ]);
+    let before = ns.counters();
+    assert_eq!(client.ask("go"), CONNECTS.to_string());
+    let after = ns.counters();
+    thread::sleep(Duration::from_millis(1500));
+    let (status, _events, stderr) = tracer.stop();
+    assert!(status.success(), "{stderr}");
+    let stats: Value = serde_json::from_str(&std::fs::read_to_string(path).expect("summary"))
+        .expect("summary JSON");
+    let dropped = stats["dropped"].as_u64().expect("dropped");
+    let kernel = delta(&before, &after, "TcpActiveOpens");
+    let row = csv.last_of(client.pid());
+    println!(
+        "storm: {dropped} events dropped; tracer connects {} connect_ok {}; kernel TcpActiveOpens +{kernel}",
+        row["connects"], row["connect_ok"]
+    );
+    assert!(dropped > 0, "the ring buffer overflowed: {stats}");
+    assert_eq!(kernel, CONNECTS);
+    assert_eq!(num(&row, "connects"), CONNECTS, "{row:?}");
+    assert_eq!(num(&row, "connect_ok"), CONNECTS, "{row:?}");
+}

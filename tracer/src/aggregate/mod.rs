@@ -238,6 +238,28 @@ impl Aggregator {
         }
     }
 
+    /// Counts `n` events the ring buffer had no room for (see
+    /// [`TraceEvent::lost`]): the process's counts stay whole, while its
+    /// remotes and connections miss them.
+    pub fn observe_lost(&mut self, owner: Option<ProcessId>, ev: &TraceEvent, n: u64) {
+        let counts = match owner {
+            Some(id) => {
+                let process = self
+                    .processes
+                    .entry(id)
+                    .or_insert_with(|| ProcessAgg::new(String::new()));
+                if let (EventKind::SyscallError, Some(call)) = (ev.kind, ev.syscall()) {
+                    *process.syscall_errors.entry((call, ev.errno)).or_default() += n;
+                }
+                &mut process.counts
+            }
+            None => &mut self.unattributed,
+        };
+        for _ in 0..n {
+            count(counts, ev, ev.old_state);
+        }
+    }
+
     /// The command name of a known process.
     pub fn comm(&self, id: ProcessId) -> Option<&str> {
         self.processes.get(&id).map(|p| p.comm.as_str())

@@ -597,3 +597,51 @@ fn listeners_have_their_queue_backlog_and_overflows() {
     let p = find(&s, SERVER);
     assert_eq!(p.listeners.iter().map(|l| l.overflows).sum::<u64>(), 12);
 }
+
+/// Events the ring buffer had no room for count like the others, under
+/// their process (or unattributed), by kind and outcome.
+#[test]
+fn lost_events_still_count() {
+    use tracer_common::maps::LostKey;
+    let mut agg = Aggregator::new(0);
+    let key = |kind: EventKind, old, new, errno| LostKey {
+        pid: CLIENT.pid,
+        errno,
+        kind: kind as u8,
+        old_state: old,
+        new_state: new,
+        extra: 0,
+    };
+    for (k, n) in [
+        (key(EventKind::State, CLOSE, SYN_SENT, 0), 5),
+        (key(EventKind::State, SYN_SENT, ESTABLISHED, 0), 4),
+        (
+            key(EventKind::State, SYN_SENT, CLOSE, libc::ECONNREFUSED),
+            1,
+        ),
+        (key(EventKind::Retransmit, ESTABLISHED, ESTABLISHED, 0), 7),
+    ] {
+        let ev = TraceEvent::lost(&k).expect("a known kind");
+        agg.observe_lost(Some(CLIENT), &ev, n);
+    }
+    let ev = TraceEvent::lost(&LostKey {
+        pid: 0,
+        ..key(EventKind::RstSent, ESTABLISHED, ESTABLISHED, 0)
+    })
+    .unwrap();
+    agg.observe_lost(None, &ev, 2);
+    let s = snap(&mut agg, 2);
+    let c = find(&s, CLIENT).counts;
+    assert_eq!(
+        (c.connects, c.connect_ok, c.connect_refused, c.retransmits),
+        (5, 4, 1, 7)
+    );
+    assert_eq!(s.unattributed.rst_sent, 2);
+    assert!(
+        TraceEvent::lost(&LostKey {
+            kind: 200,
+            ..key(EventKind::State, 0, 0, 0)
+        })
+        .is_none()
+    );
+}

@@ -617,6 +617,7 @@ mod tests {
             maps::TRACED_PIDS,
             maps::COUNTERS,
             maps::OWNER_COUNT,
+            maps::LOST,
         ] {
             assert!(object.maps.contains_key(map), "no map {map}");
         }

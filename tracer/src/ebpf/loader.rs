@@ -257,7 +257,14 @@ pub fn load(settings: &Settings) -> Result<Loaded, LoadError> {
     let per_cpu = PerCpuArray::try_from(per_cpu).map_err(map_error(maps::COUNTERS))?;
     let owners = take_map(&mut ebpf, maps::OWNER_COUNT)?;
     let owners = Array::try_from(owners).map_err(map_error(maps::OWNER_COUNT))?;
-    let counters = CounterMaps { per_cpu, owners };
+    let lost = take_map(&mut ebpf, maps::LOST)?;
+    let lost = aya::maps::PerCpuHashMap::try_from(lost).map_err(map_error(maps::LOST))?;
+    let counters = CounterMaps {
+        per_cpu,
+        owners,
+        lost,
+        lost_seen: std::collections::HashMap::new(),
+    };
     Ok(Loaded {
         ebpf,
         events,

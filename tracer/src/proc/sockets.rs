@@ -203,8 +203,14 @@ garbage line
         assert_eq!(rows[1].state, 1);
         // A listener's accept queue; a connection's queues and its pending
         // zero-window probe.
-        assert_eq!((rows[0].rx_queue, rows[0].tx_queue, rows[0].timer), (1, 0, 0));
-        assert_eq!((rows[1].rx_queue, rows[1].tx_queue, rows[1].timer), (0x200, 0x10000, 4));
+        assert_eq!(
+            (rows[0].rx_queue, rows[0].tx_queue, rows[0].timer),
+            (1, 0, 0)
+        );
+        assert_eq!(
+            (rows[1].rx_queue, rows[1].tx_queue, rows[1].timer),
+            (0x200, 0x10000, 4)
+        );
         assert_eq!(rows[1].inode, 99);
     }
 

@@ -153,6 +153,14 @@ def burst(host, port, count):
         print(len(socks), flush=True)
 
 
+def churn(host, port, count):
+    """On each line: `count` connects, each closed at once."""
+    for _ in sys.stdin:
+        for _ in range(int(count)):
+            socket.create_connection((host, int(port))).close()
+        print(count, flush=True)
+
+
 def open_many(host, port, count):
     sys.stdin.readline()
     conns = [socket.create_connection((host, int(port))) for _ in range(int(count))]
@@ -167,6 +175,7 @@ if __name__ == "__main__":
         "emfile": emfile,
         "open": open_many,
         "burst": burst,
+        "churn": churn,
     }[sys.argv[1]](
         *sys.argv[2:]
     )
