@@ -28,6 +28,7 @@ pub fn snapshot(processes: Vec<ProcessSnapshot>) -> Snapshot {
         sampled_every: None,
         traced_exited: false,
         syscall_errors_counted: true,
+        closed_ports: Vec::new(),
     }
 }
 

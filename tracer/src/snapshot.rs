@@ -33,6 +33,10 @@ pub struct Snapshot {
     /// Failed network syscalls are counted (`--syscall-errors`, and a hook
     /// for them on this kernel).
     pub syscall_errors_counted: bool,
+    /// Local ports nobody listens on that were sent connection attempts
+    /// (the kernel answered each with a reset), most first; port 0 holds
+    /// the ports past those told apart.
+    pub closed_ports: Vec<(u16, u64)>,
 }
 
 /// The kernel-side counters, summed over CPUs (filled by

@@ -74,7 +74,15 @@ pub struct Aggregator {
     previous: Option<(u64, u64)>,
     /// Each network namespace's `ListenOverflows` at the previous sample.
     overflows_seen: rustc_hash::FxHashMap<u32, u64>,
+    /// Resets sent for segments to ports nobody listens on, by that port
+    /// (bounded: see [`CLOSED_PORTS_MAX`]).
+    closed_ports: rustc_hash::FxHashMap<u16, u64>,
 }
+
+/// Closed ports told apart; resets to further ones count under port 0.
+pub const CLOSED_PORTS_MAX: usize = 1024;
+/// Closed ports a snapshot lists, most reset first.
+pub const CLOSED_PORTS_LISTED: usize = 5;
 
 impl Aggregator {
     pub fn new(started_ns: u64) -> Self {
@@ -87,6 +95,7 @@ impl Aggregator {
             snapshots: 0,
             previous: None,
             overflows_seen: rustc_hash::FxHashMap::default(),
+            closed_ports: rustc_hash::FxHashMap::default(),
         }
     }
 
@@ -131,6 +140,16 @@ impl Aggregator {
             owner,
             waited,
         };
+        if ev.no_socket && ev.kind == EventKind::RstSent {
+            let port = if self.closed_ports.len() < CLOSED_PORTS_MAX
+                || self.closed_ports.contains_key(&ev.sport)
+            {
+                ev.sport
+            } else {
+                0
+            };
+            *self.closed_ports.entry(port).or_default() += 1;
+        }
         let Some(id) = owner else {
             count(&mut self.unattributed, ev, state_at);
             if ev.kind == EventKind::State && ev.new_state == CLOSE {
@@ -358,6 +377,19 @@ impl Aggregator {
             // The session says otherwise when it knows.
             traced_exited: false,
             syscall_errors_counted: true,
+            closed_ports: {
+                let mut ports: Vec<(u16, u64)> =
+                    self.closed_ports.iter().map(|(&p, &n)| (p, n)).collect();
+                // Port 0, the ports past those told apart, last.
+                ports.sort_by(|a, b| {
+                    (a.0 == 0)
+                        .cmp(&(b.0 == 0))
+                        .then(b.1.cmp(&a.1))
+                        .then(a.0.cmp(&b.0))
+                });
+                ports.truncate(CLOSED_PORTS_LISTED);
+                ports
+            },
         }
     }
 }

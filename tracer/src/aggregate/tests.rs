@@ -645,3 +645,29 @@ fn lost_events_still_count() {
         .is_none()
     );
 }
+
+/// Resets for connects to closed ports are told apart by port, bounded.
+#[test]
+fn closed_ports_are_listed_by_port() {
+    let mut agg = Aggregator::new(0);
+    let reset = |port: u16| {
+        let mut e = ev(EventKind::RstSent, 0, 1);
+        e.pid = 0;
+        e.no_socket = true;
+        e.sport = port;
+        e
+    };
+    for _ in 0..3 {
+        agg.observe(None, &reset(18099));
+    }
+    agg.observe(None, &reset(9));
+    let s = snap(&mut agg, 2);
+    assert_eq!(s.closed_ports, vec![(18099, 3), (9, 1)]);
+    assert_eq!(s.unattributed.rst_sent, 4);
+    for port in 0..super::CLOSED_PORTS_MAX as u16 + 10 {
+        agg.observe(None, &reset(20_000 + port));
+    }
+    let s = snap(&mut agg, 3);
+    assert_eq!(s.closed_ports.len(), super::CLOSED_PORTS_LISTED);
+    assert_eq!(s.closed_ports[0], (18099, 3));
+}

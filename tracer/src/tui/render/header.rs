@@ -48,7 +48,16 @@ pub fn render(
     if k.closed_port_resets > 0 {
         // Connects to closed ports: ownerless by nature, so not a warning.
         first.push(Span::raw(human::count(k.closed_port_resets)));
-        first.push(Span::styled(" closed-port RSTs  ", style::dim()));
+        first.push(Span::styled(" closed-port RSTs ", style::dim()));
+        // The port most connected to, by a client that should not.
+        let top = snapshot
+            .closed_ports
+            .first()
+            .filter(|(port, _)| *port != 0)
+            .map_or(String::new(), |(port, n)| {
+                format!("(:{port} ×{}) ", human::count(*n))
+            });
+        first.push(Span::styled(format!("{top} "), style::dim()));
     }
     if let Some(every) = snapshot.sampled_every {
         // A large host: socket and FD gauges are older than the counters.
