@@ -154,7 +154,7 @@ fn gather() -> Report {
             description: l.plan.to_string(),
             programs: l.plan.hooks.clone(),
             connect_errors: l.connect_errors.clone(),
-            syscall_errors: l.plan.optional_text(),
+            optional_sources: l.plan.optional_text(),
         }),
         Err(e) => {
             missing.push("a working hook plan".into());

@@ -86,7 +86,7 @@ pub fn render_text(report: &Report) -> String {
                 line(format!("  {program}"));
             }
             line(format!("  {}", plan.connect_errors));
-            line(format!("  {}", plan.syscall_errors));
+            line(format!("  {}", plan.optional_sources));
         }
         Err(e) => line(format!("plan (--hooks auto): none: {e}")),
     }
@@ -174,7 +174,7 @@ mod tests {
                     "raw tracepoint sock:inet_sock_set_state".into(),
                 ],
                 connect_errors: "connect errors from sk_err at offset 284 (BTF)".into(),
-                syscall_errors: "syscall errors from fexits".into(),
+                optional_sources: "syscall errors from fexits".into(),
             }),
             missing: vec![],
         }
@@ -288,7 +288,7 @@ missing: nothing — tracer can run here
                         "raw tracepoint sock:inet_sock_set_state",
                     ],
                     "connect_errors": "connect errors from sk_err at offset 284 (BTF)",
-                    "syscall_errors": "syscall errors from fexits",
+                    "optional_sources": "syscall errors from fexits",
                 },
                 "missing": [],
             })

@@ -103,8 +103,9 @@ pub struct ChosenPlan {
     pub programs: Vec<String>,
     /// Where connect errors come from (or why they are unavailable).
     pub connect_errors: String,
-    /// Where syscall errors come from by default, or why they are off.
-    pub syscall_errors: String,
+    /// Where the sources that may be off (socket errors, drops, syscall
+    /// errors) come from by default, or why they are off.
+    pub optional_sources: String,
 }
 
 /// `struct sock` member offsets by name (`state`, `family`, …), in the order
