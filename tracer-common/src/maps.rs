@@ -15,6 +15,9 @@ pub const LISTENERS: &str = "LISTENERS";
 pub const PREEXISTING: &str = "PREEXISTING";
 /// Hash: tgid (u32) → 1, the processes traced when the pid filter is on.
 pub const TRACED_PIDS: &str = "TRACED_PIDS";
+/// Cgroup array: the `--cgroup` directories (file descriptors), whose
+/// processes and those below them are traced; see [`GLOBAL_FILTER_CGROUPS`].
+pub const CGROUPS: &str = "CGROUPS";
 /// Per-CPU array of u64, indexed by [`Counter`].
 pub const COUNTERS: &str = "COUNTERS";
 /// Array of one u64: the number of entries in [`OWNERS`], kept by the programs.
@@ -25,8 +28,11 @@ pub const OWNER_COUNT: &str = "OWNER_COUNT";
 /// never a count.
 pub const LOST: &str = "LOST";
 
-/// Global (u32): 1 when only [`TRACED_PIDS`] are traced.
+/// Global (u32): 1 when only [`TRACED_PIDS`] and the processes under
+/// [`CGROUPS`] are traced.
 pub const GLOBAL_FILTER_PIDS: &str = "FILTER_PIDS";
+/// Global (u32): how many entries of [`CGROUPS`] are set.
+pub const GLOBAL_FILTER_CGROUPS: &str = "FILTER_CGROUPS";
 /// Global (u64): the capacity [`OWNERS`] was created with.
 pub const GLOBAL_OWNERS_CAPACITY: &str = "OWNERS_MAX";
 /// Load-time global (u32): 1 when the kernel's `tcp_retransmit_skb` tracepoint
@@ -60,6 +66,8 @@ pub const LISTENERS_CAPACITY: u32 = 16_384;
 pub const PREEXISTING_CAPACITY: u32 = 131_072;
 /// Capacity of [`TRACED_PIDS`].
 pub const TRACED_PIDS_CAPACITY: u32 = 4_096;
+/// Capacity of [`CGROUPS`]: `--cgroup` given at most this often.
+pub const CGROUPS_CAPACITY: u32 = 8;
 /// Capacity of [`LOST`]: kinds of lost event at once (per process, kind,
 /// states and errno), read and cleared by userspace each interval.
 pub const LOST_CAPACITY: u32 = 8_192;

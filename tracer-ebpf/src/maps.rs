@@ -4,13 +4,13 @@
 use aya_ebpf::{
     Global,
     macros::map,
-    maps::{Array, HashMap, LruHashMap, PerCpuArray, PerCpuHashMap, RingBuf},
+    maps::{Array, CgroupArray, HashMap, LruHashMap, PerCpuArray, PerCpuHashMap, RingBuf},
 };
 use tracer_common::{
     Counter, Owner,
     maps::{
-        DEFAULT_RING_BYTES, LISTENERS_CAPACITY, LOST_CAPACITY, LostKey, OWNERS_CAPACITY,
-        PREEXISTING_CAPACITY, SocketKey, TRACED_PIDS_CAPACITY,
+        CGROUPS_CAPACITY, DEFAULT_RING_BYTES, LISTENERS_CAPACITY, LOST_CAPACITY, LostKey,
+        OWNERS_CAPACITY, PREEXISTING_CAPACITY, SocketKey, TRACED_PIDS_CAPACITY,
     },
 };
 
@@ -50,9 +50,16 @@ pub static OWNERS_MAX: Global<u64> = Global::new(OWNERS_CAPACITY as u64);
 #[unsafe(no_mangle)]
 pub static PREEXISTING_SEEDED: Global<u32> = Global::new(0);
 
-/// 1 when only processes in `TRACED_PIDS` are traced.
+/// 1 when only processes in `TRACED_PIDS` or under `CGROUPS` are traced.
 #[unsafe(no_mangle)]
 pub static FILTER_PIDS: Global<u32> = Global::new(0);
+
+#[map]
+pub static CGROUPS: CgroupArray = CgroupArray::with_max_entries(CGROUPS_CAPACITY, 0);
+
+/// How many entries of `CGROUPS` are set.
+#[unsafe(no_mangle)]
+pub static FILTER_CGROUPS: Global<u32> = Global::new(0);
 
 /// Adds `delta` (wrapping) to the u64 at `slot`, atomically across CPUs: the
 /// BPF_XADD instruction (`lock ... +=`), which every kernel with eBPF accepts.

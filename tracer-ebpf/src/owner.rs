@@ -9,21 +9,34 @@ use aya_ebpf::{
 use tracer_common::{
     Counter, Event, Owner,
     event::{FLAG_NO_SOCKET, FLAG_UNATTRIBUTED},
-    maps::{self, SocketKey},
+    maps::{self, CGROUPS_CAPACITY, SocketKey},
 };
 
 use crate::{
     maps::{
-        FILTER_PIDS, LISTENERS, OWNER_COUNT, OWNERS, OWNERS_MAX, PREEXISTING, PREEXISTING_SEEDED,
-        TRACED_PIDS, atomic_add, bump,
+        CGROUPS, FILTER_CGROUPS, FILTER_PIDS, LISTENERS, OWNER_COUNT, OWNERS, OWNERS_MAX,
+        PREEXISTING, PREEXISTING_SEEDED, TRACED_PIDS, atomic_add, bump,
     },
     mem, sock,
 };
 
-/// Whether events of `pid` pass the in-kernel pid filter.
+/// Whether the current process, `pid`, passes the in-kernel filter: it is
+/// a `--pid`, or it runs under a `--cgroup`.
 #[inline(always)]
 pub fn traced(pid: u32) -> bool {
-    FILTER_PIDS.load() == 0 || unsafe { TRACED_PIDS.get(&pid) }.is_some()
+    if FILTER_PIDS.load() == 0 || unsafe { TRACED_PIDS.get(&pid) }.is_some() {
+        return true;
+    }
+    let cgroups = FILTER_CGROUPS.load();
+    for index in 0..CGROUPS_CAPACITY {
+        if index >= cgroups {
+            break;
+        }
+        if CGROUPS.current_task_under_cgroup(index) == Ok(true) {
+            return true;
+        }
+    }
+    false
 }
 
 /// The process (tgid) on the CPU.

@@ -130,6 +130,15 @@ pub struct TraceArgs {
     #[arg(long = "pid", value_name = "PID")]
     pub pids: Vec<u32>,
 
+    /// Trace only the processes in this cgroup (v2) and the cgroups below it,
+    /// filtered in the kernel like --pid: a container's or pod's cgroup, a
+    /// systemd unit's. Give the directory (/sys/fs/cgroup/system.slice/
+    /// nginx.service) or the path as /proc/PID/cgroup shows it
+    /// (/system.slice/nginx.service); the CSV's `cgroup` column shows them.
+    /// Repeat for up to 8; with --pid, a process given either way is traced.
+    #[arg(long = "cgroup", value_name = "PATH")]
+    pub cgroups: Vec<PathBuf>,
+
     /// Run without the live view; stop on Ctrl-C, SIGTERM or after --duration.
     /// Without it tracer shows the live view, which needs a terminal on
     /// standard output (press ? there for its keys).

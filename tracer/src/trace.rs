@@ -3,7 +3,12 @@
 
 mod schedule;
 
-use std::{future::Future, path::Path, pin::Pin, time::Duration};
+use std::{
+    future::Future,
+    path::{Path, PathBuf},
+    pin::Pin,
+    time::Duration,
+};
 
 use anyhow::Context as _;
 use tokio::{
@@ -34,14 +39,14 @@ use crate::{
 /// Runs until Ctrl-C, SIGTERM, `--duration`, or `q` in the live view.
 pub async fn run(args: &TraceArgs) -> anyhow::Result<()> {
     let live_view = !args.headless;
-    let outputs = check(args, live_view)?;
+    let (outputs, cgroups) = check(args, live_view)?;
     let loader::Loaded {
         ebpf: _ebpf,
         events,
         counters,
         plan,
         connect_errors,
-    } = load(args)?;
+    } = load(args, &cgroups)?;
     let hooks = format!("{plan}; {connect_errors}; {}", plan.optional_text());
 
     let clock = Clock::now();
@@ -53,10 +58,13 @@ pub async fn run(args: &TraceArgs) -> anyhow::Result<()> {
     if let Err(e) = privileges::drop_after_load(live_view) {
         tracing::warn!("could not drop the capabilities tracer no longer needs: {e}");
     }
-    let scope = if args.pids.is_empty() {
-        Scope::All
-    } else {
-        Scope::Pids(args.pids.clone())
+    let scope = match (&args.pids, &cgroups) {
+        (pids, cgroups) if !cgroups.is_empty() => Scope::Cgroups {
+            pids: pids.clone(),
+            cgroups: cgroups.clone(),
+        },
+        (pids, _) if pids.is_empty() => Scope::All,
+        (pids, _) => Scope::Pids(pids.clone()),
     };
     let syscall_errors = plan.has(hooks::SYSCALL_SOURCE.name);
     let mut session = Session::new(reader, counters, clock, outputs, syscall_errors);
@@ -69,7 +77,12 @@ pub async fn run(args: &TraceArgs) -> anyhow::Result<()> {
     let mut stop = Stop::install(args.duration)?;
     let mut schedule = Schedule::start(sampler, args.interval, live_view).await;
     let mut watch = Watch {
-        pids: args.pids.clone(),
+        // A cgroup can gain processes: its pids ending says nothing.
+        pids: if cgroups.is_empty() {
+            args.pids.clone()
+        } else {
+            Vec::new()
+        },
         said: false,
         live_view,
     };
@@ -96,9 +109,21 @@ pub async fn run(args: &TraceArgs) -> anyhow::Result<()> {
 }
 
 /// Checks everything the user can get wrong, before anything is loaded, and
-/// opens the output files.
-fn check(args: &TraceArgs, live_view: bool) -> anyhow::Result<Outputs> {
+/// opens the output files. Returns them and the `--cgroup` directories.
+fn check(args: &TraceArgs, live_view: bool) -> anyhow::Result<(Outputs, Vec<PathBuf>)> {
     proc::require_pids(&args.pids)?;
+    if args.cgroups.len() > tracer_common::maps::CGROUPS_CAPACITY as usize {
+        anyhow::bail!(
+            "--cgroup given {} times: at most {} cgroups can be traced at once",
+            args.cgroups.len(),
+            tracer_common::maps::CGROUPS_CAPACITY
+        );
+    }
+    let cgroups = args
+        .cgroups
+        .iter()
+        .map(|c| proc::cgroup_filter::resolve(c))
+        .collect::<Result<Vec<_>, _>>()?;
     if live_view {
         tui::require_terminal()?;
         if args.events.as_deref() == Some(Path::new("-")) {
@@ -123,15 +148,16 @@ fn check(args: &TraceArgs, live_view: bool) -> anyhow::Result<Outputs> {
         summary_json = ?args.summary_json,
         "checks passed; outputs open"
     );
-    Ok(outputs)
+    Ok((outputs, cgroups))
 }
 
 /// Loads the programs, seeds the owners of existing sockets and attaches.
-fn load(args: &TraceArgs) -> anyhow::Result<loader::Loaded> {
+fn load(args: &TraceArgs, cgroups: &[PathBuf]) -> anyhow::Result<loader::Loaded> {
     let _span = tracing::info_span!("load", pids = ?args.pids, hooks = ?args.hooks).entered();
     let loaded = loader::load(&Settings {
         filters: Filters {
             pids: args.pids.clone(),
+            cgroups: cgroups.to_vec(),
         },
         ring_bytes: args.ring_buffer_size,
         owner_map_size: args.owner_map_size,
@@ -351,6 +377,14 @@ fn describe(scope: &Scope) -> String {
         Scope::Pids(pids) => {
             let pids: Vec<String> = pids.iter().map(u32::to_string).collect();
             format!("pid {}", pids.join(", "))
+        }
+        Scope::Cgroups { pids, cgroups } => {
+            let mut parts: Vec<String> = cgroups
+                .iter()
+                .map(|c| format!("cgroup {}", c.display()))
+                .collect();
+            parts.extend(pids.iter().map(|p| format!("pid {p}")));
+            parts.join(", ")
         }
     }
 }

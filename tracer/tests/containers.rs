@@ -168,3 +168,92 @@ fn the_csv_names_container_pod_and_unit() {
         "the test's cgroups were not removed"
     );
 }
+
+/// `--cgroup` filters in the kernel: a client in a pod's cgroup (two levels
+/// below the one given, as a container is below its pod) is traced, one
+/// outside is not, and the server is not either.
+#[test]
+fn cgroup_filters_in_the_kernel() {
+    if !kernel_tests_enabled() {
+        return;
+    }
+    let root = cgroup2_root();
+    let base = format!("tracer-filter-{}", std::process::id());
+    let pod = format!("/{base}/kubepods.slice/kubepods-pod1234.slice");
+    let container = root
+        .join(pod.trim_start_matches('/'))
+        .join("cri-containerd-abc.scope");
+    let mut cgroups = Cgroups { made: Vec::new() };
+    cgroups.make(&container);
+    let (server, port) = Peer::listen(HOST);
+    let mut inside = Peer::client(HOST, port);
+    let mut outside = Peer::client(HOST, port);
+    move_into(&container, inside.pid());
+
+    let csv = CsvFile::new();
+    // As /proc/PID/cgroup shows it, relative to the v2 root.
+    let tracer = Tracer::start(&["--csv", csv.path.as_str(), "--cgroup", &pod]);
+    assert!(
+        tracer.started().contains(&format!(
+            "cgroup {}",
+            root.join(pod.trim_start_matches('/')).display()
+        )),
+        "{}",
+        tracer.started()
+    );
+    for _ in 0..3 {
+        inside.connect_once().expect("connect");
+        outside.connect_once().expect("connect");
+    }
+    thread::sleep(Duration::from_millis(1200));
+    let (status, events, stderr) = tracer.stop();
+    assert!(status.success(), "{stderr}");
+    let connects = |pid: u32| {
+        events
+            .iter()
+            .filter(|e| e["event"] == "connect" && e["pid"] == u64::from(pid))
+            .count()
+    };
+    println!(
+        "--cgroup: connects inside {}, outside {}, server events {}",
+        connects(inside.pid()),
+        connects(outside.pid()),
+        events
+            .iter()
+            .filter(|e| e["pid"] == u64::from(server.pid()))
+            .count()
+    );
+    assert_eq!(connects(inside.pid()), 3);
+    assert_eq!(connects(outside.pid()), 0);
+    assert!(!events.iter().any(|e| e["pid"] == u64::from(server.pid())));
+    assert_eq!(support::num(&csv.last_of(inside.pid()), "connects"), 3);
+    assert!(csv.rows_of(outside.pid()).is_empty());
+    drop((inside, outside, server));
+    drop(cgroups);
+}
+
+/// A `--cgroup` that does not exist is an error naming it, before anything
+/// is loaded.
+#[test]
+fn a_missing_cgroup_is_an_error() {
+    if !kernel_tests_enabled() {
+        return;
+    }
+    let out = std::process::Command::new(support::TRACER)
+        .args([
+            "--headless",
+            "--duration",
+            "1s",
+            "--cgroup",
+            "/no-such-cgroup-here",
+        ])
+        .output()
+        .expect("run tracer");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("--cgroup /no-such-cgroup-here: no such cgroup"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("tracing"), "{stderr}");
+}

@@ -61,13 +61,20 @@ pub enum LoadError {
     OwnerMapSize(u32),
     #[error(transparent)]
     Plan(#[from] PlanError),
+    #[error("--cgroup {}: cannot open it: {source}", .dir.display())]
+    Cgroup {
+        dir: std::path::PathBuf,
+        source: std::io::Error,
+    },
 }
 
 /// What the user asked to trace.
 #[derive(Debug, Clone, Default)]
 pub struct Filters {
-    /// Processes to trace; empty traces every process.
+    /// Processes to trace; with `cgroups` empty too, every process.
     pub pids: Vec<u32>,
+    /// cgroup v2 directories whose processes (and those below) are traced.
+    pub cgroups: Vec<std::path::PathBuf>,
 }
 
 /// Loader settings.
@@ -124,7 +131,9 @@ pub fn load(settings: &Settings) -> Result<Loaded, LoadError> {
     if settings.owner_map_size < MIN_OWNER_MAP_SIZE {
         return Err(LoadError::OwnerMapSize(settings.owner_map_size));
     }
-    let filter_pids: u32 = u32::from(!settings.filters.pids.is_empty());
+    let filtered = !settings.filters.pids.is_empty() || !settings.filters.cgroups.is_empty();
+    let filter_pids: u32 = u32::from(filtered);
+    let filter_cgroups = u32::try_from(settings.filters.cgroups.len()).unwrap_or(u32::MAX);
     let owners_max = u64::from(settings.owner_map_size);
 
     // What this kernel supports, and the plan it allows.
@@ -150,14 +159,24 @@ pub fn load(settings: &Settings) -> Result<Loaded, LoadError> {
     };
     let choices = plan::choose(available, settings.hooks, settings.syscall_errors)?;
 
-    // Sockets that predate tracing, whose owners are seeded after loading.
-    let existing = sockets::sockets_of(&settings.filters.pids);
+    // Sockets that predate tracing, whose owners are seeded after loading:
+    // of the processes traced (`sockets_of` takes no pids as every process).
+    let mut traced = settings.filters.pids.clone();
+    for dir in &settings.filters.cgroups {
+        traced.extend(crate::proc::cgroup_filter::processes_under(dir));
+    }
+    let existing = if filtered && traced.is_empty() {
+        Vec::new()
+    } else {
+        sockets::sockets_of(&traced)
+    };
     let seeded = u32::from(existing.iter().any(|(_, row)| row.state != tcp::LISTEN));
     let mut loader = EbpfLoader::new();
     loader
         .map_max_entries(maps::EVENTS, settings.ring_bytes)
         .map_max_entries(maps::OWNERS, settings.owner_map_size)
         .override_global(maps::GLOBAL_FILTER_PIDS, &filter_pids, true)
+        .override_global(maps::GLOBAL_FILTER_CGROUPS, &filter_cgroups, true)
         .override_global(maps::GLOBAL_OWNERS_CAPACITY, &owners_max, true)
         .override_global(maps::GLOBAL_PREEXISTING_SEEDED, &seeded, true);
     // The field offsets of every tracepoint the plan may attach.
@@ -242,6 +261,23 @@ pub fn load(settings: &Settings) -> Result<Loaded, LoadError> {
             traced
                 .insert(&pid, &1, 0)
                 .map_err(map_error(maps::TRACED_PIDS))?;
+        }
+    }
+    // The cgroups, by an open directory each (the map holds the cgroup).
+    {
+        let map = ebpf
+            .map_mut(maps::CGROUPS)
+            .ok_or(LoadError::NoMap(maps::CGROUPS))?;
+        let mut array = aya::maps::CgroupArray::try_from(map).map_err(map_error(maps::CGROUPS))?;
+        for (index, dir) in settings.filters.cgroups.iter().enumerate() {
+            let file = std::fs::File::open(dir).map_err(|source| LoadError::Cgroup {
+                dir: dir.clone(),
+                source,
+            })?;
+            let index = u32::try_from(index).unwrap_or(u32::MAX);
+            array
+                .set(index, file, 0)
+                .map_err(map_error(maps::CGROUPS))?;
         }
     }
     seed::seed_owners(&mut ebpf, existing, netns != NetnsOffsets::NONE)?;

@@ -4,6 +4,7 @@
 //! [`ProcessId`] and [`FdUsage`] as read) import them, never the reverse.
 
 pub mod cgroup;
+pub mod cgroup_filter;
 pub mod netstat;
 pub mod pacing;
 pub mod process;

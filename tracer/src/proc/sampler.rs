@@ -48,6 +48,12 @@ pub struct ProcessSample {
 pub enum Scope {
     /// Exactly these (the `--pid` set).
     Pids(Vec<u32>),
+    /// The processes in these cgroup directories and below (`--cgroup`),
+    /// and these pids.
+    Cgroups {
+        pids: Vec<u32>,
+        cgroups: Vec<std::path::PathBuf>,
+    },
     /// Every process that has TCP sockets.
     All,
 }
@@ -74,6 +80,13 @@ impl Sampler {
     pub fn sample(&mut self, known: &[ProcessId], now_ns: u64) -> Sample {
         let mut candidates: Vec<u32> = match &self.scope {
             Scope::Pids(pids) => pids.clone(),
+            Scope::Cgroups { pids, cgroups } => {
+                let mut all = pids.clone();
+                for dir in cgroups {
+                    all.extend(super::cgroup_filter::processes_under(dir));
+                }
+                all
+            }
             Scope::All => process::all_pids(),
         };
         candidates.extend(known.iter().map(|id| id.pid));
