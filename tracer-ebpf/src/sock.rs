@@ -115,28 +115,28 @@ pub fn tuple(sk: u64, ev: &mut Event) -> Result<(), u32> {
     Ok(())
 }
 
+/// The `T` at `offset` (from BTF, `u32::MAX` when unknown) in the socket;
+/// `None` when unknown or unreadable.
+#[inline(always)]
+fn member_at<T>(sk: u64, offset: u32) -> Option<T> {
+    if offset == u32::MAX {
+        return None;
+    }
+    // SAFETY: reads kernel memory through bpf_probe_read_kernel.
+    unsafe { bpf_probe_read_kernel((sk as *const u8).wrapping_add(offset as usize) as *const T) }
+        .ok()
+}
+
 /// A listener's backlog (`sk_max_ack_backlog`, the `listen()` argument as
 /// the kernel capped it); 0 when unknown.
 #[inline(always)]
 pub fn backlog(sk: u64) -> u32 {
-    let offset = SOCK_SK_BACKLOG_OFFSET.load();
-    if offset == u32::MAX {
-        return 0;
-    }
-    // SAFETY: reads kernel memory through bpf_probe_read_kernel.
-    unsafe { bpf_probe_read_kernel((sk as *const u8).wrapping_add(offset as usize) as *const u32) }
-        .unwrap_or(0)
+    member_at(sk, SOCK_SK_BACKLOG_OFFSET.load()).unwrap_or(0)
 }
 
 /// The error the kernel stored on the socket (`sk_err`, e.g. ECONNREFUSED);
 /// 0 when there is none or its offset is unknown.
 #[inline(always)]
 pub fn error(sk: u64) -> i32 {
-    let offset = SOCK_SK_ERR_OFFSET.load();
-    if offset == u32::MAX {
-        return 0;
-    }
-    // SAFETY: reads kernel memory through bpf_probe_read_kernel.
-    unsafe { bpf_probe_read_kernel((sk as *const u8).wrapping_add(offset as usize) as *const i32) }
-        .unwrap_or(0)
+    member_at(sk, SOCK_SK_ERR_OFFSET.load()).unwrap_or(0)
 }

@@ -126,13 +126,7 @@ fn summary(p: &ProcessSnapshot) -> Vec<Line<'static>> {
         ));
     }
     if !p.rst_reasons.is_empty() {
-        let reasons: Vec<String> = p
-            .rst_reasons
-            .iter()
-            .take(2)
-            .map(|(reason, n)| format!("{reason} ×{}", human::count(*n)))
-            .collect();
-        rsts.push(format!("sent for {}", reasons.join(", ")));
+        rsts.push(format!("sent for {}", top(&p.rst_reasons, 2)));
     }
     let rsts = if rsts.is_empty() {
         "no RSTs".to_owned()
@@ -179,16 +173,10 @@ fn summary(p: &ProcessSnapshot) -> Vec<Line<'static>> {
         None => "FDs unknown".to_owned(),
     }];
     if !p.drops.is_empty() {
-        let reasons: Vec<String> = p
-            .drops
-            .iter()
-            .take(3)
-            .map(|(reason, n)| format!("{reason} ×{}", human::count(*n)))
-            .collect();
         fds.push(format!(
             "dropped packets {}: {}",
             human::count(c.drops),
-            reasons.join(", ")
+            top(&p.drops, 3)
         ));
     }
     if !p.syscall_errors.is_empty() {
@@ -243,6 +231,16 @@ fn listeners(p: &ProcessSnapshot) -> String {
         parts.push(format!("{} more", p.listeners.len() - SHOWN));
     }
     format!("listening on {}", parts.join(", "))
+}
+
+/// `NETFILTER_DROP ×4, TCP_ZEROWINDOW ×1`: the first `n` of a most-first list.
+fn top(counts: &[(&str, u64)], n: usize) -> String {
+    counts
+        .iter()
+        .take(n)
+        .map(|(reason, count)| format!("{reason} ×{}", human::count(*count)))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// `12 refused`, `3 timed out` for the values that are not zero.
