@@ -9,6 +9,7 @@ mod header;
 mod help;
 mod histogram;
 mod processes;
+mod spark;
 mod table;
 
 use ratatui::{
