@@ -129,7 +129,6 @@ pub enum Series {
 }
 
 impl Series {
-    #[expect(dead_code, reason = "drawn by the detail view, next")]
     pub const ALL: [Self; 9] = [
         Self::Connects,
         Self::Failures,
@@ -171,7 +170,6 @@ impl Series {
     }
 
     /// A value as the table writes it.
-    #[expect(dead_code, reason = "drawn by the detail view, next")]
     pub fn format(self, v: f32) -> String {
         match self {
             Self::Connects | Self::Failures | Self::Retransmits | Self::Rsts => {
@@ -404,10 +402,6 @@ impl History {
 
     /// The findings of process `id` that started in the window ending at
     /// `until`, each with its slot (0 is the oldest of the window).
-    #[cfg_attr(
-        not(test),
-        expect(dead_code, reason = "drawn by the detail view, next")
-    )]
     pub fn starts(&self, id: ProcessId, until: Duration) -> Vec<(usize, Start)> {
         let Some(h) = self.processes.get(&id) else {
             return Vec::new();

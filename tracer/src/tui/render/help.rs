@@ -149,7 +149,7 @@ pub fn lines(ctx: &ViewContext, width: u16) -> Vec<Line<'static>> {
     let notes = [
         "Counts are totals since tracer started; /s columns are per second, last interval.",
         "Red or yellow rows have a finding (f lists them with their numbers); grey: exited.",
-        "TREND (wide terminals): the sorted-by number over the last 10 minutes.",
+        "TREND (wide terminals) and a process's History: the last 10 minutes; ▲ a finding started.",
         "While typing a filter, Enter keeps it and Esc clears it.",
     ];
     out.extend(notes.iter().map(|n| Line::raw(*n)));

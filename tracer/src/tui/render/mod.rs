@@ -8,6 +8,7 @@ mod footer;
 mod header;
 mod help;
 mod histogram;
+mod history;
 mod processes;
 mod spark;
 mod table;

@@ -22,10 +22,6 @@ pub fn line(values: &[Option<f32>], width: usize) -> String {
 
 /// Which character `column` of `width` falls on for slot `slot` of `slots`:
 /// where [`line`] draws it.
-#[cfg_attr(
-    not(test),
-    expect(dead_code, reason = "drawn by the detail view, next")
-)]
 pub fn column_of(slot: usize, slots: usize, width: usize) -> usize {
     if slots <= width {
         width - slots + slot

@@ -139,9 +139,26 @@ fn main_screen_with_history_120() {
 fn with_history_80x24_as_without() {
     let series = fixtures::misbehaving_over(600);
     let last = series.last().unwrap();
-    let with = screen_text(&draw(&after_history(&[], &series), last, 80, 24));
-    let without = screen_text(&draw(&after(&[], last), last, 80, 24));
-    assert_eq!(with, without);
+    for actions in [&[][..], &[Action::Open]] {
+        let with = screen_text(&draw(&after_history(actions, &series), last, 80, 24));
+        let without = screen_text(&draw(&after(actions, last), last, 80, 24));
+        assert_eq!(with, without);
+    }
+}
+
+#[test]
+fn detail_with_history() {
+    let series = fixtures::misbehaving_over(600);
+    let state = after_history(&[Action::Open], &series);
+    insta::assert_snapshot!(draw(&state, series.last().unwrap(), 120, 40).backend());
+}
+
+/// Two minutes in: the history fills from the right.
+#[test]
+fn detail_with_a_short_history() {
+    let series = fixtures::misbehaving_over(600);
+    let state = after_history(&[Action::Down, Action::Open], &series[480..]);
+    insta::assert_snapshot!(draw(&state, series.last().unwrap(), 100, 30).backend());
 }
 
 /// Paused: the history ends at the paused snapshot.
