@@ -386,7 +386,6 @@ impl History {
 
     /// The host's events/s over the window ending at `until`, oldest first,
     /// one per slot (`None` before the first snapshot).
-    #[cfg_attr(not(test), expect(dead_code, reason = "drawn by the header, next"))]
     pub fn events(&self, until: Duration) -> Vec<Option<f32>> {
         self.window(self.events.iter().map(Some), until)
     }

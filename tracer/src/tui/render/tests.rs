@@ -126,7 +126,7 @@ fn main_screen_with_history_sorted_by_close_wait() {
     insta::assert_snapshot!(draw(&state, series.last().unwrap(), 170, 16).backend());
 }
 
-/// At 120 columns the table has no room for the trend.
+/// At 120 columns the table has no room for the trend; the header has.
 #[test]
 fn main_screen_with_history_120() {
     let series = fixtures::misbehaving_over(600);
@@ -134,7 +134,8 @@ fn main_screen_with_history_120() {
     insta::assert_snapshot!(draw(&state, series.last().unwrap(), 120, 24).backend());
 }
 
-/// At 80×24 the history is the first thing left out.
+/// At 80×24 the history is the first thing left out: only the header, which
+/// has room, gets its sparkline.
 #[test]
 fn with_history_80x24_as_without() {
     let series = fixtures::misbehaving_over(600);
@@ -142,7 +143,19 @@ fn with_history_80x24_as_without() {
     for actions in [&[][..], &[Action::Open]] {
         let with = screen_text(&draw(&after_history(actions, &series), last, 80, 24));
         let without = screen_text(&draw(&after(actions, last), last, 80, 24));
-        assert_eq!(with, without);
+        let (with_header, with_rest) = with.split_once('\n').unwrap();
+        let (without_header, without_rest) = without.split_once('\n').unwrap();
+        assert_eq!(with_rest, without_rest);
+        let spark: String = with_header
+            .chars()
+            .filter(|c| ('▁'..='█').contains(c))
+            .collect();
+        assert_eq!(spark.chars().count(), 12, "{with_header}");
+        assert_eq!(
+            with_header.replace(&format!("{spark}  "), "").trim_end(),
+            without_header.trim_end(),
+            "only the sparkline is added"
+        );
     }
 }
 
