@@ -1,6 +1,7 @@
 //! Synthetic snapshots for unit tests of the findings and the live view:
-//! builders for one process or remote with every number zero, and two fixed
-//! scenes (a healthy host and a misbehaving one).
+//! builders for one process or remote with every number zero, two fixed
+//! scenes (a healthy host and a misbehaving one), and how the misbehaving
+//! one came about, a snapshot a second.
 
 use std::{
     net::SocketAddr,
@@ -372,4 +373,43 @@ pub fn misbehaving() -> Snapshot {
     };
     s.unattributed.rst_received = 57;
     s
+}
+
+/// The misbehaving scene as it came about over `seconds` snapshots one
+/// second apart, the last one [`misbehaving`]: the proxy's retransmits start
+/// 4 minutes before the end, its CLOSE_WAIT sockets pile up over the last
+/// 431 s and its FDs grow towards the limit; billing's refused connects come
+/// in bursts of 20 s a minute; the events/s rise and fall.
+pub fn misbehaving_over(seconds: u64) -> Vec<Snapshot> {
+    let last = misbehaving();
+    (0..seconds)
+        .map(|i| {
+            let ago = seconds - 1 - i;
+            let mut s = last.clone();
+            s.uptime = last.uptime - Duration::from_secs(ago);
+            s.taken_at = last.taken_at - Duration::from_secs(ago);
+            s.events_per_sec =
+                700.0 + (ago % 120) as f64 * 5.1 + if ago < 240 { 300.0 } else { 0.0 };
+            if ago == 0 {
+                return last.clone();
+            }
+            let proxy = &mut s.processes[0];
+            proxy.rates.connects = 10.0 + (ago % 30) as f64 / 7.5;
+            if ago >= 240 {
+                proxy.rates.retransmits = 0.0;
+            }
+            let close_wait_for = 431_u64.saturating_sub(ago);
+            proxy.gauges.close_wait = 37 * close_wait_for / 431;
+            proxy.gauges.oldest_close_wait =
+                (proxy.gauges.close_wait > 0).then(|| Duration::from_secs(close_wait_for));
+            if let Some(fds) = proxy.fds.as_mut() {
+                fds.open = 987 - (387 * ago / seconds.max(1));
+            }
+            let billing = &mut s.processes[1];
+            if ago % 60 >= 20 {
+                billing.rates = Rates::default();
+            }
+            s
+        })
+        .collect()
 }

@@ -72,7 +72,7 @@ pub async fn run(args: &TraceArgs) -> anyhow::Result<()> {
     let (sampler, first) = sample_once(Sampler::new(scope.clone()), session.alive()).await?;
     session.apply(first);
     eprintln!("tracer: tracing {} via {hooks}", describe(&scope));
-    let mut view = start_view(&mut session, live_view, hooks, &scope)?;
+    let mut view = start_view(&mut session, live_view, hooks, &scope, args.interval)?;
 
     let mut stop = Stop::install(args.duration)?;
     let mut schedule = Schedule::start(sampler, args.interval, live_view).await;
@@ -184,12 +184,13 @@ fn start_view(
     live_view: bool,
     hooks: String,
     scope: &Scope,
+    interval: Duration,
 ) -> anyhow::Result<View> {
     if !live_view {
         return Ok(Box::pin(std::future::pending()));
     }
     let snapshots = session.start_view()?;
-    let ctx = ViewContext::new(hooks, describe(scope));
+    let ctx = ViewContext::new(hooks, describe(scope), schedule::view_refresh(interval));
     Ok(Box::pin(tui::run(
         ctx,
         snapshots,

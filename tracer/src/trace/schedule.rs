@@ -65,6 +65,11 @@ pub struct Schedule {
     pending: Option<JoinHandle<Sampled>>,
 }
 
+/// How often the live view gets a snapshot with this `--interval`.
+pub fn view_refresh(interval: Duration) -> Duration {
+    VIEW_REFRESH.min(interval)
+}
+
 /// A finished sample: the sampler back, what it read, and the CPU time it took.
 type Sampled = (Sampler, Sample, Duration);
 
@@ -73,7 +78,7 @@ impl Schedule {
     /// for the live view; the first write is due one `interval` from now.
     pub async fn start(sampler: Sampler, interval: Duration, live_view: bool) -> Self {
         let every = if live_view {
-            VIEW_REFRESH.min(interval)
+            view_refresh(interval)
         } else {
             interval
         };

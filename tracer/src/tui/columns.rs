@@ -1,5 +1,6 @@
 //! The columns of the process table: heading, width, which to drop first on a
-//! narrow terminal, the text of a cell and the value it sorts by.
+//! narrow terminal, the text of a cell and the value it sorts by; and the
+//! trend column after them, the first to go.
 
 use std::cmp::Ordering;
 
@@ -250,11 +251,27 @@ fn workload(p: &ProcessSnapshot) -> Option<&str> {
         .or(cgroup.unit.as_deref())
 }
 
+/// The trend column: a sparkline of the sorted-by number over the history.
+pub const TREND_HEADING: &str = "TREND";
+pub const TREND_MEANING: &str = "the sorted-by number over the last 10 minutes";
+pub const TREND_WIDTH: u16 = 12;
+/// Below every other column's: the trend is the first to go.
+const TREND_PRIORITY: u8 = 5;
+
+/// What the process table shows at a width.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Fitted {
+    /// In table order.
+    pub columns: Vec<Column>,
+    /// The trend column, after them.
+    pub trend: bool,
+}
+
 /// The columns that fit in `width`, in table order, dropping the highest
-/// priority numbers first; the sort column counts as priority 1 so it stays
-/// visible whenever the most important ones do.
-pub fn fitting(width: u16, sort: Column) -> Vec<Column> {
-    let spec: Vec<(u16, u8)> = ALL
+/// priority numbers first (the trend before all); the sort column counts as
+/// priority 1 so it stays visible whenever the most important ones do.
+pub fn fitting(width: u16, sort: Column) -> Fitted {
+    let mut spec: Vec<(u16, u8)> = ALL
         .iter()
         .map(|&c| {
             let p = if c == sort {
@@ -265,7 +282,15 @@ pub fn fitting(width: u16, sort: Column) -> Vec<Column> {
             (c.width(), p)
         })
         .collect();
-    fit(&spec, width).into_iter().map(|i| ALL[i]).collect()
+    spec.push((TREND_WIDTH, TREND_PRIORITY));
+    let keep = fit(&spec, width);
+    Fitted {
+        trend: keep.contains(&ALL.len()),
+        columns: keep
+            .into_iter()
+            .filter_map(|i| ALL.get(i).copied())
+            .collect(),
+    }
 }
 
 /// Indices of the columns that fit in `width` (one space between columns),
@@ -304,6 +329,8 @@ mod tests {
     #[test]
     fn narrow_terminals_keep_the_important_columns() {
         let at80 = fitting(80, Column::Connects);
+        assert!(!at80.trend, "the trend goes first");
+        let at80 = at80.columns;
         assert!(at80.contains(&Column::Pid) && at80.contains(&Column::Comm));
         for c in [
             Column::Connects,
@@ -319,9 +346,21 @@ mod tests {
         }
         let total: u16 = at80.iter().map(|c| c.width() + 1).sum();
         assert!(total <= 81, "{total}");
-        assert_eq!(fitting(400, Column::Pid).len(), ALL.len());
+        let wide = fitting(400, Column::Pid);
+        assert_eq!(wide.columns.len(), ALL.len());
+        assert!(wide.trend);
         // The sort column stays visible.
-        assert!(fitting(80, Column::RstRate).contains(&Column::RstRate));
+        assert!(
+            fitting(80, Column::RstRate)
+                .columns
+                .contains(&Column::RstRate)
+        );
+        // The trend shows only once every other column is there.
+        let all: u16 = ALL.iter().map(|c| c.width() + 1).sum::<u16>() - 1;
+        let just = fitting(all + 1 + TREND_WIDTH, Column::Connects);
+        assert!(just.trend && just.columns.len() == ALL.len());
+        let short = fitting(all + TREND_WIDTH, Column::Connects);
+        assert!(!short.trend && short.columns.len() == ALL.len());
     }
 
     #[test]

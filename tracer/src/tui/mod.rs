@@ -4,10 +4,12 @@
 //! quits (or on SIGINT, SIGTERM, SIGHUP), leaving the terminal as it found it.
 //! It reads snapshots only, through a `watch` channel the tracing session
 //! fills; rendering ([`render`]) is a pure function of the view state, the
-//! shown snapshot and the session context. [`run_with`] takes any ratatui
+//! shown snapshot and the session context; the view state keeps the history
+//! of the snapshots seen (`history`). [`run_with`] takes any ratatui
 //! backend and event source, so the loop is tested without a terminal.
 
 mod columns;
+mod history;
 mod keys;
 pub mod logging;
 mod render;
@@ -19,6 +21,7 @@ use std::{
     io::{self, IsTerminal as _},
     path::PathBuf,
     sync::Arc,
+    time::Duration,
 };
 
 use anyhow::Context as _;
@@ -51,11 +54,13 @@ pub struct ViewContext {
     pub scope: String,
     /// Where log messages go while the view runs.
     pub log_path: Option<PathBuf>,
+    /// How often a snapshot arrives: the history holds 10 minutes of them.
+    pub refresh: Duration,
 }
 
 impl ViewContext {
     /// Host name, kernel release and log path of this machine and run.
-    pub fn new(hooks: String, scope: String) -> Self {
+    pub fn new(hooks: String, scope: String, refresh: Duration) -> Self {
         let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
             .map(|h| h.trim().to_owned())
             .unwrap_or_else(|_| "unknown".into());
@@ -65,6 +70,7 @@ impl ViewContext {
             hooks,
             scope,
             log_path: logging::path(),
+            refresh,
         }
     }
 }
@@ -146,10 +152,12 @@ where
     B: Backend,
     B::Error: Send + Sync + 'static,
 {
-    let mut state = ViewState::default();
+    let mut state = ViewState::new(ctx.refresh);
     tokio::pin!(stop);
     loop {
         let live = Arc::clone(&snapshots.borrow_and_update());
+        // Once per snapshot, paused or not: the history goes on.
+        state.history.record(&live);
         terminal
             .draw(|frame| render::render(&state, state.shown(&live), ctx, frame))
             .context("drawing the live view")?;

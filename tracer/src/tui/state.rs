@@ -1,10 +1,11 @@
 //! What the user has chosen to look at: screen, selection, sort, filter,
-//! pause, help, the last save message. Changed only by [`ViewState::apply`]
-//! and [`ViewState::type_filter`]; read by the renderer.
+//! pause, help, the last save message; and the history of the snapshots
+//! seen. Changed only by [`ViewState::apply`], [`ViewState::type_filter`]
+//! and `history.record`; read by the renderer.
 
 use std::sync::Arc;
 
-use super::{columns::Column, keys::Action};
+use super::{columns::Column, history::History, keys::Action};
 use crate::{
     findings::{self, Finding},
     snapshot::{ProcessId, ProcessSnapshot, Snapshot},
@@ -49,6 +50,8 @@ pub struct ViewState {
     /// The snapshot frozen by `p`; `None` while live.
     pub paused: Option<Arc<Snapshot>>,
     pub status: Option<Status>,
+    /// The last 10 minutes of the snapshots seen, paused or not.
+    pub history: History,
 }
 
 impl Default for ViewState {
@@ -65,6 +68,7 @@ impl Default for ViewState {
             editing_filter: false,
             paused: None,
             status: None,
+            history: History::default(),
         }
     }
 }
@@ -79,6 +83,14 @@ pub enum Effect {
 }
 
 impl ViewState {
+    /// The state at start, for snapshots that arrive every `refresh`.
+    pub fn new(refresh: std::time::Duration) -> Self {
+        Self {
+            history: History::new(refresh),
+            ..Self::default()
+        }
+    }
+
     /// The snapshot to show: the frozen one while paused, else `live`.
     pub fn shown<'a>(&'a self, live: &'a Arc<Snapshot>) -> &'a Arc<Snapshot> {
         self.paused.as_ref().unwrap_or(live)

@@ -17,6 +17,7 @@ fn ctx() -> ViewContext {
         hooks: "tracepoint sock:inet_sock_set_state".into(),
         scope: "all processes".into(),
         log_path: None,
+        refresh: std::time::Duration::from_secs(1),
     }
 }
 

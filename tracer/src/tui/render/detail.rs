@@ -1,5 +1,6 @@
-//! One process (Enter): its numbers in words, its findings, its remote
-//! endpoints, the handshake-latency chart, live connections and recent events.
+//! One process (Enter): its numbers in words, its findings, the history of
+//! its key numbers (where the height allows), its remote endpoints, the
+//! handshake-latency chart, live connections and recent events.
 
 use std::time::Duration;
 
@@ -11,7 +12,7 @@ use ratatui::{
     widgets::Paragraph,
 };
 
-use super::{histogram, panel, style, table, title};
+use super::{histogram, history, panel, style, table, title};
 use crate::{
     errno,
     findings::Finding,
@@ -19,6 +20,10 @@ use crate::{
     snapshot::{ProcessSnapshot, Snapshot},
     tui::state::ViewState,
 };
+
+/// Each of the two rows of tables keeps this many lines (title, heading,
+/// four rows) before the history gets any.
+const TABLES_MIN_HEIGHT: u16 = 6;
 
 pub fn render(
     state: &ViewState,
@@ -38,9 +43,23 @@ pub fn render(
     let mine: Vec<&Finding> = all.iter().filter(|f| f.pid == p.id.pid).collect();
     let summary = summary(p);
     let findings_height = (mine.len() as u16).min(3);
-    let [summary_area, findings_area, top, bottom] = Layout::vertical([
-        Constraint::Length(summary.len() as u16 + 1),
+    let summary_height = summary.len() as u16 + 1;
+    // The history takes what the tables can spare: it goes first on a short
+    // terminal.
+    let history = history::Panel::new(state, snapshot, p);
+    let spare = area
+        .height
+        .saturating_sub(summary_height + findings_height + 2 * TABLES_MIN_HEIGHT);
+    let history_height = history.as_ref().map_or(0, |h| h.wanted_height().min(spare));
+    let history_height = if history_height < history::MIN_HEIGHT {
+        0
+    } else {
+        history_height
+    };
+    let [summary_area, findings_area, history_area, top, bottom] = Layout::vertical([
+        Constraint::Length(summary_height),
         Constraint::Length(findings_height),
+        Constraint::Length(history_height),
         Constraint::Fill(1),
         Constraint::Fill(1),
     ])
@@ -63,6 +82,9 @@ pub fn render(
         })
         .collect();
     frame.render_widget(Paragraph::new(lines), findings_area);
+    if let Some(h) = &history {
+        h.render(history_area, frame);
+    }
 
     let [remotes_area, chart_area] =
         Layout::horizontal([Constraint::Fill(1), Constraint::Length(36)])

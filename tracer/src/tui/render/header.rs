@@ -1,6 +1,7 @@
 //! Two lines on top: what tracer is doing and what it may be missing
 //! (dropped and unattributed events are always shown, never hidden; nor is
-//! /proc being sampled less often than the view refreshes).
+//! /proc being sampled less often than the view refreshes). A sparkline of
+//! the events/s history comes after the rate when the line has room for it.
 
 use ratatui::{
     Frame,
@@ -9,7 +10,7 @@ use ratatui::{
     widgets::Paragraph,
 };
 
-use super::style;
+use super::{spark, style};
 use crate::{
     human,
     snapshot::Snapshot,
@@ -17,6 +18,8 @@ use crate::{
 };
 
 pub const HEIGHT: u16 = 2;
+/// Characters of the events/s sparkline; it is left out below this room.
+const SPARK_WIDTH: usize = 12;
 
 pub fn render(
     state: &ViewState,
@@ -78,6 +81,20 @@ pub fn render(
     }
     if state.paused.is_some() {
         first.push(Span::styled(" PAUSED ", style::paused()));
+    }
+    // After the rate, only where nothing else is pushed off the line.
+    let events = state.history.events(snapshot.uptime);
+    let used = Line::from(first.clone()).width();
+    if events.iter().any(Option::is_some) && used + SPARK_WIDTH + 2 <= usize::from(area.width) {
+        let at = first
+            .iter()
+            .position(|s| s.content.starts_with(" events/s"))
+            .map_or(first.len(), |i| i + 1);
+        first.insert(at, Span::raw("  "));
+        first.insert(
+            at,
+            Span::styled(spark::line(&events, SPARK_WIDTH), style::dim()),
+        );
     }
     let second = Line::from(vec![
         Span::styled("host ", style::dim()),

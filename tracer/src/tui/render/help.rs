@@ -149,6 +149,7 @@ pub fn lines(ctx: &ViewContext, width: u16) -> Vec<Line<'static>> {
     let notes = [
         "Counts are totals since tracer started; /s columns are per second, last interval.",
         "Red or yellow rows have a finding (f lists them with their numbers); grey: exited.",
+        "TREND (wide terminals) and a process's History: the last 10 minutes; ▲ a finding started.",
         "While typing a filter, Enter keeps it and Esc clears it.",
     ];
     out.extend(notes.iter().map(|n| Line::raw(*n)));
@@ -175,6 +176,7 @@ pub fn lines(ctx: &ViewContext, width: u16) -> Vec<Line<'static>> {
     let legend: Vec<(String, &str)> = columns::ALL
         .iter()
         .map(|c| (c.heading().to_owned(), c.meaning()))
+        .chain([(columns::TREND_HEADING.to_owned(), columns::TREND_MEANING)])
         .collect();
     let name = legend.iter().map(|e| e.0.len()).max().unwrap_or(0);
     let column = name + 1 + legend.iter().map(|e| e.1.len()).max().unwrap_or(0) + 2;

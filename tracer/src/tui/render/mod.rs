@@ -8,7 +8,9 @@ mod footer;
 mod header;
 mod help;
 mod histogram;
+mod history;
 mod processes;
+mod spark;
 mod table;
 
 use ratatui::{

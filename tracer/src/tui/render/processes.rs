@@ -1,4 +1,5 @@
-//! The main screen: one row per process, and the findings panel under it.
+//! The main screen: one row per process (with a trend of the sorted-by
+//! number where the width allows), and the findings panel under it.
 
 use ratatui::{
     Frame,
@@ -8,11 +9,12 @@ use ratatui::{
     widgets::{Cell, Paragraph, Row, Table, TableState},
 };
 
-use super::{findings, panel, style, title, worst};
+use super::{findings, panel, spark, style, title, worst};
 use crate::{
     findings::Finding,
+    human,
     snapshot::Snapshot,
-    tui::{columns, state::ViewState},
+    tui::{columns, history::Series, state::ViewState},
 };
 
 pub fn render(
@@ -60,6 +62,17 @@ fn table(
     if state.editing_filter || !state.filter.is_empty() {
         note += &format!(" · filter “{}”", state.filter);
     }
+    // The panel's inside is as wide as the panel.
+    let fitted = columns::fitting(area.width, state.sort);
+    let trend = Series::for_column(state.sort);
+    if fitted.trend {
+        note += &format!(
+            " · {} {}, last {}",
+            columns::TREND_HEADING,
+            trend.name(),
+            human::age(state.history.span())
+        );
+    }
     let inner = panel(title("Processes", note), area, frame);
     if rows.is_empty() {
         let text = if snapshot.processes.is_empty() {
@@ -70,24 +83,45 @@ fn table(
         frame.render_widget(Paragraph::new(Line::styled(text, style::dim())), inner);
         return;
     }
-    let cols = columns::fitting(inner.width, state.sort);
-    let header = Row::new(cols.iter().map(|&c| {
-        let s = if c == state.sort {
-            style::sorted_heading()
-        } else {
-            style::heading()
-        };
-        align(c.numeric(), c.heading().to_owned()).style(s)
-    }));
+    let cols = &fitted.columns;
+    let mut header: Vec<Cell<'static>> = cols
+        .iter()
+        .map(|&c| {
+            let s = if c == state.sort {
+                style::sorted_heading()
+            } else {
+                style::heading()
+            };
+            align(c.numeric(), c.heading().to_owned()).style(s)
+        })
+        .collect();
+    if fitted.trend {
+        header.push(Cell::new(columns::TREND_HEADING).style(style::heading()));
+    }
+    let header = Row::new(header);
     let body = rows.iter().map(|p| {
         let row_style = match worst(all, p.id.pid) {
             Some(s) => style::severity(s),
             None if p.exited => style::dim(),
             None => Style::new(),
         };
-        Row::new(cols.iter().map(|&c| align(c.numeric(), c.cell(p)))).style(row_style)
+        let mut cells: Vec<Cell<'static>> = cols
+            .iter()
+            .map(|&c| align(c.numeric(), c.cell(p)))
+            .collect();
+        if fitted.trend {
+            let values = state.history.series(p.id, trend, snapshot.uptime);
+            cells.push(Cell::new(spark::line(
+                &values,
+                usize::from(columns::TREND_WIDTH),
+            )));
+        }
+        Row::new(cells).style(row_style)
     });
-    let widths = cols.iter().map(|c| Constraint::Length(c.width()));
+    let mut widths: Vec<Constraint> = cols.iter().map(|c| Constraint::Length(c.width())).collect();
+    if fitted.trend {
+        widths.push(Constraint::Length(columns::TREND_WIDTH));
+    }
     let table = Table::new(body, widths)
         .header(header)
         .column_spacing(1)

@@ -22,6 +22,7 @@ fn ctx() -> ViewContext {
         hooks: "tracepoint sock:inet_sock_set_state, tracepoint tcp:tcp_retransmit_skb, tracepoint tcp:tcp_send_reset".into(),
         scope: "all processes".into(),
         log_path: Some("/tmp/tracer-4242.log".into()),
+        refresh: std::time::Duration::from_secs(1),
     }
 }
 
@@ -37,6 +38,17 @@ fn after(actions: &[Action], snapshot: &Snapshot) -> ViewState {
     let mut state = ViewState::default();
     for &a in actions {
         state.apply(a, &live);
+    }
+    state
+}
+
+/// The state after pressing `actions` on the last of `snapshots`, with the
+/// history of them all.
+fn after_history(actions: &[Action], snapshots: &[Snapshot]) -> ViewState {
+    let last = snapshots.last().expect("a snapshot");
+    let mut state = after(actions, last);
+    for s in snapshots {
+        state.history.record(s);
     }
     state
 }
@@ -100,6 +112,93 @@ fn detail_of_a_refused_client() {
 }
 
 #[test]
+fn main_screen_with_history_wide() {
+    let series = fixtures::misbehaving_over(600);
+    let state = after_history(&[], &series);
+    insta::assert_snapshot!(draw(&state, series.last().unwrap(), 160, 20).backend());
+}
+
+#[test]
+fn main_screen_with_history_sorted_by_close_wait() {
+    let series = fixtures::misbehaving_over(600);
+    let state = after_history(&[Action::SortPrev; 6], &series);
+    assert_eq!(state.sort, crate::tui::columns::Column::CloseWait);
+    insta::assert_snapshot!(draw(&state, series.last().unwrap(), 170, 16).backend());
+}
+
+/// At 120 columns the table has no room for the trend; the header has.
+#[test]
+fn main_screen_with_history_120() {
+    let series = fixtures::misbehaving_over(600);
+    let state = after_history(&[], &series);
+    insta::assert_snapshot!(draw(&state, series.last().unwrap(), 120, 24).backend());
+}
+
+/// At 80×24 the history is the first thing left out: only the header, which
+/// has room, gets its sparkline.
+#[test]
+fn with_history_80x24_as_without() {
+    let series = fixtures::misbehaving_over(600);
+    let last = series.last().unwrap();
+    for actions in [&[][..], &[Action::Open]] {
+        let with = screen_text(&draw(&after_history(actions, &series), last, 80, 24));
+        let without = screen_text(&draw(&after(actions, last), last, 80, 24));
+        let (with_header, with_rest) = with.split_once('\n').unwrap();
+        let (without_header, without_rest) = without.split_once('\n').unwrap();
+        assert_eq!(with_rest, without_rest);
+        let spark: String = with_header
+            .chars()
+            .filter(|c| ('▁'..='█').contains(c))
+            .collect();
+        assert_eq!(spark.chars().count(), 12, "{with_header}");
+        assert_eq!(
+            with_header.replace(&format!("{spark}  "), "").trim_end(),
+            without_header.trim_end(),
+            "only the sparkline is added"
+        );
+    }
+}
+
+#[test]
+fn detail_with_history() {
+    let series = fixtures::misbehaving_over(600);
+    let state = after_history(&[Action::Open], &series);
+    insta::assert_snapshot!(draw(&state, series.last().unwrap(), 120, 40).backend());
+}
+
+/// Two minutes in: the history fills from the right.
+#[test]
+fn detail_with_a_short_history() {
+    let series = fixtures::misbehaving_over(600);
+    let state = after_history(&[Action::Down, Action::Open], &series[480..]);
+    insta::assert_snapshot!(draw(&state, series.last().unwrap(), 100, 30).backend());
+}
+
+/// Paused: the history ends at the paused snapshot.
+#[test]
+fn paused_history_ends_at_the_paused_snapshot() {
+    let series = fixtures::misbehaving_over(600);
+    let live = Arc::new(series[299].clone());
+    let mut state = ViewState::default();
+    state.apply(Action::Open, &live);
+    state.apply(Action::Pause, &live);
+    for s in &series {
+        state.history.record(s);
+    }
+    let paused = screen_text(&draw(&state, &series[299], 120, 40));
+    let mut at_the_time = ViewState::default();
+    at_the_time.apply(Action::Open, &live);
+    at_the_time.apply(Action::Pause, &live);
+    for s in &series[..300] {
+        at_the_time.history.record(s);
+    }
+    assert_eq!(
+        paused,
+        screen_text(&draw(&at_the_time, &series[299], 120, 40))
+    );
+}
+
+#[test]
 fn help_80x24() {
     let s = fixtures::healthy();
     let state = after(&[Action::Help], &s);
@@ -143,6 +242,7 @@ fn no_size_panics() {
         fixtures::healthy(),
         fixtures::snapshot(Vec::new()),
     ];
+    let series = fixtures::misbehaving_over(30);
     let screens = [
         vec![],
         vec![Action::Open],
@@ -152,17 +252,25 @@ fn no_size_panics() {
     ];
     for s in &snapshots {
         for actions in &screens {
-            let state = after(actions, s);
-            for (w, h) in [
-                (1, 1),
-                (20, 5),
-                (59, 14),
-                (60, 15),
-                (61, 16),
-                (80, 24),
-                (200, 60),
-            ] {
-                draw(&state, s, w, h);
+            let without = after(actions, s);
+            let mut with = without.clone();
+            for earlier in &series {
+                with.history.record(earlier);
+            }
+            for (state, (w, h)) in [&without, &with].into_iter().flat_map(|state| {
+                [
+                    (1, 1),
+                    (20, 5),
+                    (59, 14),
+                    (60, 15),
+                    (61, 16),
+                    (80, 24),
+                    (160, 40),
+                    (200, 60),
+                ]
+                .map(|size| (state, size))
+            }) {
+                draw(state, s, w, h);
             }
         }
     }
