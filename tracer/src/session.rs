@@ -90,6 +90,14 @@ impl Session {
         self.aggregator.alive()
     }
 
+    /// Writes the `--events` output's `start` line: where and how this run traces.
+    pub fn announce(&mut self, start: &crate::sink::json::Start<'_>) {
+        let now = self.clock.wall_ns(monotonic_ns());
+        if let Some(events) = self.outputs.events() {
+            events.start(now, start);
+        }
+    }
+
     /// Takes a /proc sample into the gauges and the process identities.
     /// Returns the CPU time that took, not counting the events read meanwhile.
     pub fn apply(&mut self, sample: Sample) -> Duration {

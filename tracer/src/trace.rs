@@ -71,7 +71,15 @@ pub async fn run(args: &TraceArgs) -> anyhow::Result<()> {
     // Sockets that predate tracing are counted from the first snapshot on.
     let (sampler, first) = sample_once(Sampler::new(scope.clone()), session.alive()).await?;
     session.apply(first);
-    eprintln!("tracer: tracing {} via {hooks}", describe(&scope));
+    let traced = describe(&scope);
+    eprintln!("tracer: tracing {traced} via {hooks}");
+    session.announce(&crate::sink::json::Start {
+        host: &system::hostname(),
+        kernel: &system::kernel_release(),
+        scope: &traced,
+        hooks: &hooks,
+        interval_ms: u64::try_from(args.interval.as_millis()).unwrap_or(u64::MAX),
+    });
     let mut view = start_view(&mut session, live_view, hooks, &scope, args.interval)?;
 
     let mut stop = Stop::install(args.duration)?;

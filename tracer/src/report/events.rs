@@ -100,6 +100,9 @@ pub struct Events {
     pub unattributed_events: u64,
     /// The last `stats` line's counts, under their JSON names.
     pub stats: Option<Vec<(&'static str, u64)>>,
+    /// The `start` line's facts (host, kernel, scope, hooks, interval), as
+    /// (name, value) in that order.
+    pub start: Option<Vec<(&'static str, String)>>,
     processes: HashMap<u32, Process>,
     /// Events of processes beyond [`MAX_PROCESSES`].
     pub processes_dropped: u64,
@@ -194,6 +197,10 @@ impl Events {
             self.stats = Some(stats_of(&line));
             return;
         }
+        if line.event == "start" {
+            self.start = Some(start_of(&line));
+            return;
+        }
         if line.unattributed == serde_json::Value::Bool(true) {
             self.unattributed_events += 1;
             return;
@@ -267,6 +274,28 @@ pub const fn trouble(c: &Counts) -> u64 {
         + c.synack_retransmits
         + c.rst_sent
         + c.rst_received
+}
+
+/// The facts of a `start` line: what it has of host, kernel, scope, hooks
+/// and interval.
+fn start_of(line: &Line) -> Vec<(&'static str, String)> {
+    [
+        ("host", "host"),
+        ("kernel", "kernel"),
+        ("traced", "scope"),
+        ("hooks", "hooks"),
+        ("interval (ms)", "interval_ms"),
+    ]
+    .into_iter()
+    .filter_map(|(label, key)| {
+        let value = line.rest.get(key)?;
+        let text = match value {
+            serde_json::Value::String(s) => s.clone(),
+            other => other.to_string(),
+        };
+        Some((label, text))
+    })
+    .collect()
 }
 
 /// The counts of a `stats` line, named as [`KernelCounts::named`] names them.

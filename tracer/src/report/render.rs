@@ -441,12 +441,19 @@ fn facts(r: &Report<'_>, out: &mut String) {
             ),
         );
     }
-    fact(
-        "host, kernel, hook plan",
-        "not recorded in a CSV capture: tracer's start-up line and <code>tracer doctor</code> \
-         on that host say them"
-            .to_owned(),
-    );
+    match r.events.and_then(|(_, e)| e.start.as_ref()) {
+        Some(start) => {
+            for (label, value) in start {
+                fact(label, escape(value));
+            }
+        }
+        None => fact(
+            "host, kernel, hook plan",
+            "not recorded in a CSV capture: give the run's <code>--events</code> file (its \
+             <code>start</code> line says them)"
+                .to_owned(),
+        ),
+    }
     match r.events {
         Some((name, e)) => {
             fact("events file", escape(name));

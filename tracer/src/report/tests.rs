@@ -231,7 +231,12 @@ fn series_have_a_bounded_number_of_points() {
 #[test]
 fn events_give_remotes_findings_and_counts() {
     let e = events::read(&fixture("events.jsonl")).unwrap();
-    assert_eq!(e.lines, 26);
+    assert_eq!(e.lines, 27);
+    // The run's own facts, from its start line.
+    let start = e.start.as_ref().unwrap();
+    assert_eq!(start[0], ("host", "web-1".to_owned()));
+    assert_eq!(start[1], ("kernel", "6.18.44".to_owned()));
+    assert_eq!(start[4], ("interval (ms)", "1000".to_owned()));
     assert_eq!(e.unattributed_events, 1);
     let stats = e.stats.as_ref().unwrap();
     assert!(stats.contains(&("dropped", 2)) && stats.contains(&("unattributed", 1)));
@@ -277,7 +282,7 @@ fn events_files_that_are_not_are_refused() {
     text.extend_from_slice(b"{\"ts_ns\":1,\"event\":\"conn");
     let (_dir, path) = file(&text);
     let e = events::read(&path).unwrap();
-    assert_eq!((e.lines, e.skipped), (26, 1));
+    assert_eq!((e.lines, e.skipped), (27, 1));
 }
 
 #[test]

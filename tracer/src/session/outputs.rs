@@ -180,6 +180,12 @@ impl EventLines {
         self.sink.event(ev, cgroup, state_at, waited);
     }
 
+    /// Writes the `start` line, before any event.
+    pub fn start(&mut self, ts_ns: u64, start: &crate::sink::json::Start<'_>) {
+        self.sink
+            .write(&crate::sink::json::render_start(ts_ns, start));
+    }
+
     /// Hands what is buffered to the writer, without waiting.
     pub fn flush(&mut self) {
         self.sink.flush();

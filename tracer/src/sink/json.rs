@@ -259,6 +259,33 @@ pub fn render_stats(ts_ns: u64, kernel: &KernelCounts) -> Value {
     v
 }
 
+/// What a run is, for the first line of `--events`: where it ran and how.
+#[derive(Debug, Clone)]
+pub struct Start<'a> {
+    pub host: &'a str,
+    pub kernel: &'a str,
+    /// What is traced: `all processes`, `pid 1234`, `cgroup …`.
+    pub scope: &'a str,
+    /// The hooks in use, as the start-up line says them.
+    pub hooks: &'a str,
+    pub interval_ms: u64,
+}
+
+/// The `start` line: written once, when tracing starts.
+pub fn render_start(ts_ns: u64, start: &Start<'_>) -> Value {
+    json!({
+        "ts_ns": ts_ns,
+        "event": "start",
+        "pid": 0,
+        "comm": "",
+        "host": start.host,
+        "kernel": start.kernel,
+        "scope": start.scope,
+        "hooks": start.hooks,
+        "interval_ms": start.interval_ms,
+    })
+}
+
 /// Writes JSON lines to a file or stdout, through a [`Pipe`]: a reader that
 /// does not keep up costs lines (counted), never the caller's time.
 pub struct JsonSink {

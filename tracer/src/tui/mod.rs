@@ -61,9 +61,7 @@ pub struct ViewContext {
 impl ViewContext {
     /// Host name, kernel release and log path of this machine and run.
     pub fn new(hooks: String, scope: String, refresh: Duration) -> Self {
-        let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
-            .map(|h| h.trim().to_owned())
-            .unwrap_or_else(|_| "unknown".into());
+        let host = crate::system::hostname();
         Self {
             host,
             kernel: crate::system::kernel_release(),
