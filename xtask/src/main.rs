@@ -29,10 +29,11 @@ enum Task {
     ///
     /// Steps: the nightly toolchain's rust-src; bpf-linker built against nightly's own
     /// libLLVM; Debian packages (iproute2, nftables, qemu, Debian's 6.1 kernel, …);
-    /// virtme-ng; a mounted tracefs. Steps already done are reported as
-    /// "already set up", so a second run is quick. Debian packages and tracefs need
-    /// root.
-    Setup,
+    /// virtme-ng; kubernetes-validate; a mounted tracefs. Steps already done are
+    /// reported as "already set up", so a second run is quick. Debian packages and
+    /// tracefs need root. `--build-only` stops after the first two: enough to build
+    /// tracer (as the Dockerfile does), not to test it.
+    Setup(setup::SetupArgs),
 
     /// Build the eBPF programs (nightly, bpfel-unknown-none) and the tracer binary.
     ///
@@ -80,7 +81,7 @@ enum Task {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.task {
-        Task::Setup => setup::setup(),
+        Task::Setup(args) => setup::setup(&args),
         Task::BuildEbpf(args) => ebpf::build_ebpf(&args),
         Task::Run(args) => run::run(&args),
         Task::Test(args) => test::test(&args),

@@ -1,5 +1,5 @@
 //! `cargo xtask setup`: installs what the build and the tests need, skipping what is
-//! already there.
+//! already there. `--build-only` installs only what building tracer needs.
 
 use std::{
     fs,
@@ -10,6 +10,7 @@ use std::{
 };
 
 use anyhow::{Context as _, Result, bail};
+use clap::Args;
 
 use crate::tools::{self, Workspace};
 
@@ -32,14 +33,51 @@ const DEBIAN_PACKAGES: &[&str] = &[
     "chromium",
 ];
 
+/// A package from PyPI that the tests run, and the program it installs.
+struct PyPackage {
+    name: &'static str,
+    program: &'static str,
+}
+
+/// virtme-ng (`vng`) boots a kernel with the host's filesystem; `cargo xtask test`
+/// uses it to run the kernel tests on Debian's 6.1 kernel. kubernetes-validate
+/// checks `deploy/kubernetes/tracer.yaml` against the Kubernetes schemas it
+/// bundles (no network needed) in `tracer/tests/deploy.rs`.
+const PYPI_PACKAGES: &[PyPackage] = &[
+    PyPackage {
+        name: "virtme-ng",
+        program: "vng",
+    },
+    PyPackage {
+        name: "kubernetes-validate",
+        program: "kubernetes-validate",
+    },
+];
+
 const TRACEFS: &str = "/sys/kernel/tracing";
 
-pub fn setup() -> Result<ExitCode> {
+#[derive(Debug, Args)]
+pub struct SetupArgs {
+    /// Install only what building tracer needs: the eBPF toolchain with its
+    /// rust-src, and bpf-linker. Skips the Debian packages, the PyPI tools and
+    /// the 6.1 kernel that the tests use, and mounting tracefs; needs no root.
+    /// The Dockerfile's build stage runs this.
+    #[arg(long)]
+    pub build_only: bool,
+}
+
+pub fn setup(args: &SetupArgs) -> Result<ExitCode> {
     let ws = Workspace::locate()?;
     step("rust-src", rust_src)?;
     step("bpf-linker", || bpf_linker(&ws))?;
+    if args.build_only {
+        println!("setup: done (build only: the test tools were not installed)");
+        return Ok(ExitCode::SUCCESS);
+    }
     step("Debian packages", debian_packages)?;
-    step("virtme-ng", virtme_ng)?;
+    for package in PYPI_PACKAGES {
+        step(package.name, || pip_install(package))?;
+    }
     step("tracefs", tracefs)?;
     println!("setup: done");
     Ok(ExitCode::SUCCESS)
@@ -221,10 +259,10 @@ fn package_installed(package: &str) -> bool {
         .is_some_and(|status| status == "install ok installed")
 }
 
-/// virtme-ng (`vng`) boots a kernel with the host's filesystem; `cargo xtask test`
-/// uses it to run the kernel tests on Debian's 6.1 kernel.
-fn virtme_ng() -> Result<Outcome> {
-    if let Some(version) = vng_version() {
+/// Installs `package` with pip unless its program already runs.
+fn pip_install(package: &PyPackage) -> Result<Outcome> {
+    let name = package.name;
+    if let Some(version) = program_version(package.program) {
         return Ok(Outcome::AlreadyDone(version));
     }
     if tools::output(tools::command("python3").args(["-m", "pip", "--version"])).is_none() {
@@ -234,7 +272,7 @@ fn virtme_ng() -> Result<Outcome> {
         );
     }
     let mut cmd = tools::command("python3");
-    cmd.args(["-m", "pip", "install", "virtme-ng"]);
+    cmd.args(["-m", "pip", "install", name]);
     println!("$ {}", tools::display(&cmd));
     let out = cmd.output().context("could not run python3 -m pip")?;
     print!("{}", String::from_utf8_lossy(&out.stdout));
@@ -242,7 +280,7 @@ fn virtme_ng() -> Result<Outcome> {
     if !out.status.success() {
         let stderr = String::from_utf8_lossy(&out.stderr);
         if stderr.contains("externally-managed-environment") {
-            println!("setup: virtme-ng: the system Python is externally managed; retrying");
+            println!("setup: {name}: the system Python is externally managed; retrying");
             tools::run(cmd.arg("--break-system-packages"))?;
         } else {
             bail!("`{}` failed ({})", tools::display(&cmd), out.status);
@@ -252,18 +290,19 @@ fn virtme_ng() -> Result<Outcome> {
     if let Some(pyenv) = tools::find_program("pyenv") {
         let _ = tools::output(tools::command(pyenv).arg("rehash"));
     }
-    match vng_version() {
+    match program_version(package.program) {
         Some(version) => Ok(Outcome::Done(format!("installed {version}"))),
         None => bail!(
-            "virtme-ng was installed but `vng --version` does not run; is pip's script \
-             directory on PATH?"
+            "{name} was installed but `{} --version` does not run; is pip's script \
+             directory on PATH?",
+            package.program
         ),
     }
 }
 
-fn vng_version() -> Option<String> {
-    let vng = tools::find_program("vng")?;
-    tools::output(tools::command(vng).arg("--version"))
+fn program_version(program: &str) -> Option<String> {
+    let path = tools::find_program(program)?;
+    tools::output(tools::command(path).arg("--version"))
 }
 
 /// The tracepoints live in tracefs; the tracer mounts it itself when it can, but the

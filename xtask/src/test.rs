@@ -31,8 +31,9 @@ const HOST_EXTRA_PLAN: &str = "tracepoint";
 /// Suites that run on this kernel only: the VM has none of what they need
 /// (`prometheus` scrapes tracer with the Prometheus server, which only
 /// `cargo xtask setup` installs, on the host; `report` tests no kernel and
-/// opens tracer's HTML report in headless Chromium).
-const HOST_ONLY_SUITES: &[&str] = &["prometheus", "report"];
+/// opens tracer's HTML report in headless Chromium; `deploy` tests no kernel
+/// and validates the Kubernetes manifest with kubernetes-validate from PyPI).
+const HOST_ONLY_SUITES: &[&str] = &["prometheus", "report", "deploy"];
 
 #[derive(Debug, Args)]
 pub struct TestArgs {
