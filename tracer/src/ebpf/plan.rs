@@ -12,8 +12,8 @@ use super::hooks::{Alternative, Hook, HookKind, Pick, SOURCES, STATE_SOURCE, Sou
 pub struct Choice {
     pub source: &'static Source,
     pub candidates: Vec<&'static Alternative>,
-    /// For an optional source, why the alternatives not among the candidates
-    /// were left out: said when none of the candidates attaches either.
+    /// For an optional or best-effort source, why the alternatives not among
+    /// the candidates were left out: said when none of them attaches either.
     pub passed_over: Vec<String>,
 }
 
@@ -379,6 +379,18 @@ mod tests {
         let choices = choose(without(&[]), None, Optional::Off).unwrap();
         assert!(syscall_errors(&choices).candidates.is_empty());
         assert_eq!(syscall_errors(&choices).passed_over, ["turned off"]);
+    }
+
+    /// Socket errors and drops need raw tracepoints: without them they are
+    /// off, and the rest of the plan stands.
+    #[test]
+    fn best_effort_sources_are_off_without_their_hook() {
+        let choices = choose(without(&[RawTracepoint]), None, Optional::Auto).unwrap();
+        for name in ["socket errors", "drops"] {
+            let choice = choices.iter().find(|c| c.source.name == name).unwrap();
+            assert!(choice.candidates.is_empty(), "{name}");
+            assert_eq!(choice.passed_over, ["no raw tracepoints"], "{name}");
+        }
     }
 
     /// `--hooks kprobe` takes syscall errors from kretprobes; insisting on
