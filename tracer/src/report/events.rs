@@ -194,6 +194,10 @@ impl Events {
             self.stats = Some(stats_of(&line));
             return;
         }
+        // Findings are derived from the events, not events of their own.
+        if line.event == "finding" {
+            return;
+        }
         if line.unattributed == serde_json::Value::Bool(true) {
             self.unattributed_events += 1;
             return;
