@@ -66,6 +66,7 @@ pub enum Kind {
     ResetWhileEstablished,
     TimeoutWhileEstablished,
     AcceptQueueFull,
+    NoReuse,
 }
 
 /// One diagnosis.

@@ -81,6 +81,7 @@ pub fn remote(remote: Remote) -> RemoteSnapshot {
         close_wait: 0,
         time_wait: 0,
         abandoned_after: None,
+        churn: crate::snapshot::Churn::default(),
     }
 }
 

@@ -279,6 +279,28 @@ pub struct RemoteSnapshot {
     /// How long the last abandoned connect to it waited: about the
     /// application's dial deadline.
     pub abandoned_after: Option<std::time::Duration>,
+    /// How connections to it come and go.
+    pub churn: Churn,
+}
+
+/// How connections to one remote come and go: many short ones to one
+/// server are a connection per request instead of a reused one.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Churn {
+    /// Lifetimes of its established connections that closed while traced,
+    /// in milliseconds.
+    pub lifetime_ms: Latency,
+    /// From the first connect to it to the last: over how long its
+    /// `counts.connects` were made.
+    pub connecting_for: Duration,
+}
+
+impl Churn {
+    /// New connections per second while connects to it were being made,
+    /// over at least a second (a burst does not make a rate).
+    pub fn connects_per_sec(&self, connects: u64) -> f64 {
+        connects as f64 / self.connecting_for.as_secs_f64().max(1.0)
+    }
 }
 
 /// One live connection.

@@ -161,6 +161,10 @@ impl Aggregator {
                 if abandoned {
                     r.abandoned_after_us = observed.waited.map(|w| w.after_us);
                 }
+                if ev.kind == EventKind::State && ev.old_state == CLOSE && ev.new_state == SYN_SENT
+                {
+                    r.connecting(ev.mono_ns);
+                }
             }
         }
         process.push_recent(Recent {
@@ -215,6 +219,7 @@ impl Aggregator {
                 if conn.established {
                     let ms = ev.mono_ns.saturating_sub(conn.opened_ns) / 1_000_000;
                     process.record_lifetime(ms);
+                    process.remote(remote).record_lifetime(ms);
                 }
             }
             return;

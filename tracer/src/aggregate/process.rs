@@ -93,6 +93,28 @@ pub struct RemoteAgg {
     /// How long the last abandoned connect waited: about the application's
     /// dial deadline.
     pub abandoned_after_us: Option<u64>,
+    /// Lifetimes of its established connections that closed; created at
+    /// the first.
+    pub lifetime_ms: Option<Distribution>,
+    /// Monotonic ns of the first and the latest connect to it (0: none yet).
+    pub first_connect_ns: u64,
+    pub last_connect_ns: u64,
+}
+
+impl RemoteAgg {
+    /// A connect to it started at `mono_ns`.
+    pub const fn connecting(&mut self, mono_ns: u64) {
+        if self.first_connect_ns == 0 {
+            self.first_connect_ns = mono_ns;
+        }
+        self.last_connect_ns = mono_ns;
+    }
+
+    pub fn record_lifetime(&mut self, ms: u64) {
+        self.lifetime_ms
+            .get_or_insert_with(|| Distribution::new(LIFETIME_MAX_MS, COARSE))
+            .record(ms);
+    }
 }
 
 /// A recent event in compact form (no allocation per event).

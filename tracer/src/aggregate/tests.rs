@@ -591,3 +591,44 @@ fn listeners_have_their_queue_backlog_and_overflows() {
     let p = find(&s, SERVER);
     assert_eq!(p.listeners.iter().map(|l| l.overflows).sum::<u64>(), 12);
 }
+
+#[test]
+fn each_server_has_its_connections_lifetimes_and_connect_span() {
+    let mut agg = Aggregator::new(0);
+    // 150 connections to PEER:8080, one every 10 ms, each closed 3 ms after
+    // it connected (1 ms handshake): a connection per request.
+    for sk in 1..=150 {
+        let at = sk * 10;
+        connect_ok(&mut agg, sk, at, 1);
+        agg.observe(Some(CLIENT), &state(sk, at + 3, ESTABLISHED, FIN_WAIT1));
+        agg.observe(Some(CLIENT), &state(sk, at + 3, FIN_WAIT1, CLOSE));
+    }
+    // One long-lived connection elsewhere.
+    let mut other = state(1_000, 0, CLOSE, SYN_SENT);
+    other.dport = 5432;
+    agg.observe(Some(CLIENT), &other);
+    let s = snap(&mut agg, 2_000);
+    let p = find(&s, CLIENT);
+    let server = Remote::Server(SocketAddr::new(PEER, 8080));
+    let r = p.remotes.iter().find(|r| r.remote == server).unwrap();
+    assert_eq!(r.counts.connects, 150);
+    assert_eq!(r.churn.lifetime_ms.count, 150);
+    assert_eq!(r.churn.lifetime_ms.p50, 3);
+    assert_eq!(r.churn.connecting_for, Duration::from_millis(1_490));
+    assert!((r.churn.connects_per_sec(150) - 150.0 / 1.49).abs() < 1e-9);
+    let pg = p
+        .remotes
+        .iter()
+        .find(|r| r.remote == Remote::Server(SocketAddr::new(PEER, 5432)))
+        .unwrap();
+    assert_eq!(
+        (pg.churn.lifetime_ms.count, pg.churn.connecting_for),
+        (0, Duration::ZERO),
+        "one connect, still open"
+    );
+    assert_eq!(
+        pg.churn.connects_per_sec(1),
+        1.0,
+        "a single connect is no rate"
+    );
+}

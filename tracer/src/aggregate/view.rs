@@ -7,7 +7,7 @@ use crate::{
     errno,
     event::TraceEvent,
     snapshot::{
-        Counts, Latency, ProcessId, ProcessSnapshot, Rates, RecentEvent, RemoteSnapshot,
+        Churn, Counts, Latency, ProcessId, ProcessSnapshot, Rates, RecentEvent, RemoteSnapshot,
         SyscallErrors,
     },
 };
@@ -44,6 +44,12 @@ pub fn process(
             close_wait: r.close_wait,
             time_wait: r.time_wait,
             abandoned_after: r.abandoned_after_us.map(std::time::Duration::from_micros),
+            churn: Churn {
+                lifetime_ms: summary(r.lifetime_ms.as_ref()),
+                connecting_for: Duration::from_nanos(
+                    r.last_connect_ns.saturating_sub(r.first_connect_ns),
+                ),
+            },
         })
         .collect();
     remotes.sort_by(|a, b| {

@@ -46,6 +46,16 @@ pub const ESTABLISHED_RESETS: u64 = 3;
 /// for minutes: each is a broken path or a dead peer.
 pub const ESTABLISHED_TIMEOUTS: u64 = 1;
 
+/// Closed connections to one server before opening a new one per request is
+/// a pattern rather than a few reconnects.
+pub const NO_REUSE_CONNECTS: u64 = 100;
+/// Their median lifetime at most this: a pooled connection lives for many
+/// requests (Go's idle timeout is 90 s), one per request lives for one.
+pub const NO_REUSE_LIFETIME: Duration = Duration::from_secs(1);
+/// New connections a second to that server, over the time connects to it
+/// were made: a steady stream, not a handful an hour.
+pub const NO_REUSE_RATE: u64 = 2;
+
 /// A [`Threshold`] named after its constant: `threshold!(Count, RETRANSMITS)`.
 macro_rules! threshold {
     ($unit:ident, $name:ident) => {
@@ -173,6 +183,20 @@ pub static RULES: &[Rule] = &[
         severity: "critical once handshakes were dropped",
         thresholds: &[],
         check: Check::Process(accept_queue_full),
+    },
+    Rule {
+        id: "no_reuse",
+        kind: Kind::NoReuse,
+        headline: "a new connection per request to {server}: connections are not reused",
+        headline_critical: None,
+        fires_when: "≥ {NO_REUSE_CONNECTS} connections to one server closed with a median lifetime ≤ {NO_REUSE_LIFETIME}, opened at ≥ {NO_REUSE_RATE} a second",
+        severity: "warning",
+        thresholds: &[
+            threshold!(Count, NO_REUSE_CONNECTS),
+            threshold!(Age, NO_REUSE_LIFETIME),
+            threshold!(Count, NO_REUSE_RATE),
+        ],
+        check: Check::Remote(no_reuse),
     },
 ];
 
@@ -419,4 +443,31 @@ fn severity_by_success(ok: u64) -> Severity {
     } else {
         Severity::Warning
     }
+}
+
+/// Many short connections to one server, opened at a steady rate: keep-alives
+/// off, a client or pool made per request, or `Connection: close`. A capped
+/// pool's connections live long and are not flagged.
+fn no_reuse(_: &ProcessSnapshot, r: &RemoteSnapshot) -> Option<Hit> {
+    let Remote::Server(_) = r.remote else {
+        return None;
+    };
+    let lifetime = &r.churn.lifetime_ms;
+    let rate = r.churn.connects_per_sec(r.counts.connects);
+    let limit_ms = u64::try_from(NO_REUSE_LIFETIME.as_millis()).unwrap_or(u64::MAX);
+    if lifetime.count < NO_REUSE_CONNECTS || lifetime.p50 > limit_ms || rate < NO_REUSE_RATE as f64
+    {
+        return None;
+    }
+    Some(Hit {
+        severity: Severity::Warning,
+        evidence: format!(
+            "{} at {}/s, median lifetime {} ms, {} in TIME_WAIT: keep-alives off, \
+             a client or pool made per request, or `Connection: close`",
+            human::plural(r.counts.connects, "connect", "connects"),
+            human::rate(rate),
+            lifetime.p50,
+            r.time_wait
+        ),
+    })
 }

@@ -390,6 +390,7 @@ fn the_table_has_one_rule_per_kind_in_order_with_unique_ids() {
             Kind::ResetWhileEstablished,
             Kind::TimeoutWhileEstablished,
             Kind::AcceptQueueFull,
+            Kind::NoReuse,
         ]
     );
     let ids: Vec<&str> = RULES.iter().map(|r| r.id).collect();
@@ -406,6 +407,7 @@ fn the_table_has_one_rule_per_kind_in_order_with_unique_ids() {
             "reset_while_established",
             "timeout_while_established",
             "accept_queue_full",
+            "no_reuse",
         ]
     );
 }
@@ -540,4 +542,66 @@ fn thresholds_read_as_people_write_them() {
         words::fill("a {x} b {y} {", |n| (n == "x").then(|| "1".to_owned())),
         "a 1 b {y} {"
     );
+}
+
+/// A server with `n` closed connections of median lifetime `p50_ms`, opened
+/// over `secs` seconds.
+fn churning(n: u64, p50_ms: u64, secs: u64) -> crate::snapshot::RemoteSnapshot {
+    let mut r = server("10.0.0.9:8080");
+    r.counts.connects = n;
+    r.counts.connect_ok = n;
+    r.time_wait = n;
+    r.churn.lifetime_ms.count = n;
+    r.churn.lifetime_ms.p50 = p50_ms;
+    r.churn.connecting_for = Duration::from_secs(secs);
+    r
+}
+
+#[test]
+fn no_reuse_at_and_around_its_thresholds() {
+    let with = |r| {
+        let mut p = process(10, "client");
+        p.remotes = vec![r];
+        p
+    };
+    let lifetime_ms = NO_REUSE_LIFETIME.as_millis() as u64;
+    // 150 connects in 1 s, a millisecond each: the Go client without keep-alives.
+    let f = only(with(churning(150, 1, 1)));
+    assert_eq!((f.kind, f.severity), (Kind::NoReuse, Severity::Warning));
+    assert_eq!(
+        f.headline,
+        "a new connection per request to 10.0.0.9:8080: connections are not reused"
+    );
+    assert_eq!(
+        f.evidence,
+        "150 connects at 150/s, median lifetime 1 ms, 150 in TIME_WAIT: keep-alives off, \
+         a client or pool made per request, or `Connection: close`"
+    );
+    assert_eq!(
+        kinds(with(churning(NO_REUSE_CONNECTS, lifetime_ms, 1))),
+        [(Kind::NoReuse, Severity::Warning)],
+        "at every threshold"
+    );
+    assert!(
+        kinds(with(churning(NO_REUSE_CONNECTS - 1, 1, 1))).is_empty(),
+        "too few"
+    );
+    assert!(
+        kinds(with(churning(150, lifetime_ms + 1, 1))).is_empty(),
+        "long-lived: a capped pool's connections"
+    );
+    // 150 connects over 75 s is exactly the rate; over 76 s below it.
+    let secs = 150 / NO_REUSE_RATE;
+    assert_eq!(
+        kinds(with(churning(150, 1, secs))),
+        [(Kind::NoReuse, Severity::Warning)]
+    );
+    assert!(
+        kinds(with(churning(150, 1, secs + 1))).is_empty(),
+        "a trickle"
+    );
+    // Clients of our listeners are the server's side: never flagged.
+    let mut client = churning(150, 1, 1);
+    client.remote = Remote::Client("10.0.0.7".parse().unwrap());
+    assert!(kinds(with(client)).is_empty());
 }

@@ -333,6 +333,7 @@ impl Process {
                 close_wait: 0,
                 time_wait: 0,
                 abandoned_after: None,
+                churn: crate::snapshot::Churn::default(),
             },
             first_trouble: None,
             last_trouble: None,
