@@ -67,6 +67,7 @@ pub enum Kind {
     TimeoutWhileEstablished,
     AcceptQueueFull,
     NoReuse,
+    ConnectionsGrowing,
 }
 
 /// One diagnosis.

@@ -293,6 +293,11 @@ pub struct Churn {
     /// From the first connect to it to the last: over how long its
     /// `counts.connects` were made.
     pub connecting_for: Duration,
+    /// Its connections open (ESTABLISHED and CLOSE_WAIT) at recent /proc
+    /// samples, oldest first, with each sample's time since tracing started
+    /// (bounded: `aggregate::HISTORY_SAMPLES`, at least
+    /// `aggregate::HISTORY_SPACING` apart).
+    pub open_history: Vec<(Duration, u64)>,
 }
 
 impl Churn {

@@ -16,7 +16,7 @@ use tracer_common::{
     tcp::{CLOSE, CLOSE_WAIT, ESTABLISHED, LISTEN, SYN_RECV, SYN_SENT},
 };
 
-pub use self::live::Phase;
+pub use self::{live::Phase, process::HISTORY_SAMPLES};
 use self::{
     live::{Conn, Live, Tuple},
     process::{ProcessAgg, Recent, count},
@@ -284,10 +284,11 @@ impl Aggregator {
         };
         self.previous = Some((now_ns, kernel.read));
         self.snapshots += 1;
+        let started_ns = self.started_ns;
         let processes = self
             .processes
             .iter_mut()
-            .map(|(id, p)| view::process(*id, p, interval_s, now_ns, at))
+            .map(|(id, p)| view::process(*id, p, interval_s, (started_ns, now_ns), at))
             .collect();
         Snapshot {
             taken_at: at,

@@ -632,3 +632,40 @@ fn each_server_has_its_connections_lifetimes_and_connect_span() {
         "a single connect is no rate"
     );
 }
+
+#[test]
+fn each_remote_keeps_a_bounded_spaced_history_of_its_open_connections() {
+    let spacing_ms = process::HISTORY_SPACING_NS / MS;
+    let mut agg = Aggregator::new(0);
+    let mut rows = Vec::new();
+    // One more connection to PEER:8080 at each of 12 samples, a second apart:
+    // only every fifth is kept (5 s spacing).
+    for i in 0..60u64 {
+        let inode = 1_000 + i;
+        rows.push(row(30_000 + i as u16, PEER, 8080, ESTABLISHED, inode));
+        agg.apply(&sample(i * 1_000, vec![(CLIENT, rows.clone())]));
+    }
+    let s = snap(&mut agg, 60_000);
+    let r = &find(&s, CLIENT).remotes[0];
+    assert_eq!(r.remote, Remote::Server(SocketAddr::new(PEER, 8080)));
+    let kept: Vec<(u64, u64)> = r
+        .churn
+        .open_history
+        .iter()
+        .map(|&(at, n)| (at.as_millis() as u64, n))
+        .collect();
+    assert_eq!(kept.len(), HISTORY_SAMPLES, "{kept:?}");
+    let expected: Vec<(u64, u64)> = (4..12).map(|k| (k * spacing_ms, k * 5 + 1)).collect();
+    assert_eq!(kept, expected);
+    // All closed: the history goes on with zeros, then is dropped once all
+    // of it is zeros.
+    for k in 0..=HISTORY_SAMPLES as u64 {
+        agg.apply(&sample(60_000 + k * spacing_ms, vec![(CLIENT, vec![])]));
+    }
+    let s = snap(&mut agg, 200_000);
+    let r = &find(&s, CLIENT).remotes[0];
+    assert!(r.churn.open_history.iter().all(|&(_, n)| n == 0));
+    agg.apply(&sample(300_000, vec![(CLIENT, vec![])]));
+    let s = snap(&mut agg, 300_000);
+    assert!(find(&s, CLIENT).remotes[0].churn.open_history.is_empty());
+}

@@ -13,12 +13,13 @@ use crate::{
 };
 
 /// The snapshot of one process; `interval_s` is the time since the previous
-/// snapshot, over which rates are computed.
+/// snapshot, over which rates are computed; `started_ns` and `now_ns` the
+/// monotonic times of tracing start and of the snapshot.
 pub fn process(
     id: ProcessId,
     p: &mut ProcessAgg,
     interval_s: f64,
-    now_ns: u64,
+    (started_ns, now_ns): (u64, u64),
     at: SystemTime,
 ) -> ProcessSnapshot {
     let rates = rates(&p.counts, &p.counts_before, interval_s);
@@ -49,6 +50,11 @@ pub fn process(
                 connecting_for: Duration::from_nanos(
                     r.last_connect_ns.saturating_sub(r.first_connect_ns),
                 ),
+                open_history: r
+                    .open_history
+                    .iter()
+                    .map(|&(ns, n)| (Duration::from_nanos(ns.saturating_sub(started_ns)), n))
+                    .collect(),
             },
         })
         .collect();

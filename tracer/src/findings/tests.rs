@@ -391,6 +391,7 @@ fn the_table_has_one_rule_per_kind_in_order_with_unique_ids() {
             Kind::TimeoutWhileEstablished,
             Kind::AcceptQueueFull,
             Kind::NoReuse,
+            Kind::ConnectionsGrowing,
         ]
     );
     let ids: Vec<&str> = RULES.iter().map(|r| r.id).collect();
@@ -408,6 +409,7 @@ fn the_table_has_one_rule_per_kind_in_order_with_unique_ids() {
             "timeout_while_established",
             "accept_queue_full",
             "no_reuse",
+            "connections_growing",
         ]
     );
 }
@@ -604,4 +606,73 @@ fn no_reuse_at_and_around_its_thresholds() {
     let mut client = churning(150, 1, 1);
     client.remote = Remote::Client("10.0.0.7".parse().unwrap());
     assert!(kinds(with(client)).is_empty());
+}
+
+/// A server whose open connections were `counts` at samples 5 s apart.
+fn growing(counts: &[u64]) -> ProcessSnapshot {
+    let mut r = server("10.0.0.9:8080");
+    r.churn.open_history = counts
+        .iter()
+        .enumerate()
+        .map(|(i, &n)| (Duration::from_secs(5 * i as u64), n))
+        .collect();
+    r.established = counts.last().copied().unwrap_or_default();
+    let mut p = process(10, "client");
+    p.remotes = vec![r];
+    p
+}
+
+#[test]
+fn connections_growing_at_and_around_its_thresholds() {
+    assert_eq!(GROWING_SAMPLES, 8);
+    // Rising by 20 over 8 samples, at 4 of the 7 steps.
+    let leak = [10, 15, 15, 20, 20, 25, 25, 30];
+    let f = only(growing(&leak));
+    assert_eq!(
+        (f.kind, f.severity),
+        (Kind::ConnectionsGrowing, Severity::Warning)
+    );
+    assert_eq!(
+        f.headline,
+        "connections to 10.0.0.9:8080 keep growing: a leak"
+    );
+    assert_eq!(
+        f.evidence,
+        "open connections (ESTABLISHED and CLOSE_WAIT) from 10 to 30 in 35s, never fewer: \
+         responses or rows never closed, or a pool without a cap"
+    );
+    // Only the last 8 samples count (the aggregator keeps no more anyway).
+    assert_eq!(
+        only(growing(&[50, 10, 15, 15, 20, 20, 25, 25, 30])).kind,
+        Kind::ConnectionsGrowing
+    );
+    assert!(kinds(growing(&leak[1..])).is_empty(), "too little history");
+    assert!(
+        kinds(growing(&[10, 15, 15, 20, 20, 25, 25, 29])).is_empty(),
+        "by one less than {GROWING_BY}"
+    );
+    assert_eq!(
+        kinds(growing(&[10, 10, 10, 10, 15, 20, 25, 30])),
+        [(Kind::ConnectionsGrowing, Severity::Warning)],
+        "{GROWING_RISES} rises"
+    );
+    assert!(
+        kinds(growing(&[10, 10, 10, 10, 10, 20, 25, 30])).is_empty(),
+        "3 rises"
+    );
+    assert!(
+        kinds(growing(&[10, 15, 20, 25, 24, 30, 35, 40])).is_empty(),
+        "fell once: connections do close"
+    );
+    assert!(
+        kinds(growing(&[0, 50, 50, 50, 50, 50, 50, 50])).is_empty(),
+        "a capped pool filling at once"
+    );
+    // The server's side of the leak: a client of its listener.
+    let mut p = growing(&leak);
+    p.remotes[0].remote = Remote::Client("10.0.0.7".parse().unwrap());
+    assert_eq!(
+        only(p).headline,
+        "connections to client 10.0.0.7 keep growing: a leak"
+    );
 }
