@@ -12,6 +12,7 @@
 //! Counts are cumulative since tracing started; socket and FD numbers are
 //! gauges read at snapshot time.
 
+mod changes;
 mod rules;
 mod words;
 
@@ -21,6 +22,7 @@ use crate::{
 };
 
 // The table and the thresholds it names.
+pub use changes::{Changes, Transition};
 pub use rules::*;
 pub use words::{Part, Threshold};
 
@@ -67,6 +69,8 @@ pub enum Kind {
     FirewallDrops,
     NotReading,
     PeerNotReading,
+    NoReuse,
+    ConnectionsGrowing,
 }
 
 /// One diagnosis.

@@ -86,6 +86,7 @@ pub fn remote(remote: Remote) -> RemoteSnapshot {
         time_wait: 0,
         abandoned_after: None,
         queues: crate::snapshot::Queues::default(),
+        churn: crate::snapshot::Churn::default(),
     }
 }
 

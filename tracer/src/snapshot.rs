@@ -293,6 +293,8 @@ pub struct RemoteSnapshot {
     pub abandoned_after: Option<std::time::Duration>,
     /// Its connections' queues at snapshot time.
     pub queues: Queues,
+    /// How connections to it come and go.
+    pub churn: Churn,
 }
 
 /// What waits in a remote's connections, from the socket table.
@@ -305,6 +307,31 @@ pub struct Queues {
     /// Connections whose peer closed its receive window (the kernel is
     /// probing it).
     pub zero_window: u32,
+}
+
+/// How connections to one remote come and go: many short ones to one
+/// server are a connection per request instead of a reused one.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Churn {
+    /// Lifetimes of its established connections that closed while traced,
+    /// in milliseconds.
+    pub lifetime_ms: Latency,
+    /// From the first connect to it to the last: over how long its
+    /// `counts.connects` were made.
+    pub connecting_for: Duration,
+    /// Its connections open (ESTABLISHED and CLOSE_WAIT) at recent /proc
+    /// samples, oldest first, with each sample's time since tracing started
+    /// (bounded: `aggregate::HISTORY_SAMPLES`, at least
+    /// `aggregate::HISTORY_SPACING` apart).
+    pub open_history: Vec<(Duration, u64)>,
+}
+
+impl Churn {
+    /// New connections per second while connects to it were being made,
+    /// over at least a second (a burst does not make a rate).
+    pub fn connects_per_sec(&self, connects: u64) -> f64 {
+        connects as f64 / self.connecting_for.as_secs_f64().max(1.0)
+    }
 }
 
 /// One live connection.

@@ -681,3 +681,61 @@ fn counts_survive_a_full_ring_buffer() {
     assert_eq!(num(&row, "connects"), CONNECTS, "{row:?}");
     assert_eq!(num(&row, "connect_ok"), CONNECTS, "{row:?}");
 }
+
+/// A client that opens a new connection for each of 150 requests to one
+/// server (keep-alives off) gets a `no_reuse` finding, as a `finding` line
+/// of `--events`; a client that sends its 150 requests over one kept
+/// connection to the same server does not.
+#[test]
+fn no_reuse_finding() {
+    if !kernel_tests_enabled() {
+        return;
+    }
+    let ns = Netns::new("noreuse");
+    let (_server, port) = Peer::listen_in(&ns.name, HOST);
+    let port = port.to_string();
+    let mut churner = Peer::spawn_in(Some(&ns.name), &["connect", HOST, &port]);
+    let mut pooled = Peer::spawn_in(Some(&ns.name), &["connect", HOST, &port, "hold"]);
+    let (c, p) = (churner.pid(), pooled.pid());
+    let tracer = Tracer::start(&["--pid", &c.to_string(), "--pid", &p.to_string()]);
+    for _ in 0..150 {
+        churner.ask("go");
+        pooled.ask("go");
+    }
+    let is_no_reuse = |e: &Value| e["event"] == "finding" && e["finding"] == "no_reuse";
+    let found = tracer.wait_for(Duration::from_secs(5), |events| {
+        events.iter().any(|e| is_no_reuse(e) && e["pid"] == c)
+    });
+    // One more snapshot, for a finding of the pooled client to show if it would.
+    thread::sleep(Duration::from_millis(1_200));
+    let (status, events, stderr) = tracer.stop();
+    assert!(status.success(), "{stderr}");
+    let findings: Vec<&Value> = events.iter().filter(|e| is_no_reuse(e)).collect();
+    for f in &findings {
+        println!("no_reuse: {f}");
+    }
+    assert!(found, "no no_reuse finding for pid {c}: {stderr}");
+    assert_eq!(findings.len(), 1, "{findings:#?}");
+    let f = findings[0];
+    assert_eq!(
+        (
+            f["state"].as_str(),
+            f["severity"].as_str(),
+            f["remote"].as_str(),
+            f["remote_role"].as_str()
+        ),
+        (
+            Some("start"),
+            Some("warning"),
+            Some(format!("{HOST}:{port}").as_str()),
+            Some("server")
+        ),
+        "{f}"
+    );
+    assert_eq!(
+        f["message"],
+        format!("a new connection per request to {HOST}:{port}: connections are not reused")
+    );
+    let evidence = f["evidence"].as_str().unwrap_or_default();
+    assert!(evidence.contains(" connects at "), "{evidence}");
+}

@@ -134,6 +134,9 @@ impl Aggregator {
                 }
             }
             let p = process_of(&mut self.processes, ps);
+            for r in p.remotes.values_mut() {
+                r.sample_open(now);
+            }
             p.gauges.listen = p.listen_ports.len() as u64;
             p.gauges.oldest_close_wait =
                 oldest_close_wait.map(|since| Duration::from_nanos(now.saturating_sub(since)));

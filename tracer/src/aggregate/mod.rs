@@ -16,7 +16,7 @@ use tracer_common::{
     tcp::{CLOSE, CLOSE_WAIT, ESTABLISHED, LISTEN, SYN_RECV, SYN_SENT},
 };
 
-pub use self::live::Phase;
+pub use self::{live::Phase, process::HISTORY_SAMPLES};
 use self::{
     live::{Conn, Live, Tuple},
     process::{ProcessAgg, Recent, count},
@@ -187,6 +187,10 @@ impl Aggregator {
                 if abandoned {
                     r.abandoned_after_us = observed.waited.map(|w| w.after_us);
                 }
+                if ev.kind == EventKind::State && ev.old_state == CLOSE && ev.new_state == SYN_SENT
+                {
+                    r.connecting(ev.mono_ns);
+                }
             }
         }
         process.push_recent(Recent {
@@ -297,6 +301,7 @@ impl Aggregator {
                 if conn.established {
                     let ms = ev.mono_ns.saturating_sub(conn.opened_ns) / 1_000_000;
                     process.record_lifetime(ms);
+                    process.remote(remote).record_lifetime(ms);
                 }
             }
             return;
@@ -361,10 +366,11 @@ impl Aggregator {
         };
         self.previous = Some((now_ns, kernel.read));
         self.snapshots += 1;
+        let started_ns = self.started_ns;
         let processes = self
             .processes
             .iter_mut()
-            .map(|(id, p)| view::process(*id, p, interval_s, now_ns, at))
+            .map(|(id, p)| view::process(*id, p, interval_s, (started_ns, now_ns), at))
             .collect();
         Snapshot {
             taken_at: at,

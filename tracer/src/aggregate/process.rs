@@ -28,6 +28,11 @@ pub const LIFETIME_MAX_MS: u64 = 86_400_000;
 pub const REMOTES_MAX: usize = 4096;
 /// Recent events kept per process.
 pub const RECENT_MAX: usize = 32;
+/// Samples of each remote's open connections kept, to see them grow.
+pub const HISTORY_SAMPLES: usize = 8;
+/// Samples of that history are at least this far apart (ns): the same
+/// span whether /proc is read every second (live view) or every 5 s.
+pub const HISTORY_SPACING_NS: u64 = 5_000_000_000;
 
 /// Adds one event to `counts`; `state_at` is the socket's state when it happened.
 pub fn count(counts: &mut Counts, ev: &TraceEvent, state_at: u8) {
@@ -101,6 +106,51 @@ pub struct RemoteAgg {
     pub abandoned_after_us: Option<u64>,
     /// From the latest /proc sample.
     pub queues: Queues,
+    /// Lifetimes of its established connections that closed; created at
+    /// the first.
+    pub lifetime_ms: Option<Distribution>,
+    /// Monotonic ns of the first and the latest connect to it (0: none yet).
+    pub first_connect_ns: u64,
+    pub last_connect_ns: u64,
+    /// Its open connections (ESTABLISHED + CLOSE_WAIT) at recent samples:
+    /// (monotonic ns, count), oldest first, at most [`HISTORY_SAMPLES`].
+    pub open_history: VecDeque<(u64, u64)>,
+}
+
+impl RemoteAgg {
+    /// A connect to it started at `mono_ns`.
+    pub const fn connecting(&mut self, mono_ns: u64) {
+        if self.first_connect_ns == 0 {
+            self.first_connect_ns = mono_ns;
+        }
+        self.last_connect_ns = mono_ns;
+    }
+
+    pub fn record_lifetime(&mut self, ms: u64) {
+        self.lifetime_ms
+            .get_or_insert_with(|| Distribution::new(LIFETIME_MAX_MS, COARSE))
+            .record(ms);
+    }
+
+    /// Adds its open connections at a /proc sample taken at `now_ns` to the
+    /// history, when [`HISTORY_SPACING_NS`] has passed since the last one
+    /// kept. A remote with none open and none before keeps no history.
+    pub fn sample_open(&mut self, now_ns: u64) {
+        let open = self.established + self.close_wait;
+        if open == 0 && self.open_history.iter().all(|&(_, n)| n == 0) {
+            self.open_history.clear();
+            return;
+        }
+        if let Some(&(last, _)) = self.open_history.back()
+            && now_ns.saturating_sub(last) < HISTORY_SPACING_NS
+        {
+            return;
+        }
+        if self.open_history.len() == HISTORY_SAMPLES {
+            self.open_history.pop_front();
+        }
+        self.open_history.push_back((now_ns, open));
+    }
 }
 
 /// A recent event in compact form (no allocation per event).

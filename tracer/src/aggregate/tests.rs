@@ -671,3 +671,81 @@ fn closed_ports_are_listed_by_port() {
     assert_eq!(s.closed_ports.len(), super::CLOSED_PORTS_LISTED);
     assert_eq!(s.closed_ports[0], (18099, 3));
 }
+
+#[test]
+fn each_server_has_its_connections_lifetimes_and_connect_span() {
+    let mut agg = Aggregator::new(0);
+    // 150 connections to PEER:8080, one every 10 ms, each closed 3 ms after
+    // it connected (1 ms handshake): a connection per request.
+    for sk in 1..=150 {
+        let at = sk * 10;
+        connect_ok(&mut agg, sk, at, 1);
+        agg.observe(Some(CLIENT), &state(sk, at + 3, ESTABLISHED, FIN_WAIT1));
+        agg.observe(Some(CLIENT), &state(sk, at + 3, FIN_WAIT1, CLOSE));
+    }
+    // One long-lived connection elsewhere.
+    let mut other = state(1_000, 0, CLOSE, SYN_SENT);
+    other.dport = 5432;
+    agg.observe(Some(CLIENT), &other);
+    let s = snap(&mut agg, 2_000);
+    let p = find(&s, CLIENT);
+    let server = Remote::Server(SocketAddr::new(PEER, 8080));
+    let r = p.remotes.iter().find(|r| r.remote == server).unwrap();
+    assert_eq!(r.counts.connects, 150);
+    assert_eq!(r.churn.lifetime_ms.count, 150);
+    assert_eq!(r.churn.lifetime_ms.p50, 3);
+    assert_eq!(r.churn.connecting_for, Duration::from_millis(1_490));
+    assert!((r.churn.connects_per_sec(150) - 150.0 / 1.49).abs() < 1e-9);
+    let pg = p
+        .remotes
+        .iter()
+        .find(|r| r.remote == Remote::Server(SocketAddr::new(PEER, 5432)))
+        .unwrap();
+    assert_eq!(
+        (pg.churn.lifetime_ms.count, pg.churn.connecting_for),
+        (0, Duration::ZERO),
+        "one connect, still open"
+    );
+    assert_eq!(
+        pg.churn.connects_per_sec(1),
+        1.0,
+        "a single connect is no rate"
+    );
+}
+
+#[test]
+fn each_remote_keeps_a_bounded_spaced_history_of_its_open_connections() {
+    let spacing_ms = process::HISTORY_SPACING_NS / MS;
+    let mut agg = Aggregator::new(0);
+    let mut rows = Vec::new();
+    // One more connection to PEER:8080 at each of 12 samples, a second apart:
+    // only every fifth is kept (5 s spacing).
+    for i in 0..60u64 {
+        let inode = 1_000 + i;
+        rows.push(row(30_000 + i as u16, PEER, 8080, ESTABLISHED, inode));
+        agg.apply(&sample(i * 1_000, vec![(CLIENT, rows.clone())]));
+    }
+    let s = snap(&mut agg, 60_000);
+    let r = &find(&s, CLIENT).remotes[0];
+    assert_eq!(r.remote, Remote::Server(SocketAddr::new(PEER, 8080)));
+    let kept: Vec<(u64, u64)> = r
+        .churn
+        .open_history
+        .iter()
+        .map(|&(at, n)| (at.as_millis() as u64, n))
+        .collect();
+    assert_eq!(kept.len(), HISTORY_SAMPLES, "{kept:?}");
+    let expected: Vec<(u64, u64)> = (4..12).map(|k| (k * spacing_ms, k * 5 + 1)).collect();
+    assert_eq!(kept, expected);
+    // All closed: the history goes on with zeros, then is dropped once all
+    // of it is zeros.
+    for k in 0..=HISTORY_SAMPLES as u64 {
+        agg.apply(&sample(60_000 + k * spacing_ms, vec![(CLIENT, vec![])]));
+    }
+    let s = snap(&mut agg, 200_000);
+    let r = &find(&s, CLIENT).remotes[0];
+    assert!(r.churn.open_history.iter().all(|&(_, n)| n == 0));
+    agg.apply(&sample(300_000, vec![(CLIENT, vec![])]));
+    let s = snap(&mut agg, 300_000);
+    assert!(find(&s, CLIENT).remotes[0].churn.open_history.is_empty());
+}

@@ -7,18 +7,19 @@ use crate::{
     errno,
     event::TraceEvent,
     snapshot::{
-        Counts, Latency, ProcessId, ProcessSnapshot, Rates, RecentEvent, RemoteSnapshot,
+        Churn, Counts, Latency, ProcessId, ProcessSnapshot, Rates, RecentEvent, RemoteSnapshot,
         SyscallErrors,
     },
 };
 
 /// The snapshot of one process; `interval_s` is the time since the previous
-/// snapshot, over which rates are computed.
+/// snapshot, over which rates are computed; `started_ns` and `now_ns` the
+/// monotonic times of tracing start and of the snapshot.
 pub fn process(
     id: ProcessId,
     p: &mut ProcessAgg,
     interval_s: f64,
-    now_ns: u64,
+    (started_ns, now_ns): (u64, u64),
     at: SystemTime,
 ) -> ProcessSnapshot {
     let rates = rates(&p.counts, &p.counts_before, interval_s);
@@ -45,6 +46,17 @@ pub fn process(
             time_wait: r.time_wait,
             abandoned_after: r.abandoned_after_us.map(std::time::Duration::from_micros),
             queues: r.queues,
+            churn: Churn {
+                lifetime_ms: summary(r.lifetime_ms.as_ref()),
+                connecting_for: Duration::from_nanos(
+                    r.last_connect_ns.saturating_sub(r.first_connect_ns),
+                ),
+                open_history: r
+                    .open_history
+                    .iter()
+                    .map(|&(ns, n)| (Duration::from_nanos(ns.saturating_sub(started_ns)), n))
+                    .collect(),
+            },
         })
         .collect();
     remotes.sort_by(|a, b| {

@@ -56,6 +56,25 @@ pub const RECV_Q_BYTES: u64 = 65_536;
 /// Connections whose peer's receive window is closed: the kernel probes
 /// it, and nothing more can be sent until the peer reads.
 pub const ZERO_WINDOWS: u64 = 1;
+/// Closed connections to one server before opening a new one per request is
+/// a pattern rather than a few reconnects.
+pub const NO_REUSE_CONNECTS: u64 = 100;
+/// Their median lifetime at most this: a pooled connection lives for many
+/// requests (Go's idle timeout is 90 s), one per request lives for one.
+pub const NO_REUSE_LIFETIME: Duration = Duration::from_secs(1);
+/// New connections a second to that server, over the time connects to it
+/// were made: a steady stream, not a handful an hour.
+pub const NO_REUSE_RATE: u64 = 2;
+
+/// Samples of a remote's open connections (ESTABLISHED and CLOSE_WAIT) the
+/// growth rule looks at: all the aggregator keeps, 5 s or more apart, so at
+/// least 35 s of history.
+pub const GROWING_SAMPLES: u64 = crate::aggregate::HISTORY_SAMPLES as u64;
+/// Rises over those samples: one jump is a burst or a pool filling, steady
+/// rises are a leak.
+pub const GROWING_RISES: u64 = 4;
+/// Connections more at the last sample than at the first.
+pub const GROWING_BY: u64 = 20;
 
 /// A [`Threshold`] named after its constant: `threshold!(Count, RETRANSMITS)`.
 macro_rules! threshold {
@@ -214,6 +233,34 @@ pub static RULES: &[Rule] = &[
         severity: "warning",
         thresholds: &[threshold!(Count, ZERO_WINDOWS)],
         check: Check::Remote(peer_not_reading),
+    },
+    Rule {
+        id: "no_reuse",
+        kind: Kind::NoReuse,
+        headline: "a new connection per request to {server}: connections are not reused",
+        headline_critical: None,
+        fires_when: "≥ {NO_REUSE_CONNECTS} connections to one server closed with a median lifetime ≤ {NO_REUSE_LIFETIME}, opened at ≥ {NO_REUSE_RATE} a second",
+        severity: "warning",
+        thresholds: &[
+            threshold!(Count, NO_REUSE_CONNECTS),
+            threshold!(Age, NO_REUSE_LIFETIME),
+            threshold!(Count, NO_REUSE_RATE),
+        ],
+        check: Check::Remote(no_reuse),
+    },
+    Rule {
+        id: "connections_growing",
+        kind: Kind::ConnectionsGrowing,
+        headline: "connections to {remote} keep growing: a leak",
+        headline_critical: None,
+        fires_when: "over the last {GROWING_SAMPLES} samples of a remote's ESTABLISHED and CLOSE_WAIT connections (5 s or more apart) they never fell, rose ≥ {GROWING_RISES} times and by ≥ {GROWING_BY} in all",
+        severity: "warning",
+        thresholds: &[
+            threshold!(Count, GROWING_SAMPLES),
+            threshold!(Count, GROWING_RISES),
+            threshold!(Count, GROWING_BY),
+        ],
+        check: Check::Remote(connections_growing),
     },
 ];
 
@@ -495,4 +542,54 @@ fn severity_by_success(ok: u64) -> Severity {
     } else {
         Severity::Warning
     }
+}
+
+/// Many short connections to one server, opened at a steady rate: keep-alives
+/// off, a client or pool made per request, or `Connection: close`. A capped
+/// pool's connections live long and are not flagged.
+fn no_reuse(_: &ProcessSnapshot, r: &RemoteSnapshot) -> Option<Hit> {
+    let Remote::Server(_) = r.remote else {
+        return None;
+    };
+    let lifetime = &r.churn.lifetime_ms;
+    let rate = r.churn.connects_per_sec(r.counts.connects);
+    let limit_ms = u64::try_from(NO_REUSE_LIFETIME.as_millis()).unwrap_or(u64::MAX);
+    if lifetime.count < NO_REUSE_CONNECTS || lifetime.p50 > limit_ms || rate < NO_REUSE_RATE as f64
+    {
+        return None;
+    }
+    Some(Hit {
+        severity: Severity::Warning,
+        evidence: format!(
+            "{} at {}/s, median lifetime {} ms, {} in TIME_WAIT: keep-alives off, \
+             a client or pool made per request, or `Connection: close`",
+            human::plural(r.counts.connects, "connect", "connects"),
+            human::rate(rate),
+            lifetime.p50,
+            r.time_wait
+        ),
+    })
+}
+
+/// Open connections to one remote rising sample after sample and never
+/// closing: response bodies or rows never closed, or a pool without a cap.
+/// A client of our listeners growing so is the server's side of such a leak.
+fn connections_growing(_: &ProcessSnapshot, r: &RemoteSnapshot) -> Option<Hit> {
+    let history = &r.churn.open_history;
+    let n = usize::try_from(GROWING_SAMPLES).unwrap_or(usize::MAX);
+    let window = history.get(history.len().checked_sub(n)?..)?;
+    let (&(from_at, from), &(to_at, to)) = (window.first()?, window.last()?);
+    let never_fell = window.windows(2).all(|w| w[1].1 >= w[0].1);
+    let rises = window.windows(2).filter(|w| w[1].1 > w[0].1).count() as u64;
+    if !never_fell || rises < GROWING_RISES || to < from + GROWING_BY {
+        return None;
+    }
+    Some(Hit {
+        severity: Severity::Warning,
+        evidence: format!(
+            "open connections (ESTABLISHED and CLOSE_WAIT) from {from} to {to} in {}, \
+             never fewer: responses or rows never closed, or a pool without a cap",
+            human::age(to_at.saturating_sub(from_at))
+        ),
+    })
 }

@@ -393,6 +393,8 @@ fn the_table_has_one_rule_per_kind_in_order_with_unique_ids() {
             Kind::FirewallDrops,
             Kind::NotReading,
             Kind::PeerNotReading,
+            Kind::NoReuse,
+            Kind::ConnectionsGrowing,
         ]
     );
     let ids: Vec<&str> = RULES.iter().map(|r| r.id).collect();
@@ -412,6 +414,8 @@ fn the_table_has_one_rule_per_kind_in_order_with_unique_ids() {
             "firewall_drops",
             "not_reading",
             "peer_not_reading",
+            "no_reuse",
+            "connections_growing",
         ]
     );
 }
@@ -598,5 +602,136 @@ fn thresholds_read_as_people_write_them() {
     assert_eq!(
         words::fill("a {x} b {y} {", |n| (n == "x").then(|| "1".to_owned())),
         "a 1 b {y} {"
+    );
+}
+
+/// A server with `n` closed connections of median lifetime `p50_ms`, opened
+/// over `secs` seconds.
+fn churning(n: u64, p50_ms: u64, secs: u64) -> crate::snapshot::RemoteSnapshot {
+    let mut r = server("10.0.0.9:8080");
+    r.counts.connects = n;
+    r.counts.connect_ok = n;
+    r.time_wait = n;
+    r.churn.lifetime_ms.count = n;
+    r.churn.lifetime_ms.p50 = p50_ms;
+    r.churn.connecting_for = Duration::from_secs(secs);
+    r
+}
+
+#[test]
+fn no_reuse_at_and_around_its_thresholds() {
+    let with = |r| {
+        let mut p = process(10, "client");
+        p.remotes = vec![r];
+        p
+    };
+    let lifetime_ms = NO_REUSE_LIFETIME.as_millis() as u64;
+    // 150 connects in 1 s, a millisecond each: the Go client without keep-alives.
+    let f = only(with(churning(150, 1, 1)));
+    assert_eq!((f.kind, f.severity), (Kind::NoReuse, Severity::Warning));
+    assert_eq!(
+        f.headline,
+        "a new connection per request to 10.0.0.9:8080: connections are not reused"
+    );
+    assert_eq!(
+        f.evidence,
+        "150 connects at 150/s, median lifetime 1 ms, 150 in TIME_WAIT: keep-alives off, \
+         a client or pool made per request, or `Connection: close`"
+    );
+    assert_eq!(
+        kinds(with(churning(NO_REUSE_CONNECTS, lifetime_ms, 1))),
+        [(Kind::NoReuse, Severity::Warning)],
+        "at every threshold"
+    );
+    assert!(
+        kinds(with(churning(NO_REUSE_CONNECTS - 1, 1, 1))).is_empty(),
+        "too few"
+    );
+    assert!(
+        kinds(with(churning(150, lifetime_ms + 1, 1))).is_empty(),
+        "long-lived: a capped pool's connections"
+    );
+    // 150 connects over 75 s is exactly the rate; over 76 s below it.
+    let secs = 150 / NO_REUSE_RATE;
+    assert_eq!(
+        kinds(with(churning(150, 1, secs))),
+        [(Kind::NoReuse, Severity::Warning)]
+    );
+    assert!(
+        kinds(with(churning(150, 1, secs + 1))).is_empty(),
+        "a trickle"
+    );
+    // Clients of our listeners are the server's side: never flagged.
+    let mut client = churning(150, 1, 1);
+    client.remote = Remote::Client("10.0.0.7".parse().unwrap());
+    assert!(kinds(with(client)).is_empty());
+}
+
+/// A server whose open connections were `counts` at samples 5 s apart.
+fn growing(counts: &[u64]) -> ProcessSnapshot {
+    let mut r = server("10.0.0.9:8080");
+    r.churn.open_history = counts
+        .iter()
+        .enumerate()
+        .map(|(i, &n)| (Duration::from_secs(5 * i as u64), n))
+        .collect();
+    r.established = counts.last().copied().unwrap_or_default();
+    let mut p = process(10, "client");
+    p.remotes = vec![r];
+    p
+}
+
+#[test]
+fn connections_growing_at_and_around_its_thresholds() {
+    assert_eq!(GROWING_SAMPLES, 8);
+    // Rising by 20 over 8 samples, at 4 of the 7 steps.
+    let leak = [10, 15, 15, 20, 20, 25, 25, 30];
+    let f = only(growing(&leak));
+    assert_eq!(
+        (f.kind, f.severity),
+        (Kind::ConnectionsGrowing, Severity::Warning)
+    );
+    assert_eq!(
+        f.headline,
+        "connections to 10.0.0.9:8080 keep growing: a leak"
+    );
+    assert_eq!(
+        f.evidence,
+        "open connections (ESTABLISHED and CLOSE_WAIT) from 10 to 30 in 35s, never fewer: \
+         responses or rows never closed, or a pool without a cap"
+    );
+    // Only the last 8 samples count (the aggregator keeps no more anyway).
+    assert_eq!(
+        only(growing(&[50, 10, 15, 15, 20, 20, 25, 25, 30])).kind,
+        Kind::ConnectionsGrowing
+    );
+    assert!(kinds(growing(&leak[1..])).is_empty(), "too little history");
+    assert!(
+        kinds(growing(&[10, 15, 15, 20, 20, 25, 25, 29])).is_empty(),
+        "by one less than {GROWING_BY}"
+    );
+    assert_eq!(
+        kinds(growing(&[10, 10, 10, 10, 15, 20, 25, 30])),
+        [(Kind::ConnectionsGrowing, Severity::Warning)],
+        "{GROWING_RISES} rises"
+    );
+    assert!(
+        kinds(growing(&[10, 10, 10, 10, 10, 20, 25, 30])).is_empty(),
+        "3 rises"
+    );
+    assert!(
+        kinds(growing(&[10, 15, 20, 25, 24, 30, 35, 40])).is_empty(),
+        "fell once: connections do close"
+    );
+    assert!(
+        kinds(growing(&[0, 50, 50, 50, 50, 50, 50, 50])).is_empty(),
+        "a capped pool filling at once"
+    );
+    // The server's side of the leak: a client of its listener.
+    let mut p = growing(&leak);
+    p.remotes[0].remote = Remote::Client("10.0.0.7".parse().unwrap());
+    assert_eq!(
+        only(p).headline,
+        "connections to client 10.0.0.7 keep growing: a leak"
     );
 }

@@ -201,6 +201,10 @@ impl Events {
             self.start = Some(start_of(&line));
             return;
         }
+        // Findings are derived from the events, not events of their own.
+        if line.event == "finding" {
+            return;
+        }
         if line.unattributed == serde_json::Value::Bool(true) {
             self.unattributed_events += 1;
             return;
@@ -359,6 +363,7 @@ impl Process {
                 time_wait: 0,
                 abandoned_after: None,
                 queues: crate::snapshot::Queues::default(),
+                churn: crate::snapshot::Churn::default(),
             },
             first_trouble: None,
             last_trouble: None,

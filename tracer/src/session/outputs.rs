@@ -16,6 +16,7 @@ use crate::{
     aggregate::ConnectEnd,
     cli::TraceArgs,
     event::TraceEvent,
+    findings::{self, Changes},
     proc::Cgroup,
     sink::{
         csv::CsvSink,
@@ -60,7 +61,10 @@ impl Outputs {
             None => None,
         };
         Ok(Self {
-            events: events.map(|sink| EventLines { sink }),
+            events: events.map(|sink| EventLines {
+                sink,
+                findings: Changes::default(),
+            }),
             csv,
             view: None,
             summary,
@@ -80,8 +84,12 @@ impl Outputs {
         self.events.as_mut()
     }
 
-    /// Shows a snapshot just taken (the live view and the metrics get every one).
+    /// Shows a snapshot just taken (the live view, the metrics and the
+    /// `finding` lines of `--events` get every one).
     pub fn show(&mut self, snapshot: &Arc<Snapshot>) {
+        if let Some(events) = self.events.as_mut() {
+            events.findings(snapshot);
+        }
         if let Some(view) = &self.view {
             view.send_replace(Arc::clone(snapshot));
         }
@@ -165,6 +173,8 @@ const EVENTS_PATIENCE: std::time::Duration = std::time::Duration::from_secs(2);
 /// [`Outputs::check`].
 pub struct EventLines {
     sink: JsonSink,
+    /// The findings of the previous snapshot.
+    findings: Changes,
 }
 
 impl EventLines {
@@ -188,6 +198,29 @@ impl EventLines {
 
     /// Hands what is buffered to the writer, without waiting.
     pub fn flush(&mut self) {
+        self.sink.flush();
+    }
+
+    /// Writes a `finding` line for each finding that started or ended
+    /// since the previous snapshot, stamped with this one's time.
+    fn findings(&mut self, snapshot: &Snapshot) {
+        let changes = self.findings.next(findings::findings(snapshot));
+        if changes.is_empty() {
+            return;
+        }
+        let ts_ns = snapshot
+            .taken_at
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX));
+        for (transition, finding) in &changes {
+            let cgroup = snapshot
+                .processes
+                .iter()
+                .find(|p| p.id.pid == finding.pid)
+                .and_then(|p| p.cgroup.as_deref());
+            self.sink
+                .write(&json::render_finding(ts_ns, *transition, finding, cgroup));
+        }
         self.sink.flush();
     }
 }

@@ -11,8 +11,9 @@ use crate::{
     aggregate::{ConnectEnd, Phase},
     errno,
     event::TraceEvent,
+    findings::{Finding, Transition},
     proc::Cgroup,
-    snapshot::KernelCounts,
+    snapshot::{KernelCounts, Remote},
 };
 
 /// One JSON object being written into a line buffer: the event path writes
@@ -286,6 +287,53 @@ pub fn render_start(ts_ns: u64, start: &Start<'_>) -> Value {
     })
 }
 
+/// A `finding` object: a finding started or ended (`state`) at the snapshot
+/// taken at `ts_ns`. `cgroup` is its process's, when known. `remote` is a
+/// server's `address:port` or a client's address (`remote_role` says which).
+pub fn render_finding(
+    ts_ns: u64,
+    transition: Transition,
+    finding: &Finding,
+    cgroup: Option<&Cgroup>,
+) -> Value {
+    let mut v = json!({
+        "ts_ns": ts_ns,
+        "event": "finding",
+        "pid": finding.pid,
+        "comm": finding.comm,
+    });
+    if let Some(cgroup) = cgroup {
+        if let Some(id) = cgroup.short_container() {
+            v["container"] = id.into();
+        }
+        v["cgroup"] = cgroup.path.clone().into();
+        if let Some(pod) = &cgroup.pod {
+            v["pod"] = pod.clone().into();
+        }
+        if let Some(unit) = &cgroup.unit {
+            v["unit"] = unit.clone().into();
+        }
+    }
+    v["state"] = transition.name().into();
+    v["finding"] = finding.kind.id().into();
+    v["severity"] = finding.severity.name().into();
+    match finding.remote {
+        Some(Remote::Server(addr)) => {
+            v["remote"] = addr.to_string().into();
+            v["remote_role"] = "server".into();
+        }
+        Some(Remote::Client(ip)) => {
+            v["remote"] = ip.to_string().into();
+            v["remote_role"] = "client".into();
+        }
+        Some(Remote::Other) => v["remote"] = "other".into(),
+        None => {}
+    }
+    v["message"] = finding.headline.clone().into();
+    v["evidence"] = finding.evidence.clone().into();
+    v
+}
+
 /// Writes JSON lines to a file or stdout, through a [`Pipe`]: a reader that
 /// does not keep up costs lines (counted), never the caller's time.
 pub struct JsonSink {
@@ -509,6 +557,85 @@ mod tests {
             ev.errno = errno;
             assert_eq!(lines(&ev, 0)[1]["result"], result, "errno {errno}");
         }
+    }
+
+    #[test]
+    fn finding_lines() {
+        use crate::{
+            findings::{self, Kind, REFUSED_CONNECTS, Severity},
+            fixtures,
+        };
+        let mut p = fixtures::process(42, "api");
+        let mut r = fixtures::server("10.0.0.5:5432");
+        r.counts.connect_refused = REFUSED_CONNECTS;
+        p.remotes = vec![r];
+        let found = findings::findings(&fixtures::snapshot(vec![p]));
+        assert_eq!(found[0].kind, Kind::NothingListening);
+        let unit = crate::proc::cgroup::parse("0::/system.slice/api.service").unwrap();
+        let v = render_finding(7, Transition::Start, &found[0], Some(&unit));
+        let keys: Vec<&str> = v.as_object().unwrap().keys().map(String::as_str).collect();
+        assert_eq!(
+            keys,
+            [
+                "ts_ns",
+                "event",
+                "pid",
+                "comm",
+                "cgroup",
+                "unit",
+                "state",
+                "finding",
+                "severity",
+                "remote",
+                "remote_role",
+                "message",
+                "evidence"
+            ]
+        );
+        assert_eq!(
+            v,
+            json!({
+                "ts_ns": 7,
+                "event": "finding",
+                "pid": 42,
+                "comm": "api",
+                "cgroup": "/system.slice/api.service",
+                "unit": "api.service",
+                "state": "start",
+                "finding": "connect_refused",
+                "severity": "critical",
+                "remote": "10.0.0.5:5432",
+                "remote_role": "server",
+                "message": "connects to 10.0.0.5:5432 are refused: nothing listening there",
+                "evidence": "3 connects refused (RST during the handshake), 0 succeeded",
+            })
+        );
+        // A process finding, ended, without a cgroup: no remote, no cgroup fields.
+        let mut p = fixtures::process(43, "leaky");
+        p.gauges.close_wait = findings::CLOSE_WAIT_SOCKETS;
+        let found = findings::findings(&fixtures::snapshot(vec![p]));
+        let v = render_finding(8, Transition::End, &found[0], None);
+        assert_eq!(
+            (
+                v["state"].as_str(),
+                v["finding"].as_str(),
+                v["severity"].as_str()
+            ),
+            (
+                Some("end"),
+                Some("close_wait_leak"),
+                Some(Severity::Warning.name())
+            )
+        );
+        assert!(v.get("remote").is_none() && v.get("cgroup").is_none());
+        // A client of the process's listeners is named by its address alone.
+        let mut f = found[0].clone();
+        f.remote = Some(Remote::Client("10.0.0.7".parse().unwrap()));
+        let v = render_finding(9, Transition::Start, &f, None);
+        assert_eq!(
+            (v["remote"].as_str(), v["remote_role"].as_str()),
+            (Some("10.0.0.7"), Some("client"))
+        );
     }
 
     #[test]
