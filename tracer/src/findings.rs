@@ -143,16 +143,20 @@ pub fn findings(snapshot: &Snapshot) -> Vec<Finding> {
     for p in &snapshot.processes {
         of_process(p, cx, &mut out);
     }
-    // A rule finds at most one thing per process and remote, so this order
-    // is total.
-    out.sort_by(|a, b| {
+    sort(&mut out);
+    out
+}
+
+/// Orders findings most severe first, then by pid, rule and remote. A rule
+/// finds at most one thing per process and remote, so this order is total.
+pub fn sort(findings: &mut [Finding]) {
+    findings.sort_by(|a, b| {
         b.severity
             .cmp(&a.severity)
             .then(a.pid.cmp(&b.pid))
             .then(a.kind.cmp(&b.kind))
             .then(a.remote.cmp(&b.remote))
     });
-    out
 }
 
 /// The findings of one process, unsorted. Per-remote rules find nothing

@@ -259,13 +259,7 @@ impl Events {
         for (&pid, p) in &self.processes {
             findings::of_process(&p.snapshot(pid), super::CAPTURED, &mut out);
         }
-        out.sort_by(|a, b| {
-            b.severity
-                .cmp(&a.severity)
-                .then(a.pid.cmp(&b.pid))
-                .then(a.kind.cmp(&b.kind))
-                .then(a.remote.cmp(&b.remote))
-        });
+        findings::sort(&mut out);
         out
     }
 }

@@ -25,9 +25,8 @@ pub fn kernel_tests_enabled() -> bool {
     if root {
         return true;
     }
-    let ci = std::env::var("CI").is_ok_and(|v| v == "true" || v == "1");
     assert!(
-        !ci,
+        !in_ci(),
         "kernel tests need root; under CI they must run, not skip"
     );
     eprintln!("skipping kernel test: not root (run the tests with sudo)");
@@ -515,16 +514,25 @@ pub fn tool_available(tool: &str) -> bool {
         .stderr(Stdio::null())
         .status()
         .is_ok_and(|s| s.success());
-    if ok {
-        return true;
+    if !ok {
+        tool_missing(tool);
     }
-    let ci = std::env::var("CI").is_ok_and(|v| v == "true" || v == "1");
+    ok
+}
+
+/// Says that `tool` is missing, so the test is skipped; under CI
+/// (`CI=true`) the test fails instead: there it must run.
+pub fn tool_missing(tool: &str) {
     assert!(
-        !ci,
+        !in_ci(),
         "{tool} is not installed (cargo xtask setup installs it); under CI this test must run, not skip"
     );
     eprintln!("skipping: {tool} is not installed (cargo xtask setup installs it)");
-    false
+}
+
+/// Whether the tests run under CI (`CI=true` or `CI=1`).
+pub fn in_ci() -> bool {
+    std::env::var("CI").is_ok_and(|v| v == "true" || v == "1")
 }
 
 /// A detached tmux session on a private server, so the test drives a real
