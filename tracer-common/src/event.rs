@@ -23,6 +23,8 @@ pub enum EventKind {
     /// The kernel dropped a TCP packet (`kfree_skb`): the drop reason's
     /// number in `value` (names come from the kernel's format file).
     Drop = 9,
+    /// A DNS query or answer on a socket: a [`crate::dns::DnsEvent`] record.
+    Dns = 10,
 }
 
 impl EventKind {
@@ -38,6 +40,7 @@ impl EventKind {
             7 => Self::SocketError,
             8 => Self::SyscallError,
             9 => Self::Drop,
+            10 => Self::Dns,
             _ => return None,
         })
     }

@@ -4,6 +4,7 @@
 //! sides agree on the bytes. Numeric ids are stable: never reuse or renumber one.
 #![no_std]
 
+pub mod dns;
 pub mod event;
 pub mod layout;
 pub mod maps;

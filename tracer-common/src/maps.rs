@@ -22,6 +22,10 @@ pub const CGROUPS: &str = "CGROUPS";
 pub const COUNTERS: &str = "COUNTERS";
 /// Array of one u64: the number of entries in [`OWNERS`], kept by the programs.
 pub const OWNER_COUNT: &str = "OWNER_COUNT";
+/// LRU hash: socket cookie (u64) → [`Owner`], the sockets that connected
+/// or sent to port 53 (recorded by the cgroup `connect`/`sendmsg` programs),
+/// whose DNS messages the cgroup packet programs report.
+pub const DNS_SOCKETS: &str = "DNS_SOCKETS";
 /// Per-CPU hash: [`LostKey`] → u64, the events that did not fit in the ring
 /// buffer, by what counts need of them. Userspace adds them to the counts,
 /// so a full ring buffer loses detail (which remote, which connection),
@@ -68,6 +72,8 @@ pub const PREEXISTING_CAPACITY: u32 = 131_072;
 pub const TRACED_PIDS_CAPACITY: u32 = 4_096;
 /// Capacity of [`CGROUPS`]: `--cgroup` given at most this often.
 pub const CGROUPS_CAPACITY: u32 = 8;
+/// Capacity of [`DNS_SOCKETS`]: sockets that talk DNS at once.
+pub const DNS_SOCKETS_CAPACITY: u32 = 16_384;
 /// Capacity of [`LOST`]: kinds of lost event at once (per process, kind,
 /// states and errno), read and cleared by userspace each interval.
 pub const LOST_CAPACITY: u32 = 8_192;

@@ -28,12 +28,7 @@ pub fn event(slot: &mut MaybeUninit<Event>, ts_ns: u64) -> &mut Event {
 
 #[inline(always)]
 pub fn emit(ev: &Event) {
-    let flags = if EVENTS.query(AVAIL_DATA) >= EVENTS.query(RING_SIZE) / 4 {
-        FORCE_WAKEUP
-    } else {
-        NO_WAKEUP
-    };
-    match EVENTS.output::<Event>(ev, flags) {
+    match EVENTS.output::<Event>(ev, wakeup()) {
         Ok(()) => bump(Counter::Submitted),
         Err(_) => {
             bump(Counter::Dropped);
@@ -42,10 +37,21 @@ pub fn emit(ev: &Event) {
     }
 }
 
+/// The flags a record is written with: wake the reader once a quarter of
+/// the ring is unread.
+#[inline(always)]
+pub fn wakeup() -> u64 {
+    if EVENTS.query(AVAIL_DATA) >= EVENTS.query(RING_SIZE) / 4 {
+        FORCE_WAKEUP
+    } else {
+        NO_WAKEUP
+    }
+}
+
 /// Counts an event the ring buffer had no room for, by what the counts need
 /// of it: only on this path, so a ring buffer with room costs nothing more.
 #[inline(never)]
-fn lost(ev: &Event) {
+pub fn lost(ev: &Event) {
     let key = LostKey {
         pid: ev.pid,
         errno: ev.errno,

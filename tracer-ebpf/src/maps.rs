@@ -9,8 +9,9 @@ use aya_ebpf::{
 use tracer_common::{
     Counter, Owner,
     maps::{
-        CGROUPS_CAPACITY, DEFAULT_RING_BYTES, LISTENERS_CAPACITY, LOST_CAPACITY, LostKey,
-        OWNERS_CAPACITY, PREEXISTING_CAPACITY, SocketKey, TRACED_PIDS_CAPACITY,
+        CGROUPS_CAPACITY, DEFAULT_RING_BYTES, DNS_SOCKETS_CAPACITY, LISTENERS_CAPACITY,
+        LOST_CAPACITY, LostKey, OWNERS_CAPACITY, PREEXISTING_CAPACITY, SocketKey,
+        TRACED_PIDS_CAPACITY,
     },
 };
 
@@ -32,6 +33,12 @@ pub static TRACED_PIDS: HashMap<u32, u8> = HashMap::with_max_entries(TRACED_PIDS
 
 #[map]
 pub static COUNTERS: PerCpuArray<u64> = PerCpuArray::with_max_entries(Counter::COUNT, 0);
+
+/// Sockets that talk DNS (cookie → owner), recorded by the cgroup
+/// `connect`/`sendmsg` programs.
+#[map]
+pub static DNS_SOCKETS: LruHashMap<u64, Owner> =
+    LruHashMap::with_max_entries(DNS_SOCKETS_CAPACITY, 0);
 
 /// Events the ring buffer had no room for, by what counts need of them.
 #[map]

@@ -65,6 +65,25 @@ impl Clock {
     }
 }
 
+/// One ring-buffer record, decoded: a TCP event, or a DNS message (the
+/// larger record, with the question's name).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Record {
+    Event(TraceEvent),
+    Dns(crate::dns::DnsMessage),
+}
+
+impl Record {
+    /// Decodes a record by its size.
+    pub fn decode(bytes: &[u8], clock: &Clock) -> Result<Self, DecodeError> {
+        if bytes.len() == tracer_common::dns::DnsEvent::SIZE {
+            crate::dns::DnsMessage::decode(bytes, clock).map(Self::Dns)
+        } else {
+            TraceEvent::decode(bytes, clock).map(Self::Event)
+        }
+    }
+}
+
 /// One event, decoded (no allocation: events arrive by the hundred thousand).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TraceEvent {
@@ -148,6 +167,7 @@ impl TraceEvent {
             EventKind::SocketError => "socket_error",
             EventKind::SyscallError => "syscall_error",
             EventKind::Drop => "drop",
+            EventKind::Dns => "dns",
         }
     }
 

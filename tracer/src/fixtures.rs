@@ -59,6 +59,7 @@ pub fn process(pid: u32, comm: &str) -> ProcessSnapshot {
         listeners: Vec::new(),
         drops: Vec::new(),
         rst_reasons: Vec::new(),
+        dns: Default::default(),
         recent: Vec::new(),
     }
 }

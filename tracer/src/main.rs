@@ -2,6 +2,7 @@
 
 mod aggregate;
 mod cli;
+mod dns;
 mod doctor;
 mod ebpf;
 mod errno;

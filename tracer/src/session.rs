@@ -16,8 +16,9 @@ use self::outputs::EventLines;
 pub use self::{identities::Identities, outputs::Outputs};
 use crate::{
     aggregate::Aggregator,
+    dns::{DnsMessage, Lookup},
     ebpf::{counters::CounterMaps, reader::Reader},
-    event::{Clock, Comm, TraceEvent, monotonic_ns},
+    event::{Clock, Comm, Record, TraceEvent, monotonic_ns},
     proc::{ProcessId, Sample, pacing::thread_cpu},
     snapshot::{KernelCounts, Snapshot},
 };
@@ -69,7 +70,7 @@ impl Session {
     pub async fn drain(&mut self) -> anyhow::Result<()> {
         let (aggregator, reader, mut feed) = self.split();
         reader
-            .drain(|ev| feed.observe(aggregator, &ev))
+            .drain(|record| feed.observe(aggregator, record))
             .await
             .context("reading the ring buffer")?;
         if let Some(events) = feed.events {
@@ -81,7 +82,7 @@ impl Session {
     /// Takes in every event available now, without waiting.
     pub fn drain_now(&mut self) {
         let (aggregator, reader, mut feed) = self.split();
-        reader.drain_now(|ev| feed.observe(aggregator, &ev));
+        reader.drain_now(|record| feed.observe(aggregator, record));
     }
 
     /// Processes alive at the last sample or seen in events since: the ones
@@ -110,7 +111,7 @@ impl Session {
         let mut draining = Duration::ZERO;
         aggregator.apply_pausing(&sample, |aggregator| {
             let before = thread_cpu();
-            reader.drain_now(|ev| feed.observe(aggregator, &ev));
+            reader.drain_now(|record| feed.observe(aggregator, record));
             draining += thread_cpu().saturating_sub(before);
         });
         thread_cpu().saturating_sub(start).saturating_sub(draining)
@@ -162,6 +163,13 @@ impl Session {
             let owner = (key.pid != 0).then(|| self.identities.identify(key.pid));
             self.aggregator.observe_lost(owner, &ev, n);
         }
+        // DNS queries that waited too long for an answer.
+        {
+            let (aggregator, _, mut feed) = self.split();
+            for lookup in aggregator.expire_dns(monotonic_ns()) {
+                feed.lookup(&lookup);
+            }
+        }
         let mut snapshot = self
             .aggregator
             .snapshot(SystemTime::now(), monotonic_ns(), kernel);
@@ -207,8 +215,33 @@ struct Feed<'a> {
 }
 
 impl Feed<'_> {
+    /// Feeds one record to the aggregator and the `--events` output.
+    fn observe(&mut self, aggregator: &mut Aggregator, record: Record) {
+        match record {
+            Record::Event(ev) => self.event(aggregator, &ev),
+            Record::Dns(m) => self.dns(aggregator, m),
+        }
+    }
+
+    /// A DNS message: a lookup it ends goes to `--events`.
+    fn dns(&mut self, aggregator: &mut Aggregator, m: DnsMessage) {
+        let owner =
+            (!m.ev.unattributed && m.ev.pid != 0).then(|| self.identities.identify(m.ev.pid));
+        if let Some(lookup) = aggregator.observe_dns(owner, m) {
+            self.lookup(&lookup);
+        }
+    }
+
+    /// Writes a lookup that ended to `--events`.
+    fn lookup(&mut self, lookup: &Lookup) {
+        if let Some(events) = self.events.as_mut() {
+            let cgroup = lookup.owner.and_then(|id| self.identities.cgroup(id));
+            events.lookup(lookup, cgroup);
+        }
+    }
+
     /// Feeds one event to the aggregator and the `--events` output.
-    fn observe(&mut self, aggregator: &mut Aggregator, ev: &TraceEvent) {
+    fn event(&mut self, aggregator: &mut Aggregator, ev: &TraceEvent) {
         let owner = (!ev.unattributed && ev.pid != 0).then(|| self.identities.identify(ev.pid));
         let observed = aggregator.observe(owner, ev);
         if let Some(events) = self.events.as_mut() {

@@ -120,6 +120,45 @@ pub struct ProcessSnapshot {
     pub rst_reasons: Vec<(&'static str, u64)>,
     /// The most recent events of this process, oldest first.
     pub recent: Vec<RecentEvent>,
+    /// Its DNS lookups.
+    pub dns: DnsSnapshot,
+}
+
+/// A process's DNS lookups (counts are in [`Counts`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DnsSnapshot {
+    /// Time to the answer of answered lookups, in microseconds.
+    pub latency_us: Latency,
+    /// By queried name, most failures and timeouts first, then most
+    /// lookups; names past the bound are counted under one `other` entry.
+    pub names: Vec<DnsNameSnapshot>,
+    /// By server, most timeouts first.
+    pub servers: Vec<DnsServerSnapshot>,
+}
+
+/// The lookups of one name.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DnsNameSnapshot {
+    pub name: String,
+    pub lookups: u64,
+    /// Answers with an error code, by its name (`NXDOMAIN`), most first.
+    pub failures: Vec<(String, u64)>,
+    pub timeouts: u64,
+}
+
+impl DnsNameSnapshot {
+    pub fn failed(&self) -> u64 {
+        self.failures.iter().map(|(_, n)| n).sum()
+    }
+}
+
+/// The lookups sent to one server.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DnsServerSnapshot {
+    pub server: SocketAddr,
+    pub lookups: u64,
+    pub failures: u64,
+    pub timeouts: u64,
 }
 
 /// One listening socket of a process, at snapshot time.
@@ -202,6 +241,12 @@ pub struct Counts {
     pub drops: u64,
     /// ... of them dropped by a firewall rule (`NETFILTER_DROP`).
     pub firewall_drops: u64,
+    /// DNS queries sent (a query sent again while waiting is one).
+    pub dns_queries: u64,
+    /// DNS lookups answered with an error code (NXDOMAIN, SERVFAIL …).
+    pub dns_failures: u64,
+    /// DNS queries unanswered after `dns::lookups::TIMEOUT`.
+    pub dns_timeouts: u64,
 }
 
 impl Counts {

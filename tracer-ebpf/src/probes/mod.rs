@@ -5,6 +5,7 @@
 //! variants of `state`, `retransmit` and `destroy`.
 
 mod destroy;
+mod dns;
 mod drop;
 mod error_report;
 mod kprobe_connect;

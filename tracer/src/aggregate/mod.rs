@@ -2,6 +2,7 @@
 //! types of [`crate::proc`]), it keeps per-process, per-remote and
 //! per-connection numbers and produces immutable [`Snapshot`]s.
 
+mod dns;
 mod gauges;
 mod latency;
 mod listeners;
@@ -22,6 +23,7 @@ use self::{
     process::{ProcessAgg, Recent, count},
 };
 use crate::{
+    dns::{DnsMessage, Lookup, Lookups, Outcome},
     event::{ConnectResult, TraceEvent},
     proc::ProcessId,
     snapshot::{Counts, KernelCounts, Remote, Snapshot},
@@ -77,6 +79,8 @@ pub struct Aggregator {
     /// Resets sent for segments to ports nobody listens on, by that port
     /// (bounded: see [`CLOSED_PORTS_MAX`]).
     closed_ports: rustc_hash::FxHashMap<u16, u64>,
+    /// DNS queries waiting for their answers.
+    lookups: Lookups,
 }
 
 /// Closed ports told apart; resets to further ones count under port 0.
@@ -96,6 +100,58 @@ impl Aggregator {
             previous: None,
             overflows_seen: rustc_hash::FxHashMap::default(),
             closed_ports: rustc_hash::FxHashMap::default(),
+            lookups: Lookups::default(),
+        }
+    }
+
+    /// Takes in a DNS message: a query is counted and waits for its answer;
+    /// an answer returns the lookup it ends, if its query was seen.
+    pub fn observe_dns(&mut self, owner: Option<ProcessId>, m: DnsMessage) -> Option<Lookup> {
+        if m.answer {
+            let lookup = self.lookups.answer(&m)?;
+            self.record_lookup(&lookup);
+            return Some(lookup);
+        }
+        let ev = m.ev;
+        if self.lookups.query(m, owner) {
+            let counts = match owner {
+                Some(id) => {
+                    let process = self
+                        .processes
+                        .entry(id)
+                        .or_insert_with(|| ProcessAgg::new(ev.comm.to_string()));
+                    &mut process.counts
+                }
+                None => &mut self.unattributed,
+            };
+            count(counts, &ev, 0);
+        }
+        None
+    }
+
+    /// The DNS queries unanswered for `dns::lookups::TIMEOUT` at
+    /// `now_mono_ns`: counted, and returned as timed-out lookups.
+    pub fn expire_dns(&mut self, now_mono_ns: u64) -> Vec<Lookup> {
+        let expired = self.lookups.expire(now_mono_ns);
+        for lookup in &expired {
+            self.record_lookup(lookup);
+        }
+        expired
+    }
+
+    fn record_lookup(&mut self, lookup: &Lookup) {
+        let process = lookup.owner.and_then(|id| self.processes.get_mut(&id));
+        let counts = match process {
+            Some(p) => {
+                p.dns.record(lookup);
+                &mut p.counts
+            }
+            None => &mut self.unattributed,
+        };
+        match lookup.outcome {
+            Outcome::TimedOut => counts.dns_timeouts += 1,
+            Outcome::Answered { rcode, .. } if rcode != 0 => counts.dns_failures += 1,
+            Outcome::Answered { .. } => {}
         }
     }
 

@@ -83,6 +83,13 @@ pub fn count(counts: &mut Counts, ev: &TraceEvent, state_at: u8) {
                 counts.firewall_drops += 1;
             }
         }
+        // Queries (state 0; answers are 1): how lookups end is counted
+        // when they do (`Aggregator::observe_dns`).
+        EventKind::Dns => {
+            if ev.old_state == 0 {
+                counts.dns_queries += 1;
+            }
+        }
         EventKind::SyscallError => {
             counts.syscall_errors += 1;
             if matches!(ev.errno, libc::EMFILE | libc::ENFILE) {
@@ -198,6 +205,7 @@ pub struct ProcessAgg {
     pub connections_total: u64,
     /// Snapshot counter value when the process was last seen alive.
     pub last_alive: u64,
+    pub dns: super::dns::DnsAgg,
 }
 
 impl ProcessAgg {
@@ -224,6 +232,7 @@ impl ProcessAgg {
             connections: Vec::new(),
             connections_total: 0,
             last_alive: 0,
+            dns: super::dns::DnsAgg::default(),
         }
     }
 

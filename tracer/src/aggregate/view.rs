@@ -83,6 +83,7 @@ pub fn process(
         drops: by_count(&p.drops),
         rst_reasons: by_count(&p.rst_reasons),
         recent: p.recent.iter().map(|r| recent(r, now_ns, at)).collect(),
+        dns: p.dns.snapshot(),
     }
 }
 

@@ -1,13 +1,18 @@
 //! Attaching a chosen plan: each source's first candidate that the kernel
 //! accepts, all of its hooks or none.
 
+use std::path::{Path, PathBuf};
+
 use aya::{
     Btf, Ebpf,
-    programs::{FExit, KProbe, Program, ProgramError, RawTracePoint, TracePoint},
+    programs::{
+        CgroupAttachMode, CgroupSkb, CgroupSkbAttachType, CgroupSockAddr, FExit, KProbe, Program,
+        ProgramError, RawTracePoint, TracePoint,
+    },
 };
 
 use super::{
-    hooks::{Hook, HookKind, Pick},
+    hooks::{CgroupHook, Hook, HookKind, Pick},
     loader::LoadError,
     plan::{Choice, Plan, PlanError},
 };
@@ -15,18 +20,23 @@ use super::{
 /// Attaches every source of `choices` in order. For each, the first
 /// candidate whose hooks all attach wins; a kind the kernel refused once is
 /// not tried again for later sources (unless the user insisted on it, which
-/// makes the refusal the error).
+/// makes the refusal the error). cgroup programs attach to each of `cgroups`.
 pub fn attach_plan(
     ebpf: &mut Ebpf,
     choices: &[Choice],
     insist: Option<HookKind>,
+    cgroups: &[PathBuf],
 ) -> Result<Plan, LoadError> {
     let mut plan = Plan {
         sources: Vec::new(),
         hooks: Vec::new(),
         optional: Vec::new(),
     };
-    let mut kernel = Kernel { ebpf, btf: None };
+    let mut kernel = Kernel {
+        ebpf,
+        btf: None,
+        cgroups,
+    };
     let mut refused: Vec<HookKind> = Vec::new();
     for choice in choices {
         let optional = matches!(choice.source.pick, Pick::Optional { .. } | Pick::BestEffort);
@@ -90,6 +100,9 @@ fn off_reason(choice: &Choice, refusal: Option<&LoadError>) -> String {
                 ProgramError::LoadError { io_error, .. } => {
                     format!("the kernel refused {hook} ({io_error})")
                 }
+                ProgramError::SyscallError(e) => {
+                    format!("the kernel refused {hook} ({}: {})", e.call, e.io_error)
+                }
                 other => format!("the kernel refused {hook} ({other})"),
             },
             other => other.to_string(),
@@ -102,10 +115,12 @@ fn off_reason(choice: &Choice, refusal: Option<&LoadError>) -> String {
     reasons.join("; ")
 }
 
-/// The loaded object, and the kernel's BTF once an fexit program needed it.
+/// The loaded object, the kernel's BTF once an fexit program needed it, and
+/// the cgroups cgroup programs attach to.
 struct Kernel<'a> {
     ebpf: &'a mut Ebpf,
     btf: Option<Btf>,
+    cgroups: &'a [PathBuf],
 }
 
 /// Attaches `hooks` in order; when one fails, detaches those already
@@ -123,7 +138,17 @@ fn attach_all(kernel: &mut Kernel<'_>, hooks: &[Hook]) -> Result<Vec<String>, Lo
             }
         }
     }
-    Ok(done.iter().map(|hook| hook.describe()).collect())
+    let on = match kernel.cgroups {
+        [one] => format!(" on {}", one.display()),
+        many => format!(" on {} cgroups", many.len()),
+    };
+    Ok(done
+        .iter()
+        .map(|hook| match hook {
+            Hook::Cgroup { .. } => hook.describe() + &on,
+            _ => hook.describe(),
+        })
+        .collect())
 }
 
 /// Loads and attaches one hook's program.
@@ -160,6 +185,35 @@ fn attach(kernel: &mut Kernel<'_>, hook: &Hook) -> Result<(), LoadError> {
                 p.attach().map(drop)
             })
         }
+        Hook::Cgroup { attach, .. } => {
+            let cgroups = kernel.cgroups;
+            let open = |dir: &Path| std::fs::File::open(dir).map_err(ProgramError::IOError);
+            // Attached as links (5.7 and later), which never displace
+            // another program and take no flags: the kernel refuses
+            // `AllowMultiple` on a link with EINVAL.
+            let mode = CgroupAttachMode::Single;
+            match attach {
+                CgroupHook::Ingress | CgroupHook::Egress => {
+                    let kind = if attach == CgroupHook::Ingress {
+                        CgroupSkbAttachType::Ingress
+                    } else {
+                        CgroupSkbAttachType::Egress
+                    };
+                    with(ebpf, hook, |p: &mut CgroupSkb| {
+                        p.load()?;
+                        cgroups
+                            .iter()
+                            .try_for_each(|dir| p.attach(open(dir)?, kind, mode).map(drop))
+                    })
+                }
+                _ => with(ebpf, hook, |p: &mut CgroupSockAddr| {
+                    p.load()?;
+                    cgroups
+                        .iter()
+                        .try_for_each(|dir| p.attach(open(dir)?, mode).map(drop))
+                }),
+            }
+        }
     }
 }
 
@@ -171,6 +225,11 @@ fn detach(ebpf: &mut Ebpf, hook: &Hook) {
         Hook::RawTracepoint { .. } => with(ebpf, hook, RawTracePoint::unload),
         Hook::Kprobe { .. } | Hook::Kretprobe { .. } => with(ebpf, hook, KProbe::unload),
         Hook::Fexit { .. } => with(ebpf, hook, FExit::unload),
+        Hook::Cgroup {
+            attach: CgroupHook::Ingress | CgroupHook::Egress,
+            ..
+        } => with(ebpf, hook, CgroupSkb::unload),
+        Hook::Cgroup { .. } => with(ebpf, hook, CgroupSockAddr::unload),
     };
 }
 

@@ -175,6 +175,9 @@ pub enum HookKind {
     /// fexit programs (BPF trampolines) on kernel functions: they fire only
     /// for the functions they watch. Many kernels refuse them (lockdown).
     Fexit,
+    /// cgroup programs (packets, connect and sendmsg calls of the sockets in
+    /// a cgroup v2 tree), attached to its root or to each `--cgroup`.
+    Cgroup,
 }
 
 impl HookKind {
@@ -188,6 +191,7 @@ impl HookKind {
             Self::Tracepoint => "tracepoint",
             Self::Kprobe => "kprobe",
             Self::Fexit => "fexit",
+            Self::Cgroup => "cgroup",
         }
     }
 
@@ -198,6 +202,35 @@ impl HookKind {
             Self::Tracepoint => "tracepoint",
             Self::Kprobe => "kprobe",
             Self::Fexit => "fexit",
+            Self::Cgroup => "cgroup program",
+        }
+    }
+}
+
+/// Where in a cgroup a cgroup program attaches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CgroupHook {
+    /// `connect()` of an IPv4 socket (`cgroup/connect4`).
+    Connect4,
+    Connect6,
+    /// `sendmsg()` with an address, on an IPv4 UDP socket (`cgroup/sendmsg4`).
+    Sendmsg4,
+    Sendmsg6,
+    /// Every packet a socket receives (`cgroup_skb/ingress`).
+    Ingress,
+    /// Every packet a socket sends (`cgroup_skb/egress`).
+    Egress,
+}
+
+impl CgroupHook {
+    pub const fn name(self) -> &'static str {
+        match self {
+            Self::Connect4 => "connect4",
+            Self::Connect6 => "connect6",
+            Self::Sendmsg4 => "sendmsg4",
+            Self::Sendmsg6 => "sendmsg6",
+            Self::Ingress => "ingress",
+            Self::Egress => "egress",
         }
     }
 }
@@ -227,6 +260,11 @@ pub enum Hook {
         program: &'static str,
         function: &'static str,
     },
+    /// A cgroup program, attached to the cgroup v2 root or to each `--cgroup`.
+    Cgroup {
+        program: &'static str,
+        attach: CgroupHook,
+    },
 }
 
 impl Hook {
@@ -237,7 +275,8 @@ impl Hook {
             Self::RawTracepoint { program, .. }
             | Self::Kprobe { program, .. }
             | Self::Kretprobe { program, .. }
-            | Self::Fexit { program, .. } => program,
+            | Self::Fexit { program, .. }
+            | Self::Cgroup { program, .. } => program,
         }
     }
 
@@ -247,6 +286,7 @@ impl Hook {
             Self::RawTracepoint { .. } => HookKind::RawTracepoint,
             Self::Kprobe { .. } | Self::Kretprobe { .. } => HookKind::Kprobe,
             Self::Fexit { .. } => HookKind::Fexit,
+            Self::Cgroup { .. } => HookKind::Cgroup,
         }
     }
 
@@ -269,6 +309,7 @@ impl Hook {
             Self::Kprobe { function, .. } => format!("kprobe {function}"),
             Self::Kretprobe { function, .. } => format!("kretprobe {function}"),
             Self::Fexit { function, .. } => format!("fexit {function}"),
+            Self::Cgroup { attach, .. } => format!("cgroup {}", attach.name()),
         }
     }
 }
@@ -544,6 +585,31 @@ pub const DROP_SOURCE: Source = Source {
     }],
 };
 
+const fn cgroup(program: &'static str, attach: CgroupHook) -> Hook {
+    Hook::Cgroup { program, attach }
+}
+
+/// DNS queries and answers over port 53, by process. cgroup programs on the
+/// cgroup v2 root (or each `--cgroup`): the connect and sendmsg programs
+/// record which process owns a socket that talks to port 53, the packet
+/// programs read its DNS messages. Without cgroup v2, off.
+pub const DNS_SOURCE: Source = Source {
+    name: "DNS",
+    pick: Pick::BestEffort,
+    alternatives: &[Alternative {
+        kind: HookKind::Cgroup,
+        // Owners first, so that no query goes out before its owner is known.
+        hooks: &[
+            cgroup("dns_connect4", CgroupHook::Connect4),
+            cgroup("dns_connect6", CgroupHook::Connect6),
+            cgroup("dns_sendmsg4", CgroupHook::Sendmsg4),
+            cgroup("dns_sendmsg6", CgroupHook::Sendmsg6),
+            cgroup("dns_egress", CgroupHook::Egress),
+            cgroup("dns_ingress", CgroupHook::Ingress),
+        ],
+    }],
+};
+
 /// Every source, in attach order: teardown first, then the owner-recording
 /// state changes, then the consumers of owners.
 pub const SOURCES: &[Source] = &[
@@ -553,6 +619,7 @@ pub const SOURCES: &[Source] = &[
     RESET_SOURCE,
     SOCKET_ERROR_SOURCE,
     DROP_SOURCE,
+    DNS_SOURCE,
     SYSCALL_SOURCE,
 ];
 
@@ -618,6 +685,7 @@ mod tests {
             maps::COUNTERS,
             maps::OWNER_COUNT,
             maps::LOST,
+            maps::DNS_SOCKETS,
         ] {
             assert!(object.maps.contains_key(map), "no map {map}");
         }

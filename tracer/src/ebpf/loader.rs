@@ -1,6 +1,8 @@
 //! Loading the eBPF object with the running kernel's field offsets and the
 //! user's filters, then attaching the programs.
 
+use std::path::PathBuf;
+
 use aya::{
     Ebpf, EbpfLoader,
     maps::{Array, HashMap, MapData, PerCpuArray, RingBuf},
@@ -123,6 +125,21 @@ pub fn sock_support(btf: Result<&Btf, &BtfError>, who: &str) -> Result<SockOffse
     btf::sock_offsets(btf).map_err(|e| format!("{who} cannot read struct sock here: {e}"))
 }
 
+/// Where cgroup programs attach: each `--cgroup`, else the cgroup v2 root
+/// (from /proc/mounts), or why there is none.
+pub fn cgroup_attach_points(filter: &[PathBuf]) -> Result<Vec<PathBuf>, String> {
+    if !filter.is_empty() {
+        return Ok(filter.to_vec());
+    }
+    let mounts = std::fs::read_to_string("/proc/mounts")
+        .map_err(|e| format!("cannot read /proc/mounts: {e}"))?;
+    crate::proc::cgroup_filter::v2_root_in(&mounts)
+        .map(|root| vec![root])
+        .ok_or_else(|| {
+            "no cgroup v2 file system is mounted (mount -t cgroup2 none DIR mounts one)".to_owned()
+        })
+}
+
 /// Loads the object, applies the filters and attaches every program.
 pub fn load(settings: &Settings) -> Result<Loaded, LoadError> {
     if !settings.ring_bytes.is_power_of_two() || settings.ring_bytes < 4096 {
@@ -140,7 +157,9 @@ pub fn load(settings: &Settings) -> Result<Loaded, LoadError> {
     let btf = Btf::kernel();
     let raw = sock_support(btf.as_ref(), "raw tracepoints");
     let kprobe = kprobe_support(btf.as_ref());
+    let cgroups = cgroup_attach_points(&settings.filters.cgroups);
     let available = |alternative: &Alternative| match alternative.kind {
+        HookKind::Cgroup => cgroups.as_ref().map(drop).map_err(Clone::clone),
         HookKind::RawTracepoint => raw.as_ref().map(drop).map_err(Clone::clone),
         HookKind::Kprobe => kprobe.as_ref().map(drop).map_err(Clone::clone),
         // Whether the kernel allows tracing programs is known only by trying.
@@ -281,7 +300,12 @@ pub fn load(settings: &Settings) -> Result<Loaded, LoadError> {
         }
     }
     seed::seed_owners(&mut ebpf, existing, netns != NetnsOffsets::NONE)?;
-    let plan = attach::attach_plan(&mut ebpf, &choices, settings.hooks)?;
+    let plan = attach::attach_plan(
+        &mut ebpf,
+        &choices,
+        settings.hooks,
+        cgroups.as_deref().unwrap_or_default(),
+    )?;
     let connect_errors = match sk_err {
         Ok(offset) => format!("connect errors from struct sock.sk_err (BTF offset {offset})"),
         Err(e) => format!("connect errors unavailable: {e}"),

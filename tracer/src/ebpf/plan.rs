@@ -301,7 +301,7 @@ impl fmt::Display for Plan {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use HookKind::{Fexit, Kprobe, RawTracepoint, Tracepoint};
+    use HookKind::{Cgroup, Fexit, Kprobe, RawTracepoint, Tracepoint};
 
     /// Support where the kinds in `missing` do not work.
     fn without(missing: &'static [HookKind]) -> impl Fn(&Alternative) -> Result<(), String> {
@@ -333,6 +333,7 @@ mod tests {
                 ("SYN-ACK retransmits and resets", vec![Tracepoint]),
                 ("socket errors", vec![RawTracepoint]),
                 ("drops", vec![RawTracepoint]),
+                ("DNS", vec![Cgroup]),
                 ("syscall errors", vec![Fexit, Kprobe]),
             ]
         );

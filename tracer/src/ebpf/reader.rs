@@ -13,7 +13,7 @@ use tokio::{io::unix::AsyncFd, time::Interval};
 /// How often the ring is drained without a wakeup.
 pub const POLL_EVERY: Duration = Duration::from_millis(100);
 
-use crate::event::{Clock, TraceEvent};
+use crate::event::{Clock, Record};
 
 pub struct Reader {
     ring: AsyncFd<RingBuf<MapData>>,
@@ -44,7 +44,7 @@ impl Reader {
 
     /// Waits for a wakeup or the poll timer, then hands every available
     /// record to `sink`.
-    pub async fn drain(&mut self, sink: impl FnMut(TraceEvent)) -> std::io::Result<usize> {
+    pub async fn drain(&mut self, sink: impl FnMut(Record)) -> std::io::Result<usize> {
         let woken = tokio::select! {
             guard = self.ring.readable_mut() => Some(guard?),
             _ = self.poll.tick() => None,
@@ -72,7 +72,7 @@ impl Reader {
     }
 
     /// Hands whatever is in the ring right now to `sink` without waiting (used at exit).
-    pub fn drain_now(&mut self, sink: impl FnMut(TraceEvent)) -> usize {
+    pub fn drain_now(&mut self, sink: impl FnMut(Record)) -> usize {
         let n = Self::drain_ring(
             self.ring.get_mut(),
             &self.clock,
@@ -87,12 +87,12 @@ impl Reader {
         ring: &mut RingBuf<MapData>,
         clock: &Clock,
         decode_errors: &mut u64,
-        mut sink: impl FnMut(TraceEvent),
+        mut sink: impl FnMut(Record),
     ) -> usize {
         let mut n = 0;
         while let Some(item) = ring.next() {
             n += 1;
-            match TraceEvent::decode(&item, clock) {
+            match Record::decode(&item, clock) {
                 Ok(ev) => sink(ev),
                 Err(_) => *decode_errors += 1,
             }

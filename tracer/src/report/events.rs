@@ -411,6 +411,7 @@ impl Process {
             listeners: Vec::new(),
             drops: Vec::new(),
             rst_reasons: Vec::new(),
+            dns: Default::default(),
             cgroup: None,
             recent: Vec::new(),
         }

@@ -262,6 +262,7 @@ fn snapshot_of(row: &Row<'_>) -> ProcessSnapshot {
         listeners: listener_of(row),
         drops: Vec::new(),
         rst_reasons: Vec::new(),
+        dns: Default::default(),
         cgroup: None,
         recent: Vec::new(),
     }

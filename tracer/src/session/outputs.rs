@@ -190,6 +190,11 @@ impl EventLines {
         self.sink.event(ev, cgroup, state_at, waited);
     }
 
+    /// Writes a DNS lookup's line; `cgroup` is its owner's.
+    pub fn lookup(&mut self, lookup: &crate::dns::Lookup, cgroup: Option<&Cgroup>) {
+        self.sink.lookup(lookup, cgroup);
+    }
+
     /// Writes the `start` line, before any event.
     pub fn start(&mut self, ts_ns: u64, start: &crate::sink::json::Start<'_>) {
         self.sink

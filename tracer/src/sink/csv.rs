@@ -77,6 +77,12 @@ struct Row<'a> {
     pod: Option<&'a str>,
     /// The systemd unit, for a process in no container.
     unit: Option<&'a str>,
+    dns_queries: u64,
+    /// Answers with an error code (NXDOMAIN, SERVFAIL …).
+    dns_failures: u64,
+    dns_timeouts: u64,
+    dns_p50_us: Option<u64>,
+    dns_p99_us: Option<u64>,
 }
 
 impl<'a> Row<'a> {
@@ -132,6 +138,11 @@ impl<'a> Row<'a> {
             cgroup: p.cgroup.as_deref().map(|g| g.path.as_str()),
             pod: p.cgroup.as_deref().and_then(|g| g.pod.as_deref()),
             unit: p.cgroup.as_deref().and_then(|g| g.unit.as_deref()),
+            dns_queries: c.dns_queries,
+            dns_failures: c.dns_failures,
+            dns_timeouts: c.dns_timeouts,
+            dns_p50_us: pct(&p.dns.latency_us, p.dns.latency_us.p50),
+            dns_p99_us: pct(&p.dns.latency_us, p.dns.latency_us.p99),
         }
     }
 }

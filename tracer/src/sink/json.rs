@@ -9,6 +9,7 @@ use tracer_common::{EventKind, tcp::state_name};
 use super::pipe::Pipe;
 use crate::{
     aggregate::{ConnectEnd, Phase},
+    dns::{Lookup, Outcome},
     errno,
     event::TraceEvent,
     findings::{Finding, Transition},
@@ -193,6 +194,51 @@ pub fn render(
     }
 }
 
+/// Writes the `dns` line of a lookup that ended: answered (`rcode`,
+/// `latency_us`) or timed out (`timeout`). Its owner and time are the
+/// query's; `daddr`/`dport` are the server's.
+pub fn render_lookup(lookup: &Lookup, cgroup: Option<&Cgroup>, out: &mut Vec<u8>) {
+    let ev = lookup_event(lookup);
+    let mut o = head(&ev, cgroup, "dns", out);
+    o.text("qname", &lookup.name);
+    o.text("qtype", &crate::dns::wire::qtype(lookup.qtype));
+    o.text("server", &lookup.server.to_string());
+    o.text("transport", if lookup.tcp { "tcp" } else { "udp" });
+    match lookup.outcome {
+        Outcome::Answered { rcode, latency_us } => {
+            o.text("rcode", &crate::dns::wire::rcode(rcode));
+            o.num("latency_us", latency_us);
+        }
+        Outcome::TimedOut => o.yes("timeout"),
+    }
+    o.close();
+}
+
+/// The event fields [`head`] writes, for a lookup.
+fn lookup_event(lookup: &Lookup) -> TraceEvent {
+    TraceEvent {
+        ts_ns: lookup.ts_ns,
+        mono_ns: 0,
+        kind: EventKind::Dns,
+        pid: lookup.pid,
+        comm: lookup.comm,
+        unattributed: lookup.unattributed,
+        no_socket: false,
+        sk: 0,
+        family: 0,
+        saddr: IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED),
+        sport: 0,
+        daddr: lookup.server.ip(),
+        dport: lookup.server.port(),
+        old_state: 0,
+        new_state: 0,
+        errno: 0,
+        value: 0,
+        by_tuple: false,
+        reason: None,
+    }
+}
+
 /// Time, event name, owner and addresses: the fields every event line starts with.
 fn head<'a>(
     ev: &TraceEvent,
@@ -220,7 +266,8 @@ fn head<'a>(
     if ev.unattributed {
         o.yes("unattributed");
     }
-    if ev.family != 0 {
+    // A lookup names its server instead.
+    if ev.family != 0 && ev.kind != EventKind::Dns {
         o.text("family", if ev.family == 10 { "ipv6" } else { "ipv4" });
         o.ip("saddr", ev.saddr);
         o.num("sport", ev.sport);
@@ -383,6 +430,12 @@ impl JsonSink {
         waited: Option<ConnectEnd>,
     ) {
         render(ev, cgroup, state_at, waited, self.out.buffer());
+        self.out.lines_added();
+    }
+
+    /// Writes a DNS lookup's line (see [`render_lookup`]).
+    pub fn lookup(&mut self, lookup: &Lookup, cgroup: Option<&Cgroup>) {
+        render_lookup(lookup, cgroup, self.out.buffer());
         self.out.lines_added();
     }
 
