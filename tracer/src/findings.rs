@@ -71,6 +71,9 @@ pub enum Kind {
     PeerNotReading,
     NoReuse,
     ConnectionsGrowing,
+    DnsFailing,
+    DnsServerSilent,
+    DnsSlow,
 }
 
 /// One diagnosis.
@@ -124,6 +127,19 @@ pub enum Check {
     Process(fn(&ProcessSnapshot, Context) -> Option<Hit>),
     /// Once per remote endpoint of the process.
     Remote(fn(&ProcessSnapshot, &RemoteSnapshot) -> Option<Hit>),
+    /// Once per process, for each thing of it that the headline names as
+    /// `{name}` (a DNS name) or `{server}` (a DNS server, its remote): each
+    /// with its hit.
+    Named(fn(&ProcessSnapshot) -> Vec<Named>),
+}
+
+/// A hit of a [`Check::Named`] rule: what it names, and the remote it
+/// concerns, if any.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Named {
+    pub name: String,
+    pub remote: Option<Remote>,
+    pub hit: Hit,
 }
 
 /// What a check found; the rule supplies the words.
@@ -172,6 +188,15 @@ pub fn of_process(p: &ProcessSnapshot, cx: Context, out: &mut Vec<Finding>) {
                     out.extend(check(p, r).map(|hit| rule.finding(p, Some(r.remote), hit)));
                 }
             }
+            Check::Named(check) => {
+                for named in check(p) {
+                    let mut finding = rule.finding(p, named.remote, named.hit);
+                    finding.headline = words::fill(&finding.headline, |slot| {
+                        (slot == "name").then(|| named.name.clone())
+                    });
+                    out.push(finding);
+                }
+            }
         }
     }
 }
@@ -183,13 +208,15 @@ impl Rule {
             _ => self.headline,
         };
         let endpoint = remote.map(|r| human::remote(&r)).unwrap_or_default();
+        // `{name}` is left for a named check to fill.
+        let fill = |slot: &str| (slot != "name").then(|| endpoint.clone());
         Finding {
             severity: hit.severity,
             kind: self.kind,
             pid: p.id.pid,
             comm: p.comm.clone(),
             remote,
-            headline: words::fill(template, |_| Some(endpoint.clone())),
+            headline: words::fill(template, fill),
             evidence: hit.evidence,
         }
     }

@@ -285,8 +285,12 @@ fn emit_with_name(ctx: &SkBuffContext, ev: &Event, name: usize, len: u8) {
     // within `name`'s 256 bytes. Bytes past `len` are never read.
     unsafe {
         core::ptr::addr_of_mut!((*record).header).write(mem::copy(ev));
-        let len = u32::from(len);
         if len > 0 {
+            // 1..=256 as the verifier sees it: 6.1's does not learn from
+            // `len != 0` that the length is at least 1.
+            // (Read back through memory, or LLVM folds the mask away.)
+            let less = u32::from(len) - 1;
+            let len = (core::ptr::read_volatile(&less) & 0xff) + 1;
             generated::bpf_skb_load_bytes(
                 ctx.as_ptr(),
                 name as u32,

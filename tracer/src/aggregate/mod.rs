@@ -17,7 +17,7 @@ use tracer_common::{
     tcp::{CLOSE, CLOSE_WAIT, ESTABLISHED, LISTEN, SYN_RECV, SYN_SENT},
 };
 
-pub use self::{live::Phase, process::HISTORY_SAMPLES};
+pub use self::{dns::OTHER as DNS_OTHER, live::Phase, process::HISTORY_SAMPLES};
 use self::{
     live::{Conn, Live, Tuple},
     process::{ProcessAgg, Recent, count},

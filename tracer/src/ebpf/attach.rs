@@ -255,7 +255,12 @@ where
         .ok_or(LoadError::NoProgram(program))?
         .try_into()
         .map_err(refused)?;
-    action(loaded).map_err(refused)
+    action(loaded).map_err(|e| {
+        if let ProgramError::LoadError { verifier_log, .. } = &e {
+            tracing::debug!("{program}: the verifier's log:\n{verifier_log}");
+        }
+        refused(e)
+    })
 }
 
 /// A hint for the errors users can act on.

@@ -26,11 +26,13 @@ impl Transition {
     }
 }
 
-/// What makes two findings of consecutive snapshots the same one.
-type Key = (u32, Kind, Option<Remote>, Severity);
+/// What makes two findings of consecutive snapshots the same one. The
+/// headline tells apart findings that name what they are about (a DNS
+/// name); for the others it follows from the rest.
+type Key = (u32, Kind, Option<Remote>, Severity, String);
 
 fn key(f: &Finding) -> Key {
-    (f.pid, f.kind, f.remote, f.severity)
+    (f.pid, f.kind, f.remote, f.severity, f.headline.clone())
 }
 
 /// The findings of the previous snapshot, to compare the next one with.

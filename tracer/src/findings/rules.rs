@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use super::{
-    Check, Context, Hit, Kind, Rule, Severity,
+    Check, Context, Hit, Kind, Named, Rule, Severity,
     words::{Threshold, Value},
 };
 use crate::{
@@ -75,6 +75,17 @@ pub const GROWING_SAMPLES: u64 = crate::aggregate::HISTORY_SAMPLES as u64;
 pub const GROWING_RISES: u64 = 4;
 /// Connections more at the last sample than at the first.
 pub const GROWING_BY: u64 = 20;
+
+/// DNS answers with an error code for one name: a name that does not
+/// resolve fails every lookup of it, and each is a failed request upstream.
+pub const DNS_FAILURES: u64 = 1;
+/// DNS queries to one server that got no answer within the timeout.
+pub const DNS_TIMEOUTS: u64 = 1;
+/// Answered DNS lookups of a process before their p99 is worth a finding.
+pub const DNS_SLOW_LOOKUPS: u64 = 5;
+/// Their 99th percentile at least this: a resolver on the host or in the
+/// cluster answers in milliseconds, and every connect waits for it.
+pub const DNS_SLOW_P99: Duration = Duration::from_millis(250);
 
 /// A [`Threshold`] named after its constant: `threshold!(Count, RETRANSMITS)`.
 macro_rules! threshold {
@@ -262,7 +273,113 @@ pub static RULES: &[Rule] = &[
         ],
         check: Check::Remote(connections_growing),
     },
+    Rule {
+        id: "dns_failing",
+        kind: Kind::DnsFailing,
+        headline: "lookups of {name} fail",
+        headline_critical: None,
+        fires_when: "≥ {DNS_FAILURES} DNS answer for that name with an error code (NXDOMAIN, SERVFAIL, REFUSED …), unless it is the search-domain expansion of another name it looked up",
+        severity: "warning",
+        thresholds: &[threshold!(Count, DNS_FAILURES)],
+        check: Check::Named(dns_failing),
+    },
+    Rule {
+        id: "dns_server_silent",
+        kind: Kind::DnsServerSilent,
+        headline: "DNS server {server} does not answer",
+        headline_critical: None,
+        fires_when: "≥ {DNS_TIMEOUTS} DNS query to that server unanswered after 5 s",
+        severity: "critical when it answered none",
+        thresholds: &[threshold!(Count, DNS_TIMEOUTS)],
+        check: Check::Named(dns_server_silent),
+    },
+    Rule {
+        id: "dns_slow",
+        kind: Kind::DnsSlow,
+        headline: "DNS lookups are slow",
+        headline_critical: None,
+        fires_when: "the 99th percentile of its answered DNS lookups ≥ {DNS_SLOW_P99}, over ≥ {DNS_SLOW_LOOKUPS} of them",
+        severity: "warning",
+        thresholds: &[
+            threshold!(Latency, DNS_SLOW_P99),
+            threshold!(Count, DNS_SLOW_LOOKUPS),
+        ],
+        check: Check::Process(dns_slow),
+    },
 ];
+
+/// Failing names, except a name that is another looked-up name with a
+/// search domain appended (`api.example.com.default.svc.cluster.local`
+/// after `api.example.com`): resolvers try those first, and they fail by
+/// design.
+fn dns_failing(p: &ProcessSnapshot) -> Vec<Named> {
+    let names = &p.dns.names;
+    let expansion = |name: &str| {
+        names.iter().any(|other| {
+            name.len() > other.name.len() + 1
+                && name.starts_with(other.name.as_str())
+                && name.as_bytes()[other.name.len()] == b'.'
+        })
+    };
+    names
+        .iter()
+        .filter(|n| n.name != crate::aggregate::DNS_OTHER)
+        .filter(|n| n.failed() >= DNS_FAILURES && !expansion(&n.name))
+        .map(|n| {
+            let codes: Vec<String> = n
+                .failures
+                .iter()
+                .map(|(code, count)| format!("{code} ({count})"))
+                .collect();
+            Named {
+                name: n.name.clone(),
+                remote: None,
+                hit: Hit {
+                    severity: Severity::Warning,
+                    evidence: format!("{} of {} lookups", codes.join(", "), n.lookups),
+                },
+            }
+        })
+        .collect()
+}
+
+fn dns_server_silent(p: &ProcessSnapshot) -> Vec<Named> {
+    p.dns
+        .servers
+        .iter()
+        .filter(|s| s.timeouts >= DNS_TIMEOUTS)
+        .map(|s| Named {
+            name: s.server.to_string(),
+            remote: Some(Remote::Server(s.server)),
+            hit: Hit {
+                severity: if s.timeouts == s.lookups {
+                    Severity::Critical
+                } else {
+                    Severity::Warning
+                },
+                evidence: format!(
+                    "{} of {} queries unanswered after 5 s",
+                    human::plural(s.timeouts, "timeout", "timeouts"),
+                    s.lookups
+                ),
+            },
+        })
+        .collect()
+}
+
+fn dns_slow(p: &ProcessSnapshot, _: Context) -> Option<Hit> {
+    let l = &p.dns.latency_us;
+    let p99 = Duration::from_micros(l.p99);
+    (l.count >= DNS_SLOW_LOOKUPS && p99 >= DNS_SLOW_P99).then(|| Hit {
+        severity: Severity::Warning,
+        evidence: format!(
+            "p99 {} ms, p50 {} ms over {} lookups",
+            l.p99 / 1000,
+            l.p50 / 1000,
+            l.count
+        ),
+    })
+}
 
 fn close_wait(p: &ProcessSnapshot, _: Context) -> Option<Hit> {
     let g = &p.gauges;

@@ -5,7 +5,7 @@ use std::time::Duration;
 use super::{words::Value, *};
 use crate::{
     fixtures::{self, process, server},
-    snapshot::{FdUsage, ListenerSnapshot, ProcessSnapshot},
+    snapshot::{DnsNameSnapshot, DnsServerSnapshot, FdUsage, ListenerSnapshot, ProcessSnapshot},
 };
 
 fn kinds(p: ProcessSnapshot) -> Vec<(Kind, Severity)> {
@@ -395,6 +395,9 @@ fn the_table_has_one_rule_per_kind_in_order_with_unique_ids() {
             Kind::PeerNotReading,
             Kind::NoReuse,
             Kind::ConnectionsGrowing,
+            Kind::DnsFailing,
+            Kind::DnsServerSilent,
+            Kind::DnsSlow,
         ]
     );
     let ids: Vec<&str> = RULES.iter().map(|r| r.id).collect();
@@ -416,6 +419,9 @@ fn the_table_has_one_rule_per_kind_in_order_with_unique_ids() {
             "peer_not_reading",
             "no_reuse",
             "connections_growing",
+            "dns_failing",
+            "dns_server_silent",
+            "dns_slow",
         ]
     );
 }
@@ -580,6 +586,11 @@ fn the_words_name_exactly_the_rules_thresholds() {
         .concat();
         match rule.check {
             Check::Process(_) => assert!(endpoints.is_empty(), "{}", rule.id),
+            Check::Named(_) => assert!(
+                endpoints == ["name"] || endpoints == ["server"],
+                "{}",
+                rule.id
+            ),
             Check::Remote(_) => {
                 assert!(!endpoints.is_empty(), "{}", rule.id);
                 assert!(
@@ -734,4 +745,86 @@ fn connections_growing_at_and_around_its_thresholds() {
         only(p).headline,
         "connections to client 10.0.0.7 keep growing: a leak"
     );
+}
+
+fn dns_name(name: &str, lookups: u64, failures: &[(&str, u64)], timeouts: u64) -> DnsNameSnapshot {
+    DnsNameSnapshot {
+        name: name.to_owned(),
+        lookups,
+        failures: failures
+            .iter()
+            .map(|(c, n)| ((*c).to_owned(), *n))
+            .collect(),
+        timeouts,
+    }
+}
+
+#[test]
+fn failing_dns_names_but_not_their_search_expansions() {
+    let mut p = process(10, "app");
+    p.dns.names = vec![
+        dns_name("ok.test", 3, &[], 0),
+        dns_name("ok.test.svc.cluster.local", 3, &[("NXDOMAIN", 3)], 0),
+    ];
+    assert!(
+        kinds(p.clone()).is_empty(),
+        "search expansions fail by design"
+    );
+    p.dns
+        .names
+        .push(dns_name("nx.test", 2, &[("NXDOMAIN", 2)], 0));
+    p.dns.names.push(dns_name(
+        "nx.test.svc.cluster.local",
+        2,
+        &[("NXDOMAIN", 2)],
+        0,
+    ));
+    let f = only(p);
+    assert_eq!((f.kind, f.severity), (Kind::DnsFailing, Severity::Warning));
+    assert_eq!(f.headline, "lookups of nx.test fail");
+    assert_eq!(f.evidence, "NXDOMAIN (2) of 2 lookups");
+}
+
+#[test]
+fn a_dns_server_that_does_not_answer() {
+    let mut p = process(10, "app");
+    let server = DnsServerSnapshot {
+        server: fixtures::addr("10.0.0.53:53"),
+        lookups: 4,
+        failures: 0,
+        timeouts: 0,
+    };
+    p.dns.servers = vec![server.clone()];
+    assert!(kinds(p.clone()).is_empty());
+    p.dns.servers = vec![DnsServerSnapshot {
+        timeouts: 1,
+        ..server.clone()
+    }];
+    let f = only(p.clone());
+    assert_eq!(
+        (f.kind, f.severity),
+        (Kind::DnsServerSilent, Severity::Warning)
+    );
+    assert_eq!(f.headline, "DNS server 10.0.0.53:53 does not answer");
+    assert_eq!(f.evidence, "1 timeout of 4 queries unanswered after 5 s");
+    p.dns.servers = vec![DnsServerSnapshot {
+        timeouts: 4,
+        ..server
+    }];
+    assert_eq!(kinds(p), [(Kind::DnsServerSilent, Severity::Critical)]);
+}
+
+#[test]
+fn slow_dns_by_p99_over_enough_lookups() {
+    let mut p = process(10, "app");
+    p.dns.latency_us.count = DNS_SLOW_LOOKUPS;
+    p.dns.latency_us.p50 = 2_000;
+    p.dns.latency_us.p99 = 249_000;
+    assert!(kinds(p.clone()).is_empty());
+    p.dns.latency_us.p99 = 250_000;
+    let f = only(p.clone());
+    assert_eq!((f.kind, f.severity), (Kind::DnsSlow, Severity::Warning));
+    assert_eq!(f.evidence, "p99 250 ms, p50 2 ms over 5 lookups");
+    p.dns.latency_us.count = DNS_SLOW_LOOKUPS - 1;
+    assert!(kinds(p).is_empty(), "too few lookups to tell");
 }

@@ -17,6 +17,8 @@ pub enum Value {
     Age(Duration),
     /// `64 KiB`
     Bytes(u64),
+    /// `250 ms`, `2 s`
+    Latency(Duration),
 }
 
 impl fmt::Display for Value {
@@ -26,6 +28,8 @@ impl fmt::Display for Value {
             Self::Percent(n) => write!(f, "{n} %"),
             Self::Age(d) => write!(f, "{} s", d.as_secs()),
             Self::Bytes(n) => f.write_str(&crate::human::bytes(*n)),
+            Self::Latency(d) if d.as_millis() < 1000 => write!(f, "{} ms", d.as_millis()),
+            Self::Latency(d) => write!(f, "{} s", d.as_secs()),
         }
     }
 }
