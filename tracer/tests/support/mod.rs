@@ -508,8 +508,14 @@ pub fn num(row: &Row, column: &str) -> u64 {
 /// Whether `tool` runs here (`tool -V`). Under CI it must: a missing tool
 /// fails the test instead of skipping it.
 pub fn tool_available(tool: &str) -> bool {
+    tool_available_as(tool, "-V")
+}
+
+/// Whether `tool` runs here, asked with `tool ARG` (e.g. `go version`);
+/// as [`tool_available`].
+pub fn tool_available_as(tool: &str, arg: &str) -> bool {
     let ok = Command::new(tool)
-        .arg("-V")
+        .arg(arg)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .status()

@@ -1,0 +1,3 @@
+module tracer.test/dnsclient
+
+go 1.19
