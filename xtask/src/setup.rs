@@ -19,6 +19,8 @@ use crate::tools::{self, Workspace};
 /// prometheus (the server and `promtool`) scrapes tracer's `--prometheus` endpoint in
 /// the `prometheus` suite, which runs on this kernel only.
 /// chromium opens `tracer report`'s page headless in `tracer/tests/report.rs`.
+/// golang-go builds the Go clients of the kernel tests (`tracer/tests/go/`):
+/// Go's own resolver and network stack are what Go services run.
 const DEBIAN_PACKAGES: &[&str] = &[
     "iproute2",
     "nftables",
@@ -31,6 +33,7 @@ const DEBIAN_PACKAGES: &[&str] = &[
     "procps",
     "prometheus",
     "chromium",
+    "golang-go",
 ];
 
 /// A package from PyPI that the tests run, and the program it installs.
