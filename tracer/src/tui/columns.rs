@@ -26,10 +26,11 @@ pub enum Column {
     CloseWait,
     TimeWait,
     Fds,
+    Dns,
 }
 
 /// Table order (left to right); sorting steps through it too.
-pub const ALL: [Column; 18] = [
+pub const ALL: [Column; 19] = [
     Column::Pid,
     Column::Comm,
     Column::Container,
@@ -48,6 +49,7 @@ pub const ALL: [Column; 18] = [
     Column::CloseWait,
     Column::TimeWait,
     Column::Fds,
+    Column::Dns,
 ];
 
 /// A value to sort by.
@@ -78,6 +80,7 @@ impl Column {
             Self::CloseWait => "CLOSE_W",
             Self::TimeWait => "TIME_W",
             Self::Fds => "FDS",
+            Self::Dns => "DNS BAD",
         }
     }
 
@@ -102,6 +105,7 @@ impl Column {
             Self::CloseWait => "sockets in CLOSE_WAIT now",
             Self::TimeWait => "sockets in TIME_WAIT now",
             Self::Fds => "open file descriptors / limit",
+            Self::Dns => "DNS lookups failed or timed out / queries",
         }
     }
 
@@ -109,7 +113,7 @@ impl Column {
     /// those of priority 1.
     pub const fn width(self) -> u16 {
         match self {
-            Self::Pid | Self::CloseWait => 7,
+            Self::Pid | Self::CloseWait | Self::Dns => 7,
             Self::Comm => 11,
             Self::Container => 14,
             Self::Fds => 10,
@@ -135,7 +139,7 @@ impl Column {
             | Self::RstSent
             | Self::RetransmitRate
             | Self::HandshakeP50 => 2,
-            Self::FailureRate | Self::RstRate => 3,
+            Self::FailureRate | Self::RstRate | Self::Dns => 3,
             Self::Container => 4,
         }
     }
@@ -179,6 +183,12 @@ impl Column {
                     None => human::count(f.open),
                 },
             },
+            Self::Dns if c.dns_queries == 0 => "-".to_owned(),
+            Self::Dns => format!(
+                "{}/{}",
+                human::count(c.dns_failures + c.dns_timeouts),
+                human::count(c.dns_queries)
+            ),
         }
     }
 
@@ -208,6 +218,7 @@ impl Column {
                 Some(l) if l > 0 => f.open as f64 / l as f64,
                 _ => 0.0,
             })),
+            Self::Dns => n(c.dns_failures + c.dns_timeouts),
         }
     }
 
@@ -269,9 +280,15 @@ pub struct Fitted {
 
 /// The columns that fit in `width`, in table order, dropping the highest
 /// priority numbers first (the trend before all); the sort column counts as
-/// priority 1 so it stays visible whenever the most important ones do.
-pub fn fitting(width: u16, sort: Column) -> Fitted {
-    let mut spec: Vec<(u16, u8)> = ALL
+/// priority 1 so it stays visible whenever the most important ones do. The
+/// DNS column is there only when some process looked a name up (`dns`), or
+/// the table is sorted by it.
+pub fn fitting(width: u16, sort: Column, dns: bool) -> Fitted {
+    let shown: Vec<Column> = ALL
+        .into_iter()
+        .filter(|&c| c != Column::Dns || dns || sort == Column::Dns)
+        .collect();
+    let mut spec: Vec<(u16, u8)> = shown
         .iter()
         .map(|&c| {
             let p = if c == sort {
@@ -285,10 +302,10 @@ pub fn fitting(width: u16, sort: Column) -> Fitted {
     spec.push((TREND_WIDTH, TREND_PRIORITY));
     let keep = fit(&spec, width);
     Fitted {
-        trend: keep.contains(&ALL.len()),
+        trend: keep.contains(&shown.len()),
         columns: keep
             .into_iter()
-            .filter_map(|i| ALL.get(i).copied())
+            .filter_map(|i| shown.get(i).copied())
             .collect(),
     }
 }
@@ -328,7 +345,7 @@ mod tests {
 
     #[test]
     fn narrow_terminals_keep_the_important_columns() {
-        let at80 = fitting(80, Column::Connects);
+        let at80 = fitting(80, Column::Connects, true);
         assert!(!at80.trend, "the trend goes first");
         let at80 = at80.columns;
         assert!(at80.contains(&Column::Pid) && at80.contains(&Column::Comm));
@@ -346,21 +363,29 @@ mod tests {
         }
         let total: u16 = at80.iter().map(|c| c.width() + 1).sum();
         assert!(total <= 81, "{total}");
-        let wide = fitting(400, Column::Pid);
+        let wide = fitting(400, Column::Pid, true);
         assert_eq!(wide.columns.len(), ALL.len());
         assert!(wide.trend);
         // The sort column stays visible.
         assert!(
-            fitting(80, Column::RstRate)
+            fitting(80, Column::RstRate, true)
                 .columns
                 .contains(&Column::RstRate)
         );
         // The trend shows only once every other column is there.
         let all: u16 = ALL.iter().map(|c| c.width() + 1).sum::<u16>() - 1;
-        let just = fitting(all + 1 + TREND_WIDTH, Column::Connects);
+        let just = fitting(all + 1 + TREND_WIDTH, Column::Connects, true);
         assert!(just.trend && just.columns.len() == ALL.len());
-        let short = fitting(all + TREND_WIDTH, Column::Connects);
+        let short = fitting(all + TREND_WIDTH, Column::Connects, true);
         assert!(!short.trend && short.columns.len() == ALL.len());
+        // No DNS column where no process looked a name up, unless sorted by it.
+        let quiet = fitting(400, Column::Pid, false);
+        assert!(quiet.trend && !quiet.columns.contains(&Column::Dns));
+        assert!(
+            fitting(400, Column::Dns, false)
+                .columns
+                .contains(&Column::Dns)
+        );
     }
 
     #[test]
@@ -379,8 +404,8 @@ mod tests {
 
     #[test]
     fn sort_columns_cycle() {
-        assert_eq!(Column::Pid.prev(), Column::Fds);
-        assert_eq!(Column::Fds.next(), Column::Pid);
+        assert_eq!(Column::Pid.prev(), Column::Dns);
+        assert_eq!(Column::Dns.next(), Column::Pid);
         let mut c = Column::Pid;
         for _ in 0..ALL.len() {
             c = c.next();

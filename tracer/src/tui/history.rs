@@ -189,7 +189,8 @@ impl Series {
             | Column::Comm
             | Column::Container
             | Column::Connects
-            | Column::ConnectRate => Self::Connects,
+            | Column::ConnectRate
+            | Column::Dns => Self::Connects,
             Column::Failures | Column::FailureRate => Self::Failures,
             Column::Retransmits | Column::RetransmitRate => Self::Retransmits,
             Column::RstSent | Column::RstReceived | Column::RstRate => Self::Rsts,

@@ -63,7 +63,8 @@ fn table(
         note += &format!(" · filter “{}”", state.filter);
     }
     // The panel's inside is as wide as the panel.
-    let fitted = columns::fitting(area.width, state.sort);
+    let dns = snapshot.processes.iter().any(|p| p.counts.dns_queries > 0);
+    let fitted = columns::fitting(area.width, state.sort, dns);
     let trend = Series::for_column(state.sort);
     if fitted.trend {
         note += &format!(

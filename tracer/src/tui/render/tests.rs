@@ -121,7 +121,7 @@ fn main_screen_with_history_wide() {
 #[test]
 fn main_screen_with_history_sorted_by_close_wait() {
     let series = fixtures::misbehaving_over(600);
-    let state = after_history(&[Action::SortPrev; 6], &series);
+    let state = after_history(&[Action::SortPrev; 7], &series);
     assert_eq!(state.sort, crate::tui::columns::Column::CloseWait);
     insta::assert_snapshot!(draw(&state, series.last().unwrap(), 170, 16).backend());
 }
@@ -364,5 +364,43 @@ fn stretched_sampling_is_shown() {
         header(&s).contains("sockets sampled every 15s"),
         "{}",
         header(&s)
+    );
+}
+
+/// A process that looked names up: the table gets its DNS column, the
+/// detail view a DNS line.
+#[test]
+fn dns_in_the_table_and_the_detail() {
+    use crate::snapshot::{DnsNameSnapshot, DnsServerSnapshot};
+    let mut s = fixtures::misbehaving();
+    let p = &mut s.processes[0];
+    p.counts.dns_queries = 6;
+    p.counts.dns_failures = 2;
+    p.counts.dns_timeouts = 2;
+    p.dns.latency_us = fixtures::latency(&[1, 1]);
+    p.dns.names = vec![DnsNameSnapshot {
+        name: "nx.example".to_owned(),
+        lookups: 2,
+        failures: vec![("NXDOMAIN".to_owned(), 2)],
+        timeouts: 0,
+    }];
+    p.dns.servers = vec![DnsServerSnapshot {
+        server: fixtures::addr("10.0.0.53:53"),
+        lookups: 6,
+        failures: 2,
+        timeouts: 2,
+    }];
+    let comm = p.comm.clone();
+    let table = draw(&ViewState::default(), &s, 200, 20)
+        .backend()
+        .to_string();
+    assert!(table.contains("DNS BAD"), "{table}");
+    assert!(table.contains("4/6"), "{table}");
+    let state = after(&[Action::Open], &s);
+    let detail = draw(&state, &s, 120, 30).backend().to_string();
+    assert!(detail.contains(&comm), "{detail}");
+    assert!(
+        detail.contains("DNS 6 queries, p50 64µs p99 128µs · failed: nx.example NXDOMAIN ×2 · 2 timed out: 10.0.0.53:53 ×2"),
+        "{detail}"
     );
 }
