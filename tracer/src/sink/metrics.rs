@@ -63,6 +63,8 @@ pub enum Id {
     FdsOpen,
     FdsLimit,
     SyscallErrors,
+    DnsQueries,
+    DnsErrors,
     Findings,
     EventsRead,
     EventsDropped,
@@ -168,6 +170,20 @@ pub const METRICS: &[Metric] = &[
         kind: MetricType::Counter,
         labels: &["comm", "container", "syscall", "errno"],
         help: "Failed network syscalls, by syscall and errno",
+    },
+    Metric {
+        id: Id::DnsQueries,
+        name: "tracer_dns_queries",
+        kind: MetricType::Counter,
+        labels: PROCESS,
+        help: "DNS queries sent (UDP or TCP, port 53)",
+    },
+    Metric {
+        id: Id::DnsErrors,
+        name: "tracer_dns_errors",
+        kind: MetricType::Counter,
+        labels: &["comm", "container", "kind"],
+        help: "DNS lookups that failed, by kind: rcode (answered with an error code), timeout (no answer within 5 s)",
     },
     Metric {
         id: Id::Findings,
@@ -295,6 +311,9 @@ impl Totals {
         c.connect_abandoned += o.connect_abandoned;
         c.connect_failed_other += o.connect_failed_other;
         c.accepted += o.accepted;
+        c.dns_queries += o.dns_queries;
+        c.dns_failures += o.dns_failures;
+        c.dns_timeouts += o.dns_timeouts;
         c.retransmits += o.retransmits;
         c.syn_retransmits += o.syn_retransmits;
         c.synack_retransmits += o.synack_retransmits;
@@ -660,6 +679,19 @@ impl Exposition {
                     for (&(syscall, errno), &n) in &v.totals.syscall_errors {
                         let errno = errno::name(errno);
                         counter(e, &g.labels(&[("syscall", syscall), ("errno", &errno)]), n)?;
+                    }
+                }
+            }
+            Id::DnsQueries => {
+                for (g, v) in groups {
+                    counter(e, &g.labels(&[]), v.totals.counts.dns_queries)?;
+                }
+            }
+            Id::DnsErrors => {
+                for (g, v) in groups {
+                    let c = &v.totals.counts;
+                    for (kind, n) in [("rcode", c.dns_failures), ("timeout", c.dns_timeouts)] {
+                        counter(e, &g.labels(&[("kind", kind)]), n)?;
                     }
                 }
             }
