@@ -37,6 +37,11 @@ pub const LOST: &str = "LOST";
 pub const GLOBAL_FILTER_PIDS: &str = "FILTER_PIDS";
 /// Global (u32): how many entries of [`CGROUPS`] are set.
 pub const GLOBAL_FILTER_CGROUPS: &str = "FILTER_CGROUPS";
+/// Global (u32): 1 when the DNS programs record only the sockets of
+/// [`TRACED_PIDS`] (`--pid`, with or without `--cgroup`: they are then
+/// attached to the cgroup v2 root). With `--cgroup` alone they are attached
+/// to those cgroups and record every socket there.
+pub const GLOBAL_DNS_BY_PID: &str = "DNS_BY_PID";
 /// Global (u64): the capacity [`OWNERS`] was created with.
 pub const GLOBAL_OWNERS_CAPACITY: &str = "OWNERS_MAX";
 /// Load-time global (u32): 1 when the kernel's `tcp_retransmit_skb` tracepoint

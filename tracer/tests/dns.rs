@@ -323,3 +323,104 @@ fn lookups_per_process_as_the_clients_made_them() {
         "{started:?}"
     );
 }
+
+/// A process that looks `name` up (glibc's `getaddrinfo`, from Python) when
+/// a line arrives on its stdin, prints `done`, and exits.
+struct LateClient {
+    child: std::process::Child,
+}
+
+impl LateClient {
+    fn start(ns: &Netns, name: &str) -> Self {
+        let script = format!(
+            "import socket, sys\nsys.stdin.readline()\n\
+             try:\n    socket.getaddrinfo({name:?}, 80, socket.AF_INET)\nexcept OSError:\n    pass\n\
+             print('done', flush=True)\n"
+        );
+        let child = Command::new("ip")
+            .args(["netns", "exec", &ns.name, "python3", "-c", &script])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("spawn python3");
+        Self { child }
+    }
+
+    fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    fn look_up(mut self) {
+        use std::io::Write as _;
+        let stdin = self.child.stdin.as_mut().expect("stdin");
+        writeln!(stdin).expect("write");
+        let out = self.child.wait_with_output().expect("wait for the client");
+        assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "done");
+    }
+}
+
+/// Two network namespaces, each with its own DNS server on the same
+/// address, and `--pid`: every lookup is counted under the process that made
+/// it, against its own namespace's server, and an untraced process's
+/// lookups are not counted at all.
+#[test]
+fn same_server_address_in_two_namespaces_and_pid() {
+    if !kernel_tests_enabled() {
+        return;
+    }
+    let (ns1, ns2) = (Netns::new("dns1"), Netns::new("dns2"));
+    let mut kept = Vec::new();
+    for ns in [&ns1, &ns2] {
+        ns.exec(&["ip", "addr", "add", &format!("{SERVER}/32"), "dev", "lo"]);
+        let resolv = ResolvConf::new(ns);
+        resolv.set(false);
+        kept.push((resolv, DnsServer::start(ns)));
+    }
+    let a = LateClient::start(&ns1, "nx-a.test.");
+    let b = LateClient::start(&ns2, "ok-b.test.");
+    let untraced = LateClient::start(&ns1, "ok-untraced.test.");
+    let (pa, pb, pu) = (a.pid(), b.pid(), untraced.pid());
+    let csv = CsvFile::new();
+    let (sa, sb) = (pa.to_string(), pb.to_string());
+    let mut args = vec!["--pid", &sa, "--pid", &sb];
+    args.extend(csv.args());
+    let tracer = Tracer::start(&args);
+    a.look_up();
+    b.look_up();
+    untraced.look_up();
+    thread::sleep(Duration::from_millis(1500));
+    let (status, events, stderr) = tracer.stop();
+    assert!(status.success(), "{stderr}");
+
+    let (server1, server2) = (&kept[0].1, &kept[1].1);
+    assert_eq!(server1.received("nx-a.test").len(), 1);
+    assert_eq!(server1.received("ok-untraced.test").len(), 1);
+    assert_eq!(server2.received("ok-b.test").len(), 1);
+    assert!(server2.received("nx-a.test").is_empty());
+
+    let seen_a = dns_events(&events, pa);
+    assert_eq!(seen_a.len(), 1, "{seen_a:?}");
+    assert_eq!(seen_a[0]["qname"], "nx-a.test");
+    assert_eq!(outcome(seen_a[0]), "NXDOMAIN");
+    let seen_b = dns_events(&events, pb);
+    assert_eq!(seen_b.len(), 1, "{seen_b:?}");
+    assert_eq!(seen_b[0]["qname"], "ok-b.test");
+    assert_eq!(outcome(seen_b[0]), "NOERROR");
+    assert!(dns_events(&events, pu).is_empty());
+    assert!(
+        !events
+            .iter()
+            .any(|e| e["event"] == "dns" && e["qname"] == "ok-untraced.test"),
+        "an untraced lookup was reported"
+    );
+    let (row_a, row_b) = (csv.last_of(pa), csv.last_of(pb));
+    assert_eq!(
+        (num(&row_a, "dns_queries"), num(&row_a, "dns_failures")),
+        (1, 1)
+    );
+    assert_eq!(
+        (num(&row_b, "dns_queries"), num(&row_b, "dns_failures")),
+        (1, 0)
+    );
+    assert!(csv.rows_of(pu).is_empty());
+}

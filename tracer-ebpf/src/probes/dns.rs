@@ -13,7 +13,7 @@
 //! Every program lets the packet or call through: they only watch.
 
 use aya_ebpf::{
-    EbpfContext as _,
+    EbpfContext as _, Global,
     bindings::BPF_ANY,
     helpers::{bpf_ktime_get_ns, generated},
     macros::{cgroup_skb, cgroup_sock_addr},
@@ -33,9 +33,14 @@ use tracer_common::{
 
 use crate::{
     emit,
-    maps::{DNS_SOCKETS, FILTER_CGROUPS, FILTER_PIDS, TRACED_PIDS, bump},
+    maps::{DNS_SOCKETS, FILTER_PIDS, TRACED_PIDS, bump},
     mem, owner,
 };
+
+/// 1 when only the sockets of `--pid` processes are recorded (see
+/// `tracer_common::maps::GLOBAL_DNS_BY_PID`).
+#[unsafe(no_mangle)]
+static DNS_BY_PID: Global<u32> = Global::new(0);
 
 /// What the cgroup programs return to let the call or packet through.
 const PASS: i32 = 1;
@@ -69,7 +74,9 @@ pub fn dns_sendmsg6(ctx: SockAddrContext) -> i32 {
 
 /// Records the calling process as the owner of a socket that connects or
 /// sends to port 53. The in-kernel `--pid` filter applies here; `--cgroup`
-/// needs no check, as the programs are then attached to those cgroups.
+/// alone needs no check, as the programs are then attached to those
+/// cgroups (with `--pid` too, `TRACED_PIDS` also holds the processes that
+/// were in them at start).
 #[inline(always)]
 fn remember(ctx: &SockAddrContext) {
     // SAFETY: the context the kernel passed; `user_port` is readable in
@@ -79,10 +86,7 @@ fn remember(ctx: &SockAddrContext) {
         return;
     }
     let pid = owner::current_pid();
-    if FILTER_PIDS.load() != 0
-        && FILTER_CGROUPS.load() == 0
-        && unsafe { TRACED_PIDS.get(&pid) }.is_none()
-    {
+    if DNS_BY_PID.load() != 0 && unsafe { TRACED_PIDS.get(&pid) }.is_none() {
         return;
     }
     let mut slot = core::mem::MaybeUninit::<Owner>::uninit();

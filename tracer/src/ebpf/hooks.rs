@@ -708,6 +708,7 @@ mod tests {
             maps::GLOBAL_SK_BACKLOG_OFFSET,
             maps::GLOBAL_SKB_LAYOUT,
             maps::GLOBAL_PREEXISTING_SEEDED,
+            maps::GLOBAL_DNS_BY_PID,
         ];
         for global in globals.into_iter().chain(tracepoints().map(|t| t.global)) {
             assert!(symbols.contains(&global), "no global {global}");

@@ -125,15 +125,19 @@ pub fn sock_support(btf: Result<&Btf, &BtfError>, who: &str) -> Result<SockOffse
     btf::sock_offsets(btf).map_err(|e| format!("{who} cannot read struct sock here: {e}"))
 }
 
-/// Where cgroup programs attach: each `--cgroup`, else the cgroup v2 root
-/// (from /proc/mounts), or why there is none.
-pub fn cgroup_attach_points(filter: &[PathBuf]) -> Result<Vec<PathBuf>, String> {
-    if !filter.is_empty() {
-        return Ok(filter.to_vec());
-    }
+/// Where cgroup programs attach: each `--cgroup` (given alone), else the
+/// cgroup v2 root (from /proc/mounts), or why there is none.
+pub fn cgroup_attach_points(filters: &Filters) -> Result<Vec<PathBuf>, String> {
     let mounts = std::fs::read_to_string("/proc/mounts")
         .map_err(|e| format!("cannot read /proc/mounts: {e}"))?;
-    crate::proc::cgroup_filter::v2_root_in(&mounts)
+    attach_points_in(filters, &mounts)
+}
+
+fn attach_points_in(filters: &Filters, mounts: &str) -> Result<Vec<PathBuf>, String> {
+    if filters.pids.is_empty() && !filters.cgroups.is_empty() {
+        return Ok(filters.cgroups.clone());
+    }
+    crate::proc::cgroup_filter::v2_root_in(mounts)
         .map(|root| vec![root])
         .ok_or_else(|| {
             "no cgroup v2 file system is mounted (mount -t cgroup2 none DIR mounts one)".to_owned()
@@ -157,7 +161,8 @@ pub fn load(settings: &Settings) -> Result<Loaded, LoadError> {
     let btf = Btf::kernel();
     let raw = sock_support(btf.as_ref(), "raw tracepoints");
     let kprobe = kprobe_support(btf.as_ref());
-    let cgroups = cgroup_attach_points(&settings.filters.cgroups);
+    let cgroups = cgroup_attach_points(&settings.filters);
+    let dns_by_pid = u32::from(!settings.filters.pids.is_empty());
     let available = |alternative: &Alternative| match alternative.kind {
         HookKind::Cgroup => cgroups.as_ref().map(drop).map_err(Clone::clone),
         HookKind::RawTracepoint => raw.as_ref().map(drop).map_err(Clone::clone),
@@ -196,6 +201,7 @@ pub fn load(settings: &Settings) -> Result<Loaded, LoadError> {
         .map_max_entries(maps::OWNERS, settings.owner_map_size)
         .override_global(maps::GLOBAL_FILTER_PIDS, &filter_pids, true)
         .override_global(maps::GLOBAL_FILTER_CGROUPS, &filter_cgroups, true)
+        .override_global(maps::GLOBAL_DNS_BY_PID, &dns_by_pid, true)
         .override_global(maps::GLOBAL_OWNERS_CAPACITY, &owners_max, true)
         .override_global(maps::GLOBAL_PREEXISTING_SEEDED, &seeded, true);
     // The field offsets of every tracepoint the plan may attach.
@@ -340,4 +346,43 @@ pub(super) fn map_error(map: &'static str) -> impl FnOnce(aya::maps::MapError) -
 
 fn take_map(ebpf: &mut Ebpf, name: &'static str) -> Result<aya::maps::Map, LoadError> {
     ebpf.take_map(name).ok_or(LoadError::NoMap(name))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const HYBRID: &str = "cgroup /sys/fs/cgroup/cpu cgroup rw 0 0\n\
+                          cgroup2 /sys/fs/cgroup/unified cgroup2 rw 0 0\n";
+
+    #[test]
+    fn cgroup_programs_attach_to_the_root_or_each_cgroup_given_alone() {
+        let all = Filters::default();
+        assert_eq!(
+            attach_points_in(&all, HYBRID),
+            Ok(vec![PathBuf::from("/sys/fs/cgroup/unified")])
+        );
+        let cgroups = Filters {
+            pids: Vec::new(),
+            cgroups: vec![PathBuf::from("/sys/fs/cgroup/unified/a")],
+        };
+        assert_eq!(
+            attach_points_in(&cgroups, HYBRID),
+            Ok(cgroups.cgroups.clone())
+        );
+        // With --pid too, the root: the pid filter then decides.
+        let both = Filters {
+            pids: vec![1],
+            ..cgroups
+        };
+        assert_eq!(
+            attach_points_in(&both, HYBRID),
+            Ok(vec![PathBuf::from("/sys/fs/cgroup/unified")])
+        );
+        let why = attach_points_in(&all, "cgroup /sys/fs/cgroup/cpu cgroup rw 0 0\n");
+        assert!(
+            why.unwrap_err()
+                .contains("no cgroup v2 file system is mounted")
+        );
+    }
 }
