@@ -424,3 +424,40 @@ fn same_server_address_in_two_namespaces_and_pid() {
     );
     assert!(csv.rows_of(pu).is_empty());
 }
+
+/// The names of tracer's DNS programs that the kernel has loaded now.
+fn dns_programs_loaded() -> Vec<String> {
+    aya::programs::loaded_programs()
+        .filter_map(Result::ok)
+        .filter_map(|p| p.name_as_str().map(str::to_owned))
+        .filter(|name| name.starts_with("dns_"))
+        .collect()
+}
+
+/// The cgroup programs are links owned by tracer's process: SIGKILL, which
+/// runs no clean-up of tracer's own, still leaves none attached or loaded.
+#[test]
+fn killed_tracer_leaves_no_cgroup_program() {
+    if !kernel_tests_enabled() {
+        return;
+    }
+    assert!(
+        dns_programs_loaded().is_empty(),
+        "DNS programs loaded before tracer started (another tracer running?)"
+    );
+    let tracer = Tracer::start(&[]);
+    let loaded = dns_programs_loaded();
+    assert!(
+        loaded.iter().any(|n| n == "dns_egress") && loaded.iter().any(|n| n == "dns_connect4"),
+        "{loaded:?}"
+    );
+    // SAFETY: plain kill(2) on our own child.
+    unsafe { libc::kill(tracer.pid() as i32, libc::SIGKILL) };
+    let (status, _, _) = tracer.wait(Duration::from_secs(10));
+    assert!(!status.success());
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !dns_programs_loaded().is_empty() && Instant::now() < deadline {
+        thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(dns_programs_loaded(), Vec::<String>::new());
+}

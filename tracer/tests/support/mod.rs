@@ -166,6 +166,10 @@ impl Tracer {
         pred(&self.events())
     }
 
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// Stops tracer with SIGINT; returns its exit status and every event it wrote.
     pub fn stop(self) -> (ExitStatus, Vec<Value>, String) {
         // SAFETY: plain kill(2) on our own child.
