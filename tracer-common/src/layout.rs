@@ -195,3 +195,36 @@ impl Default for NetnsOffsets {
 #[cfg(feature = "user")]
 // SAFETY: repr(C), only u32 fields, no padding.
 unsafe impl aya::Pod for NetnsOffsets {}
+
+/// Where the kernel keeps the newest connection of a listener's accept queue,
+/// from its BTF: `*(listener + accept_tail)` is a `struct request_sock *`
+/// (NULL when the queue is empty) whose `sk` at `req_sk` is the connection.
+/// A connection is checked against its port's listeners this way when it
+/// completes its handshake, which is when the kernel queues it.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AcceptOffsets {
+    /// `inet_connection_sock.icsk_accept_queue.rskq_accept_tail`, from the
+    /// start of `struct sock`.
+    pub accept_tail: u32,
+    /// `request_sock.sk`.
+    pub req_sk: u32,
+}
+
+impl AcceptOffsets {
+    /// Unknown: connections are matched to listeners by address only.
+    pub const NONE: Self = Self {
+        accept_tail: u32::MAX,
+        req_sk: u32::MAX,
+    };
+}
+
+impl Default for AcceptOffsets {
+    fn default() -> Self {
+        Self::NONE
+    }
+}
+
+#[cfg(feature = "user")]
+// SAFETY: repr(C), only u32 fields, no padding.
+unsafe impl aya::Pod for AcceptOffsets {}

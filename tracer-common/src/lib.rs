@@ -11,5 +11,5 @@ pub mod maps;
 pub mod tcp;
 
 pub use event::{Event, EventKind};
-pub use layout::{FieldOffsets, NetnsOffsets, SkbOffsets, SockOffsets};
+pub use layout::{AcceptOffsets, FieldOffsets, NetnsOffsets, SkbOffsets, SockOffsets};
 pub use maps::{Counter, Owner};

@@ -4,9 +4,11 @@
 pub const EVENTS: &str = "EVENTS";
 /// LRU hash: `struct sock` address (u64) → [`Owner`].
 pub const OWNERS: &str = "OWNERS";
-/// LRU hash: listener key (u64: network namespace inode << 32 | local port,
-/// see [`listener_key`]) → the listener's [`Owner`]. Accepted sockets inherit
-/// the owner of the listener on their namespace and local port.
+/// LRU hash: listener key (u64, see [`listener_key`]: network namespace,
+/// local port and one of [`LISTENER_SLOTS`] slots) → [`Listener`]. A port of
+/// a namespace may have several listeners (specific addresses, members of a
+/// `SO_REUSEPORT` group): accepted sockets inherit the owner of the one whose
+/// accept queue they are in, else of the best match by local address.
 pub const LISTENERS: &str = "LISTENERS";
 /// LRU hash: [`SocketKey`] → [`Owner`], for connections that existed before
 /// tracer started (filled from /proc at start-up). An event on a socket with no
@@ -62,6 +64,9 @@ pub const GLOBAL_SK_ERR_OFFSET: &str = "SOCK_SK_ERR_OFFSET";
 /// Byte offset of `sk_max_ack_backlog` (u32) in `struct sock`, or `u32::MAX`:
 /// a listener's backlog, read when it starts listening.
 pub const GLOBAL_SK_BACKLOG_OFFSET: &str = "SOCK_SK_BACKLOG_OFFSET";
+/// Load-time global ([`crate::AcceptOffsets`]): where a listener's accept
+/// queue ends, from the kernel's BTF.
+pub const GLOBAL_ACCEPT_LAYOUT: &str = "ACCEPT_LAYOUT";
 /// Load-time global (u32): 1 when `PREEXISTING` was seeded with any connection.
 pub const GLOBAL_PREEXISTING_SEEDED: &str = "PREEXISTING_SEEDED";
 
@@ -164,17 +169,44 @@ pub struct SocketKey {
     pub sport: u16,
     pub dport: u16,
     pub _pad: u16,
+    /// Inode number of the connection's network namespace (0 when the
+    /// kernel's BTF does not say): the same addresses in two namespaces are
+    /// two connections.
+    pub netns: u32,
     pub saddr: [u8; 16],
     pub daddr: [u8; 16],
 }
 
 #[cfg(feature = "user")]
-// SAFETY: repr(C), Copy, no padding (explicit `_pad` field).
+// SAFETY: repr(C), Copy, no padding (explicit `_pad` field; 44 bytes, align 4).
 unsafe impl aya::Pod for SocketKey {}
 
-/// The [`LISTENERS`] key of a listener on `port` in the network namespace
-/// whose inode number is `netns` (0 when the kernel's BTF does not say).
+/// How many listeners one port of one namespace can have in [`LISTENERS`];
+/// beyond that the last slot is reused.
+pub const LISTENER_SLOTS: u16 = 4;
+
+/// The [`LISTENERS`] key of listener number `slot` (below [`LISTENER_SLOTS`])
+/// on `port` in the network namespace whose inode number is `netns` (0 when
+/// the kernel's BTF does not say).
 #[inline(always)]
-pub const fn listener_key(netns: u32, port: u16) -> u64 {
-    ((netns as u64) << 32) | port as u64
+pub const fn listener_key(netns: u32, port: u16, slot: u16) -> u64 {
+    ((netns as u64) << 32) | ((slot as u64) << 16) | port as u64
 }
+
+/// A listening socket and its owner ([`LISTENERS`] value).
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct Listener {
+    pub owner: Owner,
+    /// The listening `struct sock`; 0 for one found in /proc at start-up.
+    pub sk: u64,
+    /// `AF_INET` or `AF_INET6`.
+    pub family: u16,
+    pub _pad: [u16; 3],
+    /// Local address, as in [`SocketKey`]; all zeros for any address.
+    pub addr: [u8; 16],
+}
+
+#[cfg(feature = "user")]
+// SAFETY: repr(C), Copy, no padding (explicit `_pad` field; 64 bytes).
+unsafe impl aya::Pod for Listener {}

@@ -10,7 +10,7 @@ use tracer_common::{
     Counter, Owner,
     maps::{
         CGROUPS_CAPACITY, DEFAULT_RING_BYTES, DNS_SOCKETS_CAPACITY, LISTENERS_CAPACITY,
-        LOST_CAPACITY, LostKey, OWNERS_CAPACITY, PREEXISTING_CAPACITY, SocketKey,
+        LOST_CAPACITY, Listener, LostKey, OWNERS_CAPACITY, PREEXISTING_CAPACITY, SocketKey,
         TRACED_PIDS_CAPACITY,
     },
 };
@@ -22,7 +22,8 @@ pub static EVENTS: RingBuf = RingBuf::with_byte_size(DEFAULT_RING_BYTES, 0);
 pub static OWNERS: LruHashMap<u64, Owner> = LruHashMap::with_max_entries(OWNERS_CAPACITY, 0);
 
 #[map]
-pub static LISTENERS: LruHashMap<u64, Owner> = LruHashMap::with_max_entries(LISTENERS_CAPACITY, 0);
+pub static LISTENERS: LruHashMap<u64, Listener> =
+    LruHashMap::with_max_entries(LISTENERS_CAPACITY, 0);
 
 #[map]
 pub static PREEXISTING: LruHashMap<SocketKey, Owner> =

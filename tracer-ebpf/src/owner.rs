@@ -9,7 +9,7 @@ use aya_ebpf::{
 use tracer_common::{
     Counter, Event, Owner,
     event::{FLAG_NO_SOCKET, FLAG_UNATTRIBUTED},
-    maps::{self, CGROUPS_CAPACITY, SocketKey},
+    maps::{self, CGROUPS_CAPACITY, LISTENER_SLOTS, Listener, SocketKey},
 };
 
 use crate::{
@@ -116,28 +116,115 @@ pub fn forget(sk: u64) {
     }
 }
 
-/// Listeners are keyed by network namespace and port: servers on one port in
-/// two namespaces (two pods on a node) are two listeners. `sk` is the
-/// listener, or a connection it accepted (same namespace).
+/// A port's listeners in one network namespace (servers on one port in two
+/// namespaces, two pods on a node, are told apart) are up to
+/// [`LISTENER_SLOTS`] entries: specific addresses and `SO_REUSEPORT` groups
+/// of several processes share a port.
 #[inline(always)]
-fn listener_key(sk: u64, port: u16) -> u64 {
-    maps::listener_key(sock::netns(sk), port)
+fn listener_at(netns: u32, port: u16, slot: u16) -> Option<&'static Listener> {
+    // SAFETY: the entry is only read, and its fields copied out at once.
+    unsafe { LISTENERS.get(&maps::listener_key(netns, port, slot)) }
 }
 
+/// Records the listener `ev.sk` (its port and address in `ev`) under its
+/// owner: in the slot it had, else the first free one, else the last.
 #[inline(always)]
-pub fn record_listener(sk: u64, port: u16, owner: &Owner) {
-    let _ = LISTENERS.insert(&listener_key(sk, port), owner, 0);
+pub fn record_listener(ev: &Event, owner: &Owner) {
+    let netns = sock::netns(ev.sk);
+    let mut chosen = LISTENER_SLOTS;
+    for slot in 0..LISTENER_SLOTS {
+        match listener_at(netns, ev.sport, slot) {
+            Some(l) if l.sk == ev.sk => {
+                chosen = slot;
+                break;
+            }
+            None if chosen == LISTENER_SLOTS => chosen = slot,
+            _ => {}
+        }
+    }
+    if chosen == LISTENER_SLOTS {
+        chosen = LISTENER_SLOTS - 1;
+    }
+    let mut slot = core::mem::MaybeUninit::<Listener>::uninit();
+    let l = mem::zero(&mut slot);
+    l.owner = *owner;
+    l.sk = ev.sk;
+    l.family = ev.family;
+    l.addr = ev.saddr;
+    let _ = LISTENERS.insert(&maps::listener_key(netns, ev.sport, chosen), l, 0);
 }
 
+/// Whether any listener is recorded on the local `port` of `sk`'s namespace.
 #[inline(always)]
-pub fn listener(sk: u64, port: u16) -> Option<Owner> {
-    // SAFETY: the value is copied out immediately.
-    unsafe { LISTENERS.get(&listener_key(sk, port)) }.map(mem::copy)
+pub fn has_listener(sk: u64, port: u16) -> bool {
+    let netns = sock::netns(sk);
+    for slot in 0..LISTENER_SLOTS {
+        if listener_at(netns, port, slot).is_some() {
+            return true;
+        }
+    }
+    false
 }
 
+/// The listener a connection `ev` (passive, addresses filled in) came
+/// from, and whether that is certain. Certain when the connection is the
+/// last one queued for accept() on that listener, which it is as it
+/// completes its handshake; otherwise the best match by local address: the
+/// same address, then any address (a wildcard listener), then any listener
+/// on the port.
 #[inline(always)]
-pub fn forget_listener(sk: u64, port: u16) {
-    let _ = LISTENERS.remove(&listener_key(sk, port));
+pub fn listener_of(ev: &Event) -> Option<(Owner, bool)> {
+    let netns = sock::netns(ev.sk);
+    let mut best = LISTENER_SLOTS;
+    let mut best_score = 0u8;
+    for slot in 0..LISTENER_SLOTS {
+        let Some(l) = listener_at(netns, ev.sport, slot) else {
+            continue;
+        };
+        if sock::last_queued(l.sk) == ev.sk {
+            return Some((mem::copy(&l.owner), true));
+        }
+        let score = if l.family == ev.family && same_addr(&l.addr, &ev.saddr) {
+            3
+        } else if same_addr(&l.addr, &[0; 16]) {
+            2
+        } else {
+            1
+        };
+        if score > best_score {
+            best_score = score;
+            best = slot;
+        }
+    }
+    if best == LISTENER_SLOTS {
+        return None;
+    }
+    listener_at(netns, ev.sport, best).map(|l| (mem::copy(&l.owner), false))
+}
+
+/// Forgets the listener `ev.sk`, which stopped listening; one found in /proc
+/// at start-up (no socket address known) is matched by its local address.
+#[inline(always)]
+pub fn forget_listener(ev: &Event) {
+    let netns = sock::netns(ev.sk);
+    for slot in 0..LISTENER_SLOTS {
+        let mine = listener_at(netns, ev.sport, slot).is_some_and(|l| {
+            l.sk == ev.sk || (l.sk == 0 && l.family == ev.family && same_addr(&l.addr, &ev.saddr))
+        });
+        if mine {
+            let _ = LISTENERS.remove(&maps::listener_key(netns, ev.sport, slot));
+        }
+    }
+}
+
+/// Address equality as two 8-byte words (no `memcmp` in BPF).
+#[inline(always)]
+fn same_addr(a: &[u8; 16], b: &[u8; 16]) -> bool {
+    let word = |x: &[u8; 16], i: usize| {
+        // SAFETY: two unaligned 8-byte reads within the 16-byte array.
+        unsafe { core::ptr::read_unaligned(x.as_ptr().add(i * 8).cast::<u64>()) }
+    };
+    word(a, 0) == word(b, 0) && word(a, 1) == word(b, 1)
 }
 
 /// The owner of a connection that predates tracing, found by the addresses
@@ -152,6 +239,7 @@ fn preexisting(ev: &Event) -> Option<Owner> {
         sport: ev.sport,
         dport: ev.dport,
         _pad: 0,
+        netns: sock::netns(ev.sk),
         saddr: ev.saddr,
         daddr: ev.daddr,
     };

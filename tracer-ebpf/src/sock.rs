@@ -3,7 +3,9 @@
 //! and handed over as load-time globals.
 
 use aya_ebpf::{Global, helpers::bpf_probe_read_kernel};
-use tracer_common::{Event, NetnsOffsets, SockOffsets, layout::ABSENT, tcp::AF_INET};
+use tracer_common::{
+    AcceptOffsets, Event, NetnsOffsets, SockOffsets, layout::ABSENT, tcp::AF_INET,
+};
 
 use crate::mem::Prefix;
 
@@ -22,6 +24,31 @@ static SOCK_SK_BACKLOG_OFFSET: Global<u32> = Global::new(u32::MAX);
 
 #[unsafe(no_mangle)]
 static NETNS_LAYOUT: Global<NetnsOffsets> = Global::new(NetnsOffsets::NONE);
+
+#[unsafe(no_mangle)]
+static ACCEPT_LAYOUT: Global<AcceptOffsets> = Global::new(AcceptOffsets::NONE);
+
+/// The connection the listener `sk` queued last for accept(); 0 when its
+/// queue is empty or the kernel's BTF did not say where it is.
+#[inline(always)]
+pub fn last_queued(sk: u64) -> u64 {
+    let o = ACCEPT_LAYOUT.load();
+    if o.accept_tail == u32::MAX || sk == 0 {
+        return 0;
+    }
+    // SAFETY: bpf_probe_read_kernel checks both accesses; offsets from BTF.
+    let req = unsafe {
+        bpf_probe_read_kernel((sk as *const u8).wrapping_add(o.accept_tail as usize) as *const u64)
+    }
+    .unwrap_or(0);
+    if req == 0 {
+        return 0;
+    }
+    unsafe {
+        bpf_probe_read_kernel((req as *const u8).wrapping_add(o.req_sk as usize) as *const u64)
+    }
+    .unwrap_or(0)
+}
 
 /// The inode number of the socket's network namespace (as `/proc/PID/ns/net`
 /// names it); 0 when the kernel's BTF did not say where it is.

@@ -34,8 +34,7 @@ pub fn wanted(sk: u64, old: u8, new: u8, local_port: impl FnOnce() -> Option<u16
         }
         // The owner comes from the listener on the local port.
         (_, SYN_RECV) | (SYN_RECV, _) => {
-            owner::may_be_traced(sk)
-                || local_port().is_some_and(|p| owner::listener(sk, p).is_some())
+            owner::may_be_traced(sk) || local_port().is_some_and(|p| owner::has_listener(sk, p))
         }
         _ => owner::may_be_traced(sk),
     };
@@ -57,26 +56,20 @@ pub fn state_change(ev: &mut Event, connect: ConnectOwner) {
         }
         // Process context: the caller of connect()/listen() owns the socket.
         (CLOSE, SYN_SENT) | (CLOSE, LISTEN) => record_current(ev),
-        (_, SYN_RECV) => {
-            let inherited = owner::listener(ev.sk, ev.sport).map(|mut l| {
-                l.start_ns = ev.ts_ns;
-                l
-            });
-            if let Some(l) = &inherited {
-                owner::record(ev.sk, l);
-            }
-            inherited
-        }
-        // Hooks that do not see the child's creation (6.1's tracepoint, the
-        // kprobe on tcp_set_state) show an accepted socket first at
-        // SYN_RECV→ESTABLISHED.
-        (SYN_RECV, _) => owner::lookup(ev.sk).or_else(|| {
-            let inherited = owner::listener(ev.sk, ev.sport);
-            if let Some(l) = &inherited {
-                owner::record(ev.sk, l);
-            }
-            inherited
+        // A connection being accepted: its listener's owner. Where the hook
+        // sees the connection created (6.18's tracepoint), it is not queued
+        // yet: the listener is the best match by address, checked again below.
+        (_, SYN_RECV) => owner::listener_of(ev).map(|(mut l, _)| {
+            l.start_ns = ev.ts_ns;
+            owner::record(ev.sk, &l);
+            l
         }),
+        // Its handshake done, the connection is in its listener's accept
+        // queue, which names the listener for certain (a member of a
+        // SO_REUSEPORT group, say, not the one guessed by address). Hooks
+        // that do not see the creation (6.1's tracepoint, the kprobe on
+        // tcp_set_state) show an accepted socket first here.
+        (SYN_RECV, _) => accepted(ev),
         _ => owner::lookup(ev.sk),
     };
     if !owner::attribute(ev, owner) {
@@ -95,9 +88,31 @@ pub fn state_change(ev: &mut Event, connect: ConnectOwner) {
         ev.value = u64::from(sock::backlog(ev.sk));
     }
     if ev.old_state == LISTEN && ev.new_state == CLOSE {
-        owner::forget_listener(ev.sk, ev.sport);
+        owner::forget_listener(ev);
     }
     emit(ev);
+}
+
+/// The owner of an accepted connection `ev` leaving SYN_RECV: the one
+/// recorded, unless its listener is now known for certain to be another's.
+#[inline(always)]
+fn accepted(ev: &Event) -> Option<tracer_common::Owner> {
+    let recorded = owner::lookup(ev.sk);
+    let found = owner::listener_of(ev);
+    if let Some(r) = recorded {
+        match found {
+            Some((mut l, true)) if l.pid != r.pid => {
+                l.start_ns = r.start_ns;
+                owner::record(ev.sk, &l);
+                return Some(l);
+            }
+            _ => return Some(r),
+        }
+    }
+    let (mut l, _) = found?;
+    l.start_ns = ev.ts_ns;
+    owner::record(ev.sk, &l);
+    Some(l)
 }
 
 #[inline(always)]
@@ -106,7 +121,7 @@ fn record_current(ev: &Event) -> Option<tracer_common::Owner> {
     if let Some(cur) = &current {
         owner::record(ev.sk, cur);
         if ev.new_state == LISTEN {
-            owner::record_listener(ev.sk, ev.sport, cur);
+            owner::record_listener(ev, cur);
         }
     }
     current

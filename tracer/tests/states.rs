@@ -184,3 +184,151 @@ fn servers_on_one_port_in_two_namespaces_are_told_apart() {
     assert_eq!((kernel_a, kernel_b), (5, 3));
     assert_eq!((accepted_a, accepted_b), (kernel_a, kernel_b));
 }
+
+/// A listener of the test: its process and what it says it accepted.
+struct Server {
+    peer: Peer,
+    label: &'static str,
+}
+
+impl Server {
+    /// `how`: peer.py's listen mode (`drain`, or `reuseport` to join a group).
+    fn start(ns: &Netns, label: &'static str, host: &str, how: &str, port: u16) -> Self {
+        let port = port.to_string();
+        let mut peer = Peer::spawn_in(Some(&ns.name), &["listen", host, how, &port]);
+        assert_eq!(peer.read_line(), port, "{label} listens");
+        Self { peer, label }
+    }
+
+    fn accepted(&mut self) -> u64 {
+        self.peer.ask("count").parse().expect("accepted count")
+    }
+}
+
+/// Listeners that share a port in one namespace: two processes on two
+/// addresses of one port (one found in /proc at start-up, one seen
+/// starting), a SO_REUSEPORT group of two processes, and a group of a
+/// wildcard and a specific address. Each is credited with exactly the
+/// connections it accepted, as it counted them itself.
+#[test]
+fn listeners_sharing_a_port_are_told_apart() {
+    if !kernel_tests_enabled() {
+        return;
+    }
+    const ADDRESSES: u16 = 18090;
+    const GROUP: u16 = 18091;
+    const MIXED: u16 = 18092;
+    let ns = Netns::new("shared-port");
+    let first = Server::start(&ns, "127.0.0.1, before tracer", HOST, "drain", ADDRESSES);
+    let csv = CsvFile::new();
+    let tracer = Tracer::start(&csv.args());
+    let mut servers = vec![
+        Server::start(&ns, "127.0.0.2", "127.0.0.2", "drain", ADDRESSES),
+        Server::start(&ns, "group member 1", HOST, "reuseport", GROUP),
+        Server::start(&ns, "group member 2", HOST, "reuseport", GROUP),
+        Server::start(&ns, "0.0.0.0 in a group", "0.0.0.0", "reuseport", MIXED),
+        Server::start(&ns, "127.0.0.1 in a group", HOST, "reuseport", MIXED),
+    ];
+    let before = ns.counters();
+    for (host, port, times) in [
+        (HOST, ADDRESSES, 5),
+        ("127.0.0.2", ADDRESSES, 3),
+        (HOST, GROUP, 16),
+        (HOST, MIXED, 4),
+        ("127.0.0.2", MIXED, 2),
+    ] {
+        let mut client = Peer::spawn_in(Some(&ns.name), &["connect", host, &port.to_string()]);
+        for _ in 0..times {
+            client.connect_once().expect("connects");
+        }
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    let kernel = delta(&before, &ns.counters(), "TcpPassiveOpens");
+    servers.insert(
+        0,
+        Server {
+            peer: first.peer,
+            label: first.label,
+        },
+    );
+    let counted: Vec<u64> = servers.iter_mut().map(Server::accepted).collect();
+    let (status, _events, stderr) = tracer.stop();
+    assert!(status.success(), "{stderr}");
+    let mut lines = Vec::new();
+    let mut traced = Vec::new();
+    for (server, own) in servers.iter().zip(&counted) {
+        let accepted = num(&csv.last_of(server.peer.pid()), "accepted");
+        lines.push(format!(
+            "{}: accepted {own}, tracer {accepted}",
+            server.label
+        ));
+        traced.push(accepted);
+    }
+    println!(
+        "shared ports (kernel: {kernel} passive opens)\n  {}",
+        lines.join("\n  ")
+    );
+    assert_eq!(kernel, 30);
+    assert_eq!(counted.iter().sum::<u64>(), kernel);
+    // The exact split between the group's members is the kernel's (a hash
+    // of the client's port): both must have had some for the test to tell.
+    assert_eq!(&counted[..2], [5, 3]);
+    assert!(counted[2] > 0 && counted[3] > 0, "{counted:?}");
+    assert_eq!(&counted[4..], [2, 4]);
+    assert_eq!(traced, counted, "{}", lines.join("; "));
+}
+
+/// Connections with the same addresses and ports in two namespaces, open
+/// before tracer started (found in /proc): when they close under tracer, each
+/// end's events go to its own process in its own namespace, none unattributed.
+#[test]
+fn connections_with_the_same_addresses_in_two_namespaces_are_told_apart() {
+    if !kernel_tests_enabled() {
+        return;
+    }
+    const PORT: u16 = 18093;
+    const CLIENT_PORT: u16 = 40093;
+    let (a_ns, b_ns) = (Netns::new("same-a"), Netns::new("same-b"));
+    let mut sides = Vec::new();
+    for ns in [&a_ns, &b_ns] {
+        let server = Server::start(ns, "server", HOST, "drain", PORT);
+        let (port, client_port) = (PORT.to_string(), CLIENT_PORT.to_string());
+        let mut client = Peer::spawn_in(
+            Some(&ns.name),
+            &["connect", HOST, &port, "hold", &client_port],
+        );
+        assert_eq!(client.connect_once(), Ok(CLIENT_PORT));
+        sides.push((server, client));
+    }
+    let tracer = Tracer::start(&[]);
+    let pids: Vec<(u64, u64)> = sides
+        .iter()
+        .map(|(s, c)| (u64::from(s.peer.pid()), u64::from(c.pid())))
+        .collect();
+    // The clients exit: the kernel closes their connections.
+    let (_servers, clients): (Vec<Server>, Vec<Peer>) = sides.into_iter().unzip();
+    clients.into_iter().for_each(Peer::finish);
+    let ours = |e: &Value| {
+        (e["sport"] == PORT && e["dport"] == CLIENT_PORT)
+            || (e["sport"] == CLIENT_PORT && e["dport"] == PORT)
+    };
+    let saw = |evs: &[Value], pid: u64, change: (&str, &str)| {
+        transitions(evs, |e| pid_of(e) == pid && ours(e)).contains(&pair(change.0, change.1))
+    };
+    let done = tracer.wait_for(Duration::from_secs(10), |evs| {
+        pids.iter().all(|&(s, c)| {
+            saw(evs, c, ("ESTABLISHED", "FIN_WAIT1")) && saw(evs, s, ("ESTABLISHED", "CLOSE_WAIT"))
+        })
+    });
+    let (status, events, stderr) = tracer.stop();
+    assert!(status.success(), "{stderr}");
+    let mine: Vec<&Value> = events.iter().filter(|e| ours(e)).collect();
+    assert!(
+        done,
+        "each end under its own pid {pids:?}; events:\n{mine:#?}"
+    );
+    assert!(
+        mine.iter().all(|e| pid_of(e) != 0),
+        "unattributed: {mine:#?}"
+    );
+}

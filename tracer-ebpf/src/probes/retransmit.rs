@@ -62,7 +62,7 @@ fn try_tcp_retransmit_synack(ctx: &TracePointContext) -> Result<u32, u32> {
     ev.old_state = SYN_RECV;
     ev.new_state = SYN_RECV;
     read::tuple(ctx, rec, &o, ev)?;
-    let owner = owner::lookup(ev.sk).or_else(|| owner::listener(ev.sk, ev.sport));
+    let owner = owner::lookup(ev.sk).or_else(|| owner::listener_of(ev).map(|(l, _)| l));
     if owner::attribute(ev, owner) {
         emit(ev);
     }

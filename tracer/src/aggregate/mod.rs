@@ -381,7 +381,10 @@ impl Aggregator {
             0
         };
         let conn = match self.live.get(ev.sk) {
+            // The owner is the event's: an accepted connection first given to
+            // the likeliest listener moves to the one whose queue it is in.
             Some(c) => Conn {
+                owner: id,
                 tuple,
                 state: ev.new_state,
                 established: c.established || ev.new_state == ESTABLISHED,

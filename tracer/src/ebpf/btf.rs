@@ -7,7 +7,7 @@
 
 use std::path::Path;
 
-use tracer_common::{NetnsOffsets, SkbOffsets, SockOffsets, layout::ABSENT};
+use tracer_common::{AcceptOffsets, NetnsOffsets, SkbOffsets, SockOffsets, layout::ABSENT};
 
 #[derive(Debug, thiserror::Error)]
 pub enum BtfError {
@@ -251,6 +251,17 @@ pub fn netns_offsets(btf: &Btf) -> Result<NetnsOffsets, BtfError> {
     })
 }
 
+/// Where a listener's accept queue ends: `inet_connection_sock` (which
+/// starts with `struct sock`) `.icsk_accept_queue.rskq_accept_tail`, and the
+/// connection in a `request_sock`.
+pub fn accept_offsets(btf: &Btf) -> Result<AcceptOffsets, BtfError> {
+    Ok(AcceptOffsets {
+        accept_tail: btf.member_offset("inet_connection_sock", "icsk_accept_queue")?
+            + btf.member_offset("request_sock_queue", "rskq_accept_tail")?,
+        req_sk: btf.member_offset("request_sock", "sk")?,
+    })
+}
+
 fn narrow(strukt: &str, member: &str, offset: u32) -> Result<u16, BtfError> {
     u16::try_from(offset)
         .ok()
@@ -406,5 +417,16 @@ mod tests {
         assert!(o.state > o.family && o.daddr_v6 > o.state && o.saddr_v6 == o.daddr_v6 + 16);
         btf.member_offset_u16("sock", "sk_err").unwrap();
         btf.member_offset_u16("sock", "sk_protocol").unwrap();
+        // The accept queue follows struct inet_sock (which starts with
+        // struct sock) inside struct inet_connection_sock; both pointers are
+        // 8-aligned.
+        let a = accept_offsets(&btf).unwrap_or_else(|e| panic!("{e}"));
+        let inet_member = btf.member_offset("inet_sock", "inet_saddr").unwrap();
+        assert!(
+            a.accept_tail > inet_member
+                && a.accept_tail.is_multiple_of(8)
+                && a.req_sk.is_multiple_of(8),
+            "{a:?}"
+        );
     }
 }

@@ -704,6 +704,7 @@ mod tests {
             maps::GLOBAL_RETRANSMIT_HAS_ERR,
             maps::GLOBAL_SOCK_LAYOUT,
             maps::GLOBAL_NETNS_LAYOUT,
+            maps::GLOBAL_ACCEPT_LAYOUT,
             maps::GLOBAL_SK_ERR_OFFSET,
             maps::GLOBAL_SK_BACKLOG_OFFSET,
             maps::GLOBAL_SKB_LAYOUT,

@@ -7,7 +7,9 @@ use aya::{
     Ebpf, EbpfLoader,
     maps::{Array, HashMap, MapData, PerCpuArray, RingBuf},
 };
-use tracer_common::{FieldOffsets, NetnsOffsets, SkbOffsets, SockOffsets, maps, tcp};
+use tracer_common::{
+    AcceptOffsets, FieldOffsets, NetnsOffsets, SkbOffsets, SockOffsets, maps, tcp,
+};
 
 use crate::{proc::sockets, system};
 
@@ -250,6 +252,14 @@ pub fn load(settings: &Settings) -> Result<Loaded, LoadError> {
         .and_then(|btf| btf::netns_offsets(btf).ok())
         .unwrap_or(NetnsOffsets::NONE);
     loader.override_global(maps::GLOBAL_NETNS_LAYOUT, &netns, true);
+    // Where a listener's accept queue ends: without it an accepted connection
+    // goes to the listener on its port that best matches its local address.
+    let accept = btf
+        .as_ref()
+        .ok()
+        .and_then(|btf| btf::accept_offsets(btf).ok())
+        .unwrap_or(AcceptOffsets::NONE);
+    loader.override_global(maps::GLOBAL_ACCEPT_LAYOUT, &accept, true);
     loader.override_global(maps::GLOBAL_SK_ERR_OFFSET, &sk_err_offset, true);
     // Where a listener's backlog is, for the accept queue's capacity.
     let backlog_offset = btf

@@ -2,16 +2,20 @@
 //! started, found in /proc.
 
 use aya::{Ebpf, maps::HashMap};
-use tracer_common::{Owner, maps, maps::SocketKey, tcp};
+use tracer_common::{
+    Owner, maps,
+    maps::{Listener, SocketKey},
+    tcp,
+};
 
 use crate::proc::{process, sockets};
 
 use super::loader::{LoadError, map_error};
 
 /// Records the owners of sockets that existed before tracer started: listeners
-/// by namespace and port (connections they accept inherit the owner from the
-/// first event), other connections by their addresses. `netns_known`: the
-/// programs read sockets' namespaces (else they key listeners by port alone).
+/// by namespace, port and address (connections they accept inherit the
+/// owner), other connections by namespace and addresses. `netns_known`: the
+/// programs read sockets' namespaces (else every socket is in namespace 0).
 pub fn seed_owners(
     ebpf: &mut Ebpf,
     existing: Vec<(u32, sockets::SocketRow)>,
@@ -40,12 +44,30 @@ pub fn seed_owners(
         .map_mut(maps::LISTENERS)
         .ok_or(LoadError::NoMap(maps::LISTENERS))?;
     let mut listeners =
-        HashMap::<_, u64, Owner>::try_from(map).map_err(map_error(maps::LISTENERS))?;
+        HashMap::<_, u64, Listener>::try_from(map).map_err(map_error(maps::LISTENERS))?;
+    let mut slots = std::collections::HashMap::<(u32, u16), u16>::new();
     for (row, owner) in &listening {
         let netns = if netns_known { row.netns } else { 0 };
+        let slot = slots.entry((netns, row.local_port)).or_default();
+        if *slot == maps::LISTENER_SLOTS {
+            continue;
+        }
+        let (family, addr) = address(row.local);
+        let listener = Listener {
+            owner: *owner,
+            sk: 0,
+            family,
+            _pad: [0; 3],
+            addr,
+        };
         listeners
-            .insert(&maps::listener_key(netns, row.local_port), owner, 0)
+            .insert(
+                &maps::listener_key(netns, row.local_port, *slot),
+                &listener,
+                0,
+            )
             .map_err(map_error(maps::LISTENERS))?;
+        *slot += 1;
     }
     let map = ebpf
         .map_mut(maps::PREEXISTING)
@@ -53,32 +75,36 @@ pub fn seed_owners(
     let mut preexisting =
         HashMap::<_, SocketKey, Owner>::try_from(map).map_err(map_error(maps::PREEXISTING))?;
     for (row, owner) in &connected {
+        let netns = if netns_known { row.netns } else { 0 };
         preexisting
-            .insert(&socket_key(row), owner, 0)
+            .insert(&socket_key(row, netns), owner, 0)
             .map_err(map_error(maps::PREEXISTING))?;
     }
     Ok(())
 }
 
-/// The key events of this connection will carry.
-fn socket_key(row: &sockets::SocketRow) -> SocketKey {
-    fn bytes(ip: std::net::IpAddr) -> (u16, [u8; 16]) {
-        let mut b = [0u8; 16];
-        match ip {
-            std::net::IpAddr::V4(v4) => {
-                b[..4].copy_from_slice(&v4.octets());
-                (tcp::AF_INET, b)
-            }
-            std::net::IpAddr::V6(v6) => (tcp::AF_INET6, v6.octets()),
+/// An address as events carry it: family, and IPv4 in the first 4 bytes.
+fn address(ip: std::net::IpAddr) -> (u16, [u8; 16]) {
+    let mut b = [0u8; 16];
+    match ip {
+        std::net::IpAddr::V4(v4) => {
+            b[..4].copy_from_slice(&v4.octets());
+            (tcp::AF_INET, b)
         }
+        std::net::IpAddr::V6(v6) => (tcp::AF_INET6, v6.octets()),
     }
-    let (family, saddr) = bytes(row.local);
-    let (_, daddr) = bytes(row.remote);
+}
+
+/// The key events of this connection, in namespace `netns`, will carry.
+fn socket_key(row: &sockets::SocketRow, netns: u32) -> SocketKey {
+    let (family, saddr) = address(row.local);
+    let (_, daddr) = address(row.remote);
     SocketKey {
         family,
         sport: row.local_port,
         dport: row.remote_port,
         _pad: 0,
+        netns,
         saddr,
         daddr,
     }

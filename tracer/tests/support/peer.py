@@ -1,19 +1,22 @@
 """TCP peer for tracer's kernel tests: a listener or a client in its own process,
 driven line by line over stdin so the test controls when traffic happens.
 
-  peer.py listen HOST [drain|leak] [PORT]
+  peer.py listen HOST [drain|leak|reuseport] [PORT]
                                print the port, accept and drain until stdin closes
                                (leak: never read or close accepted connections, so
-                               they sit in CLOSE_WAIT once clients close); on PORT
-                               when given, else on a free one
-  peer.py connect HOST PORT [nb|linger|hold|abandon]
+                               they sit in CLOSE_WAIT once clients close; reuseport:
+                               drain, as a member of a SO_REUSEPORT group); on PORT
+                               when given, else on a free one; on the stdin line
+                               "count", print how many connections it accepted
+  peer.py connect HOST PORT [nb|linger|hold|abandon] [LOCAL_PORT]
                                on each stdin line "go": connect (non-blocking with
                                nb), send, print the local port (or "error ERRNO"),
                                then close (with SO_LINGER {1, 0} for linger; hold
                                keeps the connection and sends on each later "go");
                                abandon gives a non-blocking connect 300 ms, as a
                                dial deadline does, then closes it and prints
-                               "abandoned" (or the port, if it connected)
+                               "abandoned" (or the port, if it connected); from
+                               LOCAL_PORT when given
   peer.py emfile LIMIT         on "go": lower RLIMIT_NOFILE to LIMIT, open sockets until
                                that fails, print "error ERRNO COUNT", wait for EOF
   peer.py open HOST PORT COUNT on "go": open COUNT connections and keep them, print
@@ -35,6 +38,8 @@ def family(host):
 def listen(host, how="drain", port=0):
     srv = socket.socket(family(host), socket.SOCK_STREAM)
     srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    if how == "reuseport":
+        srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
     srv.bind((host, int(port)))
     if how == "stuck":
         # Backlog 1 and never accepting: the accept queue fills at two and
@@ -47,16 +52,21 @@ def listen(host, how="drain", port=0):
     print(srv.getsockname()[1], flush=True)
     conns = []
     leaked = []
+    accepted = 0
     while True:
         # No idle timeout: a slow (emulated) machine may leave the listener
         # alone for minutes; it ends when the test closes its stdin.
         ready, _, _ = select.select([srv, sys.stdin] + conns, [], [])
         for r in ready:
             if r is sys.stdin:
-                if not sys.stdin.readline():
+                line = sys.stdin.readline()
+                if not line:
                     return
+                if line.strip() == "count":
+                    print(accepted, flush=True)
             elif r is srv:
                 conn = srv.accept()[0]
+                accepted += 1
                 if how == "leak":
                     leaked.append(conn)
                 else:
@@ -83,7 +93,7 @@ def connect_nonblocking(c, addr):
     c.setblocking(True)
 
 
-def connect(host, port, how="plain"):
+def connect(host, port, how="plain", local_port=None):
     held = None
     for line in sys.stdin:
         if line.strip() != "go":
@@ -95,6 +105,9 @@ def connect(host, port, how="plain"):
             print(held.getsockname()[1], flush=True)
             continue
         c = socket.socket(family(host), socket.SOCK_STREAM)
+        if local_port is not None:
+            c.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            c.bind(("", int(local_port)))
         if how == "abandon":
             c.setblocking(False)
             c.connect_ex((host, int(port)))
