@@ -21,6 +21,9 @@ driven line by line over stdin so the test controls when traffic happens.
                                that fails, print "error ERRNO COUNT", wait for EOF
   peer.py open HOST PORT COUNT on "go": open COUNT connections and keep them, print
                                COUNT, wait for EOF
+  peer.py flood HOST PORT      on "go": connect, write without blocking until the
+                               socket takes no more, print the bytes written, keep
+                               the connection until EOF
 """
 import errno
 import os
@@ -181,6 +184,23 @@ def open_many(host, port, count):
     sys.stdin.read()
 
 
+def flood(host, port):
+    sys.stdin.readline()
+    c = socket.create_connection((host, int(port)))
+    c.setblocking(False)
+    sent = 0
+    while True:
+        try:
+            sent += c.send(b"x" * 65536)
+        except BlockingIOError:
+            # The peer's window may still open a little: wait a moment and
+            # stop once it takes nothing more.
+            if not select.select([], [c], [], 0.5)[1]:
+                break
+    print(sent, flush=True)
+    sys.stdin.read()
+
+
 if __name__ == "__main__":
     {
         "listen": listen,
@@ -189,6 +209,7 @@ if __name__ == "__main__":
         "open": open_many,
         "burst": burst,
         "churn": churn,
+        "flood": flood,
     }[sys.argv[1]](
         *sys.argv[2:]
     )
