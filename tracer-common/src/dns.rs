@@ -68,7 +68,7 @@ pub const fn unpack(value: u64) -> Message {
 }
 
 #[cfg(feature = "user")]
-// SAFETY: repr(C), an Event (no padding) and a byte array, 352 bytes in all.
+// SAFETY: repr(C), an Event (no padding) and a byte array, 360 bytes in all.
 unsafe impl aya::Pod for DnsEvent {}
 
 #[cfg(test)]

@@ -95,7 +95,7 @@ impl Syscall {
     }
 }
 
-/// One ring-buffer record (96 bytes, no padding).
+/// One ring-buffer record (104 bytes, no padding).
 #[repr(C)]
 #[derive(Clone, Copy, Debug)]
 pub struct Event {
@@ -124,6 +124,12 @@ pub struct Event {
     /// Kind-specific: handshake nanoseconds on SYN_SENT→ESTABLISHED, the syscall id
     /// for [`EventKind::SyscallError`], the rst reason where the kernel gives one.
     pub value: u64,
+    /// Inode number of the socket's (or, for a packet without one, its
+    /// device's) network namespace, as `/proc/PID/ns/net` names it; 0 when
+    /// the kernel's BTF does not say. Connections with the same addresses in
+    /// two namespaces are told apart by it.
+    pub netns: u32,
+    pub _pad: u32,
     /// Local address: IPv4 in the first 4 bytes, or IPv6.
     pub saddr: [u8; 16],
     /// Remote address, as `saddr`.
@@ -149,6 +155,8 @@ impl Event {
             new_state: 0,
             errno: 0,
             value: 0,
+            netns: 0,
+            _pad: 0,
             saddr: [0; 16],
             daddr: [0; 16],
             comm: [0; 16],
@@ -157,7 +165,7 @@ impl Event {
 }
 
 // The layout is the wire format: fail the build if a field change adds padding.
-const _: () = assert!(core::mem::size_of::<Event>() == 96);
+const _: () = assert!(core::mem::size_of::<Event>() == 104);
 
 #[cfg(feature = "user")]
 // SAFETY: repr(C), Copy, every bit pattern valid, no padding (asserted above).

@@ -142,6 +142,12 @@ pub struct SkbOffsets {
     /// between releases), from the tracepoint's format file; [`ABSENT`]
     /// when unknown.
     pub no_socket: u16,
+    /// `dev` (a `struct net_device *`): the device the packet came in on or
+    /// was to leave by; [`ABSENT`] when unknown.
+    pub dev: u16,
+    /// `net_device.nd_net` (a `possible_net_t`, which holds the `struct net *`),
+    /// for a packet's network namespace; [`ABSENT`] when unknown.
+    pub dev_net: u16,
 }
 
 impl SkbOffsets {
@@ -152,6 +158,8 @@ impl SkbOffsets {
         protocol: ABSENT,
         has_rx_sk: 0,
         no_socket: ABSENT,
+        dev: ABSENT,
+        dev_net: ABSENT,
     };
 }
 

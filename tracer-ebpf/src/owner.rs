@@ -239,7 +239,7 @@ fn preexisting(ev: &Event) -> Option<Owner> {
         sport: ev.sport,
         dport: ev.dport,
         _pad: 0,
-        netns: sock::netns(ev.sk),
+        netns: ev.netns,
         saddr: ev.saddr,
         daddr: ev.daddr,
     };
@@ -261,7 +261,8 @@ pub fn may_be_traced(sk: u64) -> bool {
     FILTER_PIDS.load() == 0 || PREEXISTING_SEEDED.load() != 0 || lookup(sk).is_some()
 }
 
-/// Stamps `ev` (its addresses already filled in) with its owner. Without one
+/// Stamps `ev` (its addresses already filled in) with its socket's network
+/// namespace and its owner. Without one
 /// the event is either filtered (pid filter on: the socket belongs to an
 /// untraced process, `false` = drop it) or sent as unattributed, with pid 0
 /// and a flag.
@@ -269,11 +270,14 @@ pub fn may_be_traced(sk: u64) -> bool {
 pub fn attribute(ev: &mut Event, owner: Option<Owner>) -> bool {
     // Two separate arms, not `owner.or_else(..)`: merging the two options lets
     // LLVM carry the absent one's undefined bytes in a register, and the
-    // verifier refuses a program that spills an uninitialised register.
+    // verifier refuses a program that spills an uninitialised register. For
+    // the same reason the namespace is read only once `owner` is used up.
     if let Some(o) = owner {
         stamp(ev, &o);
+        name_netns(ev);
         return true;
     }
+    name_netns(ev);
     match preexisting(ev) {
         Some(o) => {
             stamp(ev, &o);
@@ -294,6 +298,15 @@ pub fn attribute(ev: &mut Event, owner: Option<Owner>) -> bool {
             ev.flags |= FLAG_UNATTRIBUTED;
             true
         }
+    }
+}
+
+/// Fills in the network namespace of `ev`'s socket (a drop without one has
+/// its device's already).
+#[inline(always)]
+fn name_netns(ev: &mut Event) {
+    if ev.sk != 0 {
+        ev.netns = sock::netns(ev.sk);
     }
 }
 

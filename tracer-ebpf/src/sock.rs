@@ -63,9 +63,18 @@ pub fn netns(sk: u64) -> u32 {
         bpf_probe_read_kernel((sk as *const u8).wrapping_add(o.sk_net as usize) as *const u64)
     }
     .unwrap_or(0);
-    if net == 0 {
+    net_inum(net)
+}
+
+/// The inode number of the network namespace `net` (a `struct net *`); 0
+/// when `net` is NULL or the kernel's BTF did not say where it is.
+#[inline(always)]
+pub fn net_inum(net: u64) -> u32 {
+    let o = NETNS_LAYOUT.load();
+    if net == 0 || o.net_inum == u32::MAX {
         return 0;
     }
+    // SAFETY: bpf_probe_read_kernel checks the access; offset from BTF.
     unsafe {
         bpf_probe_read_kernel((net as *const u8).wrapping_add(o.net_inum as usize) as *const u32)
     }

@@ -99,6 +99,8 @@ pub struct TraceEvent {
     pub no_socket: bool,
     /// Kernel socket address (identity of a connection while it lives).
     pub sk: u64,
+    /// The socket's network namespace (inode number); 0 when unknown.
+    pub netns: u32,
     pub family: u16,
     pub saddr: IpAddr,
     pub sport: u16,
@@ -137,6 +139,7 @@ impl TraceEvent {
             unattributed: raw.flags & FLAG_UNATTRIBUTED != 0,
             no_socket: raw.flags & FLAG_NO_SOCKET != 0,
             sk: raw.sk,
+            netns: raw.netns,
             family: raw.family,
             saddr: address(raw.family, &raw.saddr),
             sport: raw.sport,
@@ -186,6 +189,7 @@ impl TraceEvent {
             unattributed: key.pid == 0,
             no_socket: false,
             sk: 0,
+            netns: 0,
             family: 0,
             saddr: IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED),
             sport: 0,

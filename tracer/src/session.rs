@@ -66,6 +66,12 @@ impl Session {
         }
     }
 
+    /// Whether events carry their socket's network namespace (else /proc's
+    /// sockets are matched with them in namespace 0).
+    pub fn set_netns_known(&mut self, known: bool) {
+        self.aggregator.set_netns_known(known);
+    }
+
     /// Waits for events and takes in every one available.
     pub async fn drain(&mut self) -> anyhow::Result<()> {
         let (aggregator, reader, mut feed) = self.split();

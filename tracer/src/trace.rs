@@ -46,6 +46,7 @@ pub async fn run(args: &TraceArgs) -> anyhow::Result<()> {
         counters,
         plan,
         connect_errors,
+        netns_known,
     } = load(args, &cgroups)?;
     let hooks = format!("{plan}; {connect_errors}; {}", plan.optional_text());
 
@@ -68,6 +69,7 @@ pub async fn run(args: &TraceArgs) -> anyhow::Result<()> {
     };
     let syscall_errors = plan.has(hooks::SYSCALL_SOURCE.name);
     let mut session = Session::new(reader, counters, clock, outputs, syscall_errors);
+    session.set_netns_known(netns_known);
     // Sockets that predate tracing are counted from the first snapshot on.
     let (sampler, first) = sample_once(Sampler::new(scope.clone()), session.alive()).await?;
     session.apply(first);

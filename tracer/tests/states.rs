@@ -280,7 +280,8 @@ fn listeners_sharing_a_port_are_told_apart() {
 
 /// Connections with the same addresses and ports in two namespaces, open
 /// before tracer started (found in /proc): when they close under tracer, each
-/// end's events go to its own process in its own namespace, none unattributed.
+/// end's events go to its own process and name its own namespace, none is
+/// unattributed, and each client's TIME_WAIT socket is its own.
 #[test]
 fn connections_with_the_same_addresses_in_two_namespaces_are_told_apart() {
     if !kernel_tests_enabled() {
@@ -300,7 +301,8 @@ fn connections_with_the_same_addresses_in_two_namespaces_are_told_apart() {
         assert_eq!(client.connect_once(), Ok(CLIENT_PORT));
         sides.push((server, client));
     }
-    let tracer = Tracer::start(&[]);
+    let csv = CsvFile::new();
+    let tracer = Tracer::start(&csv.args());
     let pids: Vec<(u64, u64)> = sides
         .iter()
         .map(|(s, c)| (u64::from(s.peer.pid()), u64::from(c.pid())))
@@ -320,6 +322,8 @@ fn connections_with_the_same_addresses_in_two_namespaces_are_told_apart() {
             saw(evs, c, ("ESTABLISHED", "FIN_WAIT1")) && saw(evs, s, ("ESTABLISHED", "CLOSE_WAIT"))
         })
     });
+    // A /proc sample with the clients' TIME_WAIT sockets in it.
+    std::thread::sleep(Duration::from_millis(1_500));
     let (status, events, stderr) = tracer.stop();
     assert!(status.success(), "{stderr}");
     let mine: Vec<&Value> = events.iter().filter(|e| ours(e)).collect();
@@ -331,4 +335,21 @@ fn connections_with_the_same_addresses_in_two_namespaces_are_told_apart() {
         mine.iter().all(|e| pid_of(e) != 0),
         "unattributed: {mine:#?}"
     );
+    let mut time_waits = Vec::new();
+    for (ns, &(s, c)) in [&a_ns, &b_ns].into_iter().zip(&pids) {
+        let inode: u64 = ns
+            .exec(&["stat", "-L", "-c", "%i", "/proc/self/ns/net"])
+            .trim()
+            .parse()
+            .expect("namespace inode");
+        assert!(
+            mine.iter()
+                .filter(|e| [s, c].contains(&pid_of(e)))
+                .all(|e| e["netns"] == inode),
+            "events of {s} and {c} name namespace {inode}: {mine:#?}"
+        );
+        time_waits.push((inode, c, num(&csv.last_of(c as u32), "time_wait")));
+    }
+    println!("TIME_WAIT (namespace, client, sockets): {time_waits:?}");
+    assert!(time_waits.iter().all(|&(_, _, n)| n == 1), "{time_waits:?}");
 }

@@ -7,7 +7,8 @@
 //! receiving socket) or `skb->sk`, looked up in the owner map. A packet with
 //! no socket (an input firewall drop happens before the socket lookup) has
 //! its addresses read from its IP and TCP headers (`network-types`), and
-//! userspace finds the owner by them ([`FLAG_BY_TUPLE`]). Such a drop for a
+//! userspace finds the owner by them ([`FLAG_BY_TUPLE`]) in the namespace of
+//! the packet's device. Such a drop for a
 //! port nobody listens on (`NO_SOCKET`) is skipped: it belongs to no process,
 //! and the closed-port resets already count those.
 
@@ -136,6 +137,12 @@ fn by_packet(skb: u64, o: &SkbOffsets, v6: bool, reason: u32) -> Result<(), u32>
     ev.kind = EventKind::Drop as u32;
     ev.value = u64::from(reason);
     ev.flags = FLAG_BY_TUPLE | FLAG_UNATTRIBUTED;
+    // The namespace of the device it came by, where its addresses are meant.
+    if let Ok(dev) = at::<u64>(skb, o.dev)
+        && dev != 0
+    {
+        ev.netns = sock::net_inum(at::<u64>(dev, o.dev_net).unwrap_or(0));
+    }
     emit(ev);
     Ok(())
 }

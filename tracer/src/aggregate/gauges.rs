@@ -16,7 +16,7 @@ use super::{
     process::ProcessAgg,
 };
 use crate::{
-    proc::{ProcessId, ProcessSample, Sample},
+    proc::{ProcessId, ProcessSample, Sample, sockets::SocketRow},
     snapshot::{ConnectionSnapshot, Gauges, Queues},
 };
 
@@ -47,6 +47,9 @@ impl Aggregator {
         // Listeners by (network namespace, port): two pods' servers on one
         // port are two listeners.
         let mut listeners: HashMap<(u32, u16), ProcessId> = HashMap::default();
+        // A row's namespace, as events name it.
+        let netns_known = self.netns_known;
+        let netns_of = |row: &SocketRow| if netns_known { row.netns } else { 0 };
         for ps in &sample.processes {
             let p = process_of(&mut self.processes, ps);
             p.exited = false;
@@ -79,7 +82,13 @@ impl Aggregator {
                 pause(self);
                 let p = process_of(&mut self.processes, ps);
                 for row in rows.iter().filter(|r| r.state != LISTEN) {
-                    let tuple = Tuple::new(row.local, row.local_port, row.remote, row.remote_port);
+                    let tuple = Tuple::new(
+                        netns_of(row),
+                        row.local,
+                        row.local_port,
+                        row.remote,
+                        row.remote_port,
+                    );
                     let conn = self.live.by_tuple(&tuple).filter(|c| c.owner == ps.id);
                     let seen = self.first_seen.get(&tuple).map_or(now, |&(t, _)| t);
                     if conn.is_none() {
@@ -147,10 +156,29 @@ impl Aggregator {
         self.first_seen = first_seen;
         self.apply_listeners(sample);
 
+        // An exited process's TIME_WAIT sockets are counted afresh in each
+        // sample too (a live one's gauges were reset above).
+        let alive = self.snapshots;
+        for p in self
+            .processes
+            .values_mut()
+            .filter(|p| p.last_alive != alive)
+        {
+            p.gauges.time_wait = 0;
+            for r in p.remotes.values_mut() {
+                r.time_wait = 0;
+            }
+        }
         for rows in sample.time_wait.chunks(ROWS_PER_PAUSE) {
             pause(self);
             for row in rows {
-                let tuple = Tuple::new(row.local, row.local_port, row.remote, row.remote_port);
+                let tuple = Tuple::new(
+                    netns_of(row),
+                    row.local,
+                    row.local_port,
+                    row.remote,
+                    row.remote_port,
+                );
                 let owner = self
                     .live
                     .closed_owner(&tuple)
@@ -163,7 +191,6 @@ impl Aggregator {
             }
         }
 
-        let alive = self.snapshots;
         for p in self.processes.values_mut() {
             if p.last_alive != alive {
                 p.exited = true;

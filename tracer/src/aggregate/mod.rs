@@ -81,6 +81,10 @@ pub struct Aggregator {
     closed_ports: rustc_hash::FxHashMap<u16, u64>,
     /// DNS queries waiting for their answers.
     lookups: Lookups,
+    /// Events carry their socket's network namespace (the kernel programs
+    /// can read it); when not, every connection is taken to be in namespace
+    /// 0, /proc's sockets too.
+    netns_known: bool,
 }
 
 /// Closed ports told apart; resets to further ones count under port 0.
@@ -101,7 +105,14 @@ impl Aggregator {
             overflows_seen: rustc_hash::FxHashMap::default(),
             closed_ports: rustc_hash::FxHashMap::default(),
             lookups: Lookups::default(),
+            netns_known: true,
         }
+    }
+
+    /// Whether events carry their socket's network namespace (see
+    /// [`Self::netns_known`]'s field).
+    pub fn set_netns_known(&mut self, known: bool) {
+        self.netns_known = known;
     }
 
     /// Takes in a DNS message: a query is counted and waits for its answer;
@@ -290,7 +301,7 @@ impl Aggregator {
         if ev.family == 0 || ev.no_socket {
             return None;
         }
-        let tuple = Tuple::new(ev.saddr, ev.sport, ev.daddr, ev.dport);
+        let tuple = Tuple::new(ev.netns, ev.saddr, ev.sport, ev.daddr, ev.dport);
         let live = ev
             .by_tuple
             .then(|| self.live.by_tuple(&tuple).map(|c| c.owner))
@@ -302,7 +313,7 @@ impl Aggregator {
     /// connection they name, seen from either end (an arriving packet's
     /// destination is the local end). Left as it is when neither is known.
     fn orient(&self, ev: &TraceEvent) -> TraceEvent {
-        let arriving = Tuple::new(ev.daddr, ev.dport, ev.saddr, ev.sport);
+        let arriving = Tuple::new(ev.netns, ev.daddr, ev.dport, ev.saddr, ev.sport);
         let known = |t: &Tuple| self.live.by_tuple(t).is_some() || self.first_seen.contains_key(t);
         if known(&arriving) {
             TraceEvent {
@@ -374,7 +385,7 @@ impl Aggregator {
             }
             return;
         }
-        let tuple = Tuple::new(ev.saddr, ev.sport, ev.daddr, ev.dport);
+        let tuple = Tuple::new(ev.netns, ev.saddr, ev.sport, ev.daddr, ev.dport);
         let close_wait_ns = if ev.new_state == CLOSE_WAIT {
             ev.mono_ns
         } else {

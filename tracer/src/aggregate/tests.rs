@@ -42,6 +42,7 @@ fn ev(kind: EventKind, sk: u64, at_ms: u64) -> TraceEvent {
         unattributed: false,
         no_socket: false,
         sk,
+        netns: NETNS,
         family: AF_INET,
         saddr: HOME,
         sport: 40_000 + sk as u16,
@@ -451,6 +452,83 @@ fn time_wait_on_a_listener_port_goes_to_the_server_of_its_namespace() {
     let snapshot = snap(&mut agg, 20);
     assert_eq!(find(&snapshot, SERVER).gauges.time_wait, 1);
     assert_eq!(find(&snapshot, CLIENT).gauges.time_wait, 3);
+}
+
+/// Two clients in two network namespaces (two pods' loopback connections)
+/// with the same addresses and ports, both closed into TIME_WAIT: each
+/// TIME_WAIT goes to the client of its namespace.
+#[test]
+fn time_wait_with_the_same_addresses_in_two_namespaces_goes_to_each_client() {
+    let mut agg = Aggregator::new(0);
+    let other = ProcessId {
+        pid: 300,
+        start_ticks: 1,
+    };
+    for (owner, sk, netns) in [(CLIENT, 1, NETNS), (other, 2, NETNS + 1)] {
+        for (old, new) in [
+            (CLOSE, SYN_SENT),
+            (SYN_SENT, ESTABLISHED),
+            (ESTABLISHED, FIN_WAIT1),
+            (FIN_WAIT1, FIN_WAIT2),
+            (FIN_WAIT2, CLOSE),
+        ] {
+            let mut e = state(sk, 10, old, new);
+            e.netns = netns;
+            e.sport = 40_000;
+            agg.observe(Some(owner), &e);
+        }
+    }
+    let mut s = sample(20, vec![(CLIENT, vec![]), (other, vec![])]);
+    let mut theirs = row(40_000, PEER, 8080, TIME_WAIT, 0);
+    theirs.netns = NETNS + 1;
+    s.time_wait = vec![row(40_000, PEER, 8080, TIME_WAIT, 0), theirs];
+    agg.apply(&s);
+    let snapshot = snap(&mut agg, 20);
+    assert_eq!(find(&snapshot, CLIENT).gauges.time_wait, 1);
+    assert_eq!(find(&snapshot, other).gauges.time_wait, 1);
+}
+
+/// A client that closed and exited leaves a TIME_WAIT socket behind: it is
+/// counted once in every sample that lists it, not once more each time.
+#[test]
+fn an_exited_clients_time_wait_is_counted_once_per_sample() {
+    let mut agg = Aggregator::new(0);
+    connect_ok(&mut agg, 1, 0, 1);
+    agg.observe(Some(CLIENT), &state(1, 10, ESTABLISHED, FIN_WAIT1));
+    agg.observe(Some(CLIENT), &state(1, 11, FIN_WAIT1, CLOSE));
+    agg.apply(&sample(15, vec![(CLIENT, vec![])]));
+    snap(&mut agg, 15);
+    for at in [20, 30, 40] {
+        let mut s = sample(at, vec![]);
+        s.time_wait = vec![row(40_001, PEER, 8080, TIME_WAIT, 0)];
+        agg.apply(&s);
+        let snapshot = snap(&mut agg, at);
+        let client = find(&snapshot, CLIENT);
+        assert!(client.exited);
+        assert_eq!(client.gauges.time_wait, 1, "sample at {at} ms");
+    }
+}
+
+/// Where the kernel programs cannot read namespaces (events say 0), /proc's
+/// sockets are matched with events regardless of theirs.
+#[test]
+fn without_namespaces_in_events_time_wait_still_finds_its_client() {
+    let mut agg = Aggregator::new(0);
+    agg.set_netns_known(false);
+    for (old, new) in [
+        (CLOSE, SYN_SENT),
+        (SYN_SENT, ESTABLISHED),
+        (ESTABLISHED, FIN_WAIT1),
+        (FIN_WAIT1, CLOSE),
+    ] {
+        let mut e = state(1, 10, old, new);
+        e.netns = 0;
+        agg.observe(Some(CLIENT), &e);
+    }
+    let mut s = sample(20, vec![(CLIENT, vec![])]);
+    s.time_wait = vec![row(40_001, PEER, 8080, TIME_WAIT, 0)];
+    agg.apply(&s);
+    assert_eq!(find(&snap(&mut agg, 20), CLIENT).gauges.time_wait, 1);
 }
 
 #[test]

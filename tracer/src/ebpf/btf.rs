@@ -236,6 +236,12 @@ pub fn skb_offsets(btf: &Btf, has_rx_sk: bool, no_socket: u16) -> Result<SkbOffs
         protocol: btf.member_offset_u16("sk_buff", "protocol")?,
         has_rx_sk: u16::from(has_rx_sk),
         no_socket,
+        // Optional: without them a drop without a socket is looked up by
+        // its addresses in namespace 0.
+        dev: btf.member_offset_u16("sk_buff", "dev").unwrap_or(ABSENT),
+        dev_net: btf
+            .member_offset_u16("net_device", "nd_net")
+            .unwrap_or(ABSENT),
     })
 }
 

@@ -105,6 +105,8 @@ pub struct Loaded {
     pub plan: Plan,
     /// Where connect errors come from (or why they are unavailable).
     pub connect_errors: String,
+    /// The programs read sockets' network namespaces (events carry them).
+    pub netns_known: bool,
 }
 
 /// The field offsets `hook`'s program needs, from the running kernel.
@@ -347,6 +349,7 @@ pub fn load(settings: &Settings) -> Result<Loaded, LoadError> {
         counters,
         plan,
         connect_errors,
+        netns_known: netns != NetnsOffsets::NONE,
     })
 }
 

@@ -225,6 +225,7 @@ fn lookup_event(lookup: &Lookup) -> TraceEvent {
         unattributed: lookup.unattributed,
         no_socket: false,
         sk: 0,
+        netns: 0,
         family: 0,
         saddr: IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED),
         sport: 0,
@@ -273,6 +274,9 @@ fn head<'a>(
         o.num("sport", ev.sport);
         o.ip("daddr", ev.daddr);
         o.num("dport", ev.dport);
+        if ev.netns != 0 {
+            o.num("netns", ev.netns);
+        }
     }
     o
 }
@@ -488,6 +492,7 @@ mod tests {
             unattributed: false,
             no_socket: false,
             sk: 1,
+            netns: 0,
             family: AF_INET,
             saddr: "127.0.0.1".parse::<IpAddr>().unwrap(),
             sport: 0,
