@@ -23,7 +23,6 @@ use support::{CsvFile, Netns, Tracer, kernel_tests_enabled, num};
 
 const SERVER: &str = "10.53.0.1";
 const DNS_SERVER: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/support/dns_server.py");
-const GO_CLIENT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/go/dnsclient");
 
 /// The namespace's resolver configuration, removed on drop.
 struct ResolvConf {
@@ -130,48 +129,6 @@ fn run_in(ns: &Netns, args: &[&str]) -> (u32, String) {
     (pid, String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
-/// The Go client, built once (`go build`) and kept in the test's target
-/// directory; where that cannot be written (the VM's read-only view of the
-/// host), one built by an earlier run there, else a fresh build in a
-/// temporary directory. `None` when Go is not installed.
-fn go_client() -> Option<PathBuf> {
-    let kept = Path::new(env!("CARGO_TARGET_TMPDIR")).join("dnsclient");
-    let source = Path::new(GO_CLIENT).join("main.go");
-    let modified = |p: &Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
-    if let (Some(built), Some(written)) = (modified(&kept), modified(&source))
-        && built >= written
-    {
-        return Some(kept);
-    }
-    if !support::tool_available_as("go", "version") {
-        return None;
-    }
-    let probe = kept.with_extension("probe");
-    let writable = std::fs::create_dir_all(kept.parent()?).is_ok()
-        && std::fs::File::create(&probe).is_ok()
-        && std::fs::remove_file(&probe).is_ok();
-    let out = if writable {
-        kept
-    } else {
-        std::env::temp_dir().join(format!("tracer-dnsclient-{}", std::process::id()))
-    };
-    let cache = std::env::temp_dir().join("tracer-go-cache");
-    let status = Command::new("go")
-        .args(["build", "-o"])
-        .arg(&out)
-        .arg(".")
-        .current_dir(GO_CLIENT)
-        .env("GOCACHE", &cache)
-        .env("GOPATH", cache.join("path"))
-        .env("GOFLAGS", "-mod=mod")
-        .env("GOTOOLCHAIN", "local")
-        .env("CGO_ENABLED", "0")
-        .status()
-        .expect("run go build");
-    assert!(status.success(), "go build of {GO_CLIENT} failed");
-    Some(out)
-}
-
 fn dns_events(events: &[Value], pid: u32) -> Vec<&Value> {
     events
         .iter()
@@ -197,7 +154,7 @@ fn lookups_per_process_as_the_clients_made_them() {
     if !kernel_tests_enabled() {
         return;
     }
-    let go = go_client();
+    let go = support::go_program("dnsclient");
     if go.is_none() {
         support::tool_missing("go");
     }

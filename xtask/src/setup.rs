@@ -19,8 +19,9 @@ use crate::tools::{self, Workspace};
 /// prometheus (the server and `promtool`) scrapes tracer's `--prometheus` endpoint in
 /// the `prometheus` suite, which runs on this kernel only.
 /// chromium opens `tracer report`'s page headless in `tracer/tests/report.rs`.
-/// golang-go builds the Go clients of the kernel tests (`tracer/tests/go/`):
-/// Go's own resolver and network stack are what Go services run.
+/// golang-go builds the Go programs of the kernel tests (`tracer/tests/go/`: a
+/// DNS client, a small service): Go's own resolver, dialer, HTTP client and
+/// `database/sql` pool are what Go services run.
 const DEBIAN_PACKAGES: &[&str] = &[
     "iproute2",
     "nftables",

@@ -6,6 +6,7 @@
 
 use std::{
     io::{BufRead, BufReader, Write},
+    path::{Path, PathBuf},
     process::{Child, ChildStdin, ChildStdout, Command, ExitStatus, Stdio},
     sync::{Arc, Mutex, mpsc},
     thread,
@@ -538,6 +539,56 @@ pub fn tool_missing(tool: &str) {
         "{tool} is not installed (cargo xtask setup installs it); under CI this test must run, not skip"
     );
     eprintln!("skipping: {tool} is not installed (cargo xtask setup installs it)");
+}
+
+/// The Go program in `tests/go/NAME`, built once (`go build`, standard
+/// library only, no module downloads) and kept in the test's target
+/// directory; where that cannot be written (the VM's read-only view of the
+/// host), one built by an earlier run there, else a fresh build in a
+/// temporary directory. `None` when Go is not installed.
+pub fn go_program(name: &str) -> Option<PathBuf> {
+    let source = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/go")
+        .join(name);
+    let kept = Path::new(env!("CARGO_TARGET_TMPDIR")).join(name);
+    let modified = |p: &Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
+    // The newest of its files: a build older than that is stale.
+    let written = std::fs::read_dir(&source)
+        .unwrap_or_else(|e| panic!("{}: {e}", source.display()))
+        .filter_map(|e| modified(&e.ok()?.path()))
+        .max();
+    if let (Some(built), Some(written)) = (modified(&kept), written)
+        && built >= written
+    {
+        return Some(kept);
+    }
+    if !tool_available_as("go", "version") {
+        return None;
+    }
+    let probe = kept.with_extension("probe");
+    let writable = std::fs::create_dir_all(kept.parent()?).is_ok()
+        && std::fs::File::create(&probe).is_ok()
+        && std::fs::remove_file(&probe).is_ok();
+    let out = if writable {
+        kept
+    } else {
+        std::env::temp_dir().join(format!("tracer-{name}-{}", std::process::id()))
+    };
+    let cache = std::env::temp_dir().join("tracer-go-cache");
+    let status = Command::new("go")
+        .args(["build", "-o"])
+        .arg(&out)
+        .arg(".")
+        .current_dir(&source)
+        .env("GOCACHE", &cache)
+        .env("GOPATH", cache.join("path"))
+        .env("GOFLAGS", "-mod=mod")
+        .env("GOTOOLCHAIN", "local")
+        .env("CGO_ENABLED", "0")
+        .status()
+        .expect("run go build");
+    assert!(status.success(), "go build of {} failed", source.display());
+    Some(out)
 }
 
 /// Whether the tests run under CI (`CI=true` or `CI=1`).

@@ -1,0 +1,3 @@
+module tracer.test/service
+
+go 1.19
