@@ -51,7 +51,12 @@ use self::{
     subject::{Setup, Subject},
     workload::{Bystander, Churn, Netns, Sample},
 };
-pub use self::{hooks::READY, pin::pin_to, settings::BenchArgs, workload::Mode};
+pub use self::{
+    hooks::{CgroupHook, READY, cgroup_v2_root_in},
+    pin::pin_to,
+    settings::BenchArgs,
+    workload::Mode,
+};
 
 /// The namespace the workload runs in.
 const NETNS: &str = "tracer-bench";
@@ -204,14 +209,26 @@ fn plan_peers(setup: &mut Setup, settings: &mut Settings) -> Result<Vec<Subject>
             unmatched.join(", ")
         );
     }
-    let probes: Vec<String> = hooks.iter().map(Hook::bpftrace_probe).collect();
+    let probes: Vec<String> = hooks.iter().filter_map(Hook::bpftrace_probe).collect();
     if probes.is_empty() {
         setup.bpftrace = None;
+    }
+    let unprobed: Vec<String> = hooks
+        .iter()
+        .filter(|h| h.bpftrace_probe().is_none())
+        .map(Hook::describe)
+        .collect();
+    if setup.bpftrace.is_some() && !unprobed.is_empty() {
+        eprintln!(
+            "warning: bpftrace has no probe for cgroup programs; its figures leave out: {}",
+            unprobed.join(", ")
+        );
     }
     setup.noop_args = hooks.iter().filter_map(Hook::noop_arg).collect();
     if setup.noop_args.len() < hooks.len() {
         eprintln!(
-            "warning: noop-hooks attaches tracepoints only; its figures leave out the probes"
+            "warning: noop-hooks attaches tracepoints and cgroup programs only; its figures \
+             leave out the probes"
         );
     }
     settings.noop_hooks.clone_from(&setup.noop_args);
