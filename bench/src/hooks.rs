@@ -5,7 +5,8 @@
 use std::path::PathBuf;
 
 /// One hook of the plan `tracer doctor` lists (`  raw tracepoint tcp:tcp_destroy_sock`,
-/// `  tracepoint sock:...`, `  kprobe tcp_set_state`, `  cgroup ingress`).
+/// `  tracepoint sock:...`, `  kprobe tcp_set_state`, `  cgroup ingress on
+/// /sys/fs/cgroup/unified`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Hook {
     /// `raw tracepoint`, `tracepoint`, `kprobe`, `kretprobe` or `cgroup`.
@@ -81,7 +82,7 @@ impl Hook {
         }
     }
 
-    /// As the plan lists it: `cgroup ingress`.
+    /// What it is and where: `cgroup ingress`, `raw tracepoint tcp:tcp_destroy_sock`.
     pub fn describe(&self) -> String {
         format!("{} {}", self.kind, self.target)
     }
@@ -117,8 +118,18 @@ pub fn hooks_from_doctor(text: &str) -> (Vec<Hook>, Vec<String>) {
         ) {
             continue;
         }
+        if first == "cgroup" {
+            // `cgroup ingress on /sys/fs/cgroup/unified` (or `on N cgroups`).
+            match line.split(' ').nth(1).and_then(CgroupHook::named) {
+                Some(at) => hooks.push(Hook {
+                    kind: "cgroup",
+                    target: at.name.to_owned(),
+                }),
+                None => other.push(line.to_owned()),
+            }
+            continue;
+        }
         let kind = match line.rsplit_once(' ') {
-            Some(("cgroup", at)) if CgroupHook::named(at).is_some() => "cgroup",
             Some(("raw tracepoint", _)) => "raw tracepoint",
             Some(("tracepoint", _)) => "tracepoint",
             Some(("kprobe", _)) => "kprobe",
@@ -167,8 +178,8 @@ mod tests {
                     \x20 tracepoint sock:inet_sock_set_state\n\
                     \x20 kretprobe tcp_retransmit_skb\n\
                     \x20 fentry tcp_connect\n\
-                    \x20 cgroup ingress\n\
-                    \x20 cgroup connect4\n\
+                    \x20 cgroup ingress on /sys/fs/cgroup/unified\n\
+                    \x20 cgroup connect4 on 2 cgroups\n\
                     \x20 cgroup v1\n\
                     \x20 connect errors from struct sock.sk_err (BTF offset 284)\n\
                     missing: nothing\n";
