@@ -4,7 +4,12 @@
 //! over a pipe, pinned to the last core, alone: the churn is idle, see
 //! [`workload`] for why) runs untraced and traced in alternating pairs, for
 //! each subject below and for tracer with `--syscall-errors on`: what a tracer
-//! left running costs the processes it does not trace. Then a loopback connect/accept/close churn (`churn`, pinned client and server
+//! left running costs the processes it does not trace. Then one bulk TCP
+//! transfer over loopback (`stream`, pinned sender and receiver, in a private
+//! network namespace) runs untraced and traced in alternating pairs for each
+//! subject below, with one more sample per subject with BPF run-time
+//! statistics on: what runs for every packet (tracer's cgroup_skb programs on
+//! the cgroup v2 root) costs it. Then a loopback connect/accept/close churn (`churn`, pinned client and server
 //! threads, in a private network namespace) runs untraced and traced in
 //! alternating pairs, for each of: tracer tracing every process; tracer with
 //! `--pid` of an unrelated process (only the in-kernel filter runs); a bpftrace
@@ -16,8 +21,8 @@
 //! as tables and go to `target/bench/results.json`.
 //!
 //! xtask builds the programs and hands their paths over ([`Paths`]); the
-//! workloads are this crate's binaries `churn` and `bystander`, and the hook
-//! floor is its `noop-hooks`.
+//! workloads are this crate's binaries `churn`, `stream` and `bystander`, and
+//! the hook floor is its `noop-hooks`.
 
 mod cmd;
 mod hooks;
@@ -46,12 +51,20 @@ use anyhow::{Context as _, Result};
 use self::{
     hooks::Hook,
     measure::Pair,
-    results::{BystanderResults, BystanderSubject, Machine, ModeResult, Results, SubjectResult},
+    results::{
+        BystanderResults, BystanderSubject, Machine, ModeResult, Results, StreamResults,
+        StreamSubject, SubjectResult,
+    },
     settings::{Settings, Workload},
     subject::{Setup, Subject},
-    workload::{Bystander, Churn, Netns, Sample},
+    workload::{Bystander, Churn, Netns, Sample, Stream},
 };
-pub use self::{hooks::READY, pin::pin_to, settings::BenchArgs, workload::Mode};
+pub use self::{
+    hooks::{CgroupHook, READY, cgroup_v2_root_in},
+    pin::pin_to,
+    settings::BenchArgs,
+    workload::Mode,
+};
 
 /// The namespace the workload runs in.
 const NETNS: &str = "tracer-bench";
@@ -65,6 +78,8 @@ pub struct Paths {
     pub churn: PathBuf,
     /// This crate's `bystander` binary.
     pub bystander: PathBuf,
+    /// This crate's `stream` binary.
+    pub stream: PathBuf,
     /// This crate's `noop-hooks` binary.
     pub noop_hooks: PathBuf,
     /// bpftrace, where installed.
@@ -90,6 +105,11 @@ pub fn bench(args: &BenchArgs, paths: &Paths) -> Result<ExitCode> {
     let bystander = Bystander {
         bin: paths.bystander.clone(),
         cpu: settings.bystander_cpu,
+    };
+    let stream = Stream {
+        bin: paths.stream.clone(),
+        sender_cpu: settings.client_cpu,
+        receiver_cpu: settings.server_cpu,
     };
     let dir = &paths.dir;
     fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
@@ -136,6 +156,10 @@ pub fn bench(args: &BenchArgs, paths: &Paths) -> Result<ExitCode> {
         .workloads
         .contains(&Workload::Bystander)
         .then(|| measure_bystander(&setup, &bystander, &settings, &subjects));
+    let stream = settings
+        .workloads
+        .contains(&Workload::Stream)
+        .then(|| measure_stream(&setup, &stream, &netns, &settings, &subjects));
 
     let mut churn_results = Vec::new();
     if with_churn {
@@ -162,7 +186,7 @@ pub fn bench(args: &BenchArgs, paths: &Paths) -> Result<ExitCode> {
     };
 
     let mut results = Results {
-        format: 2,
+        format: 3,
         created_unix_s: SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_secs()),
@@ -177,6 +201,7 @@ pub fn bench(args: &BenchArgs, paths: &Paths) -> Result<ExitCode> {
         settings,
         churn: churn_results,
         bystander,
+        stream,
         first_event,
         hold,
         targets: Vec::new(),
@@ -204,14 +229,26 @@ fn plan_peers(setup: &mut Setup, settings: &mut Settings) -> Result<Vec<Subject>
             unmatched.join(", ")
         );
     }
-    let probes: Vec<String> = hooks.iter().map(Hook::bpftrace_probe).collect();
+    let probes: Vec<String> = hooks.iter().filter_map(Hook::bpftrace_probe).collect();
     if probes.is_empty() {
         setup.bpftrace = None;
+    }
+    let unprobed: Vec<String> = hooks
+        .iter()
+        .filter(|h| h.bpftrace_probe().is_none())
+        .map(Hook::describe)
+        .collect();
+    if setup.bpftrace.is_some() && !unprobed.is_empty() {
+        eprintln!(
+            "warning: bpftrace has no probe for cgroup programs; its figures leave out: {}",
+            unprobed.join(", ")
+        );
     }
     setup.noop_args = hooks.iter().filter_map(Hook::noop_arg).collect();
     if setup.noop_args.len() < hooks.len() {
         eprintln!(
-            "warning: noop-hooks attaches tracepoints only; its figures leave out the probes"
+            "warning: noop-hooks attaches tracepoints and cgroup programs only; its figures \
+             leave out the probes"
         );
     }
     settings.noop_hooks.clone_from(&setup.noop_args);
@@ -309,6 +346,48 @@ fn measure_bystander(
     }
 }
 
+/// The stream's pairs for every subject, then one kernel-time sample of each.
+fn measure_stream(
+    setup: &Setup,
+    stream: &Stream,
+    netns: &Netns,
+    settings: &Settings,
+    subjects: &[Subject],
+) -> StreamResults {
+    println!(
+        "==> stream (one bulk TCP transfer over loopback, sender on cpu {}, receiver on cpu \
+         {}): {} pairs of {}s per subject",
+        stream.sender_cpu, stream.receiver_cpu, settings.pairs, settings.seconds
+    );
+    let (pairs, failures) = take_turns("stream", subjects, settings.pairs, |subject, first| {
+        measure::run_pair(setup, subject, first, || {
+            stream.sample(netns, settings.seconds)
+        })
+    });
+    let mut results = Vec::new();
+    for ((&subject, pairs), mut failures) in subjects.iter().zip(pairs).zip(failures) {
+        let kernel = (subject != Subject::Control)
+            .then(|| measure::stream_kernel(setup, stream, netns, subject, settings.seconds))
+            .transpose()
+            .map_err(|err| {
+                let err = format!("{err:#}");
+                eprintln!(
+                    "warning: stream kernel-time sample of {} failed: {err}",
+                    subject.label()
+                );
+                failures.push(err);
+            })
+            .ok()
+            .flatten();
+        results.push(StreamSubject::new(subject, pairs, kernel, failures));
+    }
+    StreamResults {
+        sender_cpu: stream.sender_cpu,
+        receiver_cpu: stream.receiver_cpu,
+        subjects: results,
+    }
+}
+
 /// `pairs` pairs of each subject, taken by `run(subject, traced_first)`, with a
 /// line for each as it comes; per subject, the pairs and why others failed.
 /// Subjects take turns, so that noise from elsewhere on the machine spreads
@@ -345,12 +424,12 @@ fn take_turns<S: Sample>(
                 );
             }
             println!(
-                "{what:<9} {:>2}/{pairs} {:<26} untraced {:>9.0}/s  traced {:>9.0}/s  \
-                 ratio {:.3}  other load {:.2} cores",
+                "{what:<9} {:>2}/{pairs} {:<26} untraced {}  traced {}  ratio {:.3}  other load \
+                 {:.2} cores",
                 i + 1,
                 subject.label(),
-                pair.untraced.per_second(),
-                pair.traced.per_second(),
+                pair.untraced.shown(),
+                pair.traced.shown(),
                 pair.ratio,
                 pair.other_load_cores
             );

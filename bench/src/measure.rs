@@ -17,7 +17,7 @@ use crate::{
     stats::{Spread, per},
     subject::{Setup, Subject, Writes},
     summary::Summary,
-    workload::{Churn, ChurnResult, Mode, Netns, Sample},
+    workload::{Churn, ChurnResult, Mode, Netns, Sample, Stream, StreamResult},
 };
 
 /// One untraced and one traced sample of a workload (the churn unless said
@@ -115,6 +115,29 @@ impl KernelProfile {
     }
 }
 
+/// One sample taken with `subject` attached and BPF run-time statistics on
+/// for that sample only: the sample, what each of the subject's programs ran
+/// meanwhile (most time first), and what the subject reported.
+fn with_run_time_stats<S>(
+    setup: &Setup,
+    subject: Subject,
+    sample: impl FnOnce() -> Result<S>,
+) -> Result<(S, Vec<BpfProgram>, Stopped)> {
+    let running = Running::start(subject, setup, Writes::Csv)?;
+    let sampled = (|| {
+        let stats = RunTimeStats::enable()?;
+        let before = procfs::bpf_programs(running.pid)?;
+        let sampled = sample()?;
+        let after = procfs::bpf_programs(running.pid)?;
+        drop(stats);
+        anyhow::Ok((sampled, procfs::bpf_delta(&before, &after)))
+    })();
+    let stopped = running.stop()?;
+    let (sampled, mut programs) = sampled?;
+    programs.sort_by_key(|p| std::cmp::Reverse(p.run_time_ns));
+    Ok((sampled, programs, stopped))
+}
+
 /// One traced sample with BPF run-time statistics on for the churn only.
 pub fn kernel_profile(
     setup: &Setup,
@@ -124,18 +147,8 @@ pub fn kernel_profile(
     subject: Subject,
     seconds: f64,
 ) -> Result<KernelProfile> {
-    let running = Running::start(subject, setup, Writes::Csv)?;
-    let sampled = (|| {
-        let stats = RunTimeStats::enable()?;
-        let before = procfs::bpf_programs(running.pid)?;
-        let churned = churn.sample(netns, mode, seconds)?;
-        let after = procfs::bpf_programs(running.pid)?;
-        drop(stats);
-        anyhow::Ok((churned, procfs::bpf_delta(&before, &after)))
-    })();
-    let stopped = running.stop()?;
-    let (churned, mut programs) = sampled?;
-    programs.sort_by_key(|p| std::cmp::Reverse(p.run_time_ns));
+    let (churned, programs, stopped) =
+        with_run_time_stats(setup, subject, || churn.sample(netns, mode, seconds))?;
     let summary = stopped.summary;
     let profile = KernelProfile {
         churn: churned,
@@ -150,6 +163,57 @@ pub fn kernel_profile(
         mode.name(),
         subject.label(),
         profile.ns_per_connection().unwrap_or(f64::NAN),
+        profile.ns_per_run().unwrap_or(f64::NAN)
+    );
+    Ok(profile)
+}
+
+/// Kernel time of each program of a subject during one stream sample.
+#[derive(Debug, Clone, Serialize)]
+pub struct StreamKernel {
+    pub stream: StreamResult,
+    pub programs: Vec<BpfProgram>,
+    pub run_time_ns: u64,
+    pub runs: u64,
+}
+
+impl StreamKernel {
+    /// Kernel time of the subject's programs per megabyte streamed (10^6 bytes).
+    pub fn ns_per_mb(&self) -> Option<f64> {
+        per(self.run_time_ns as f64 * 1e6, self.stream.bytes as f64)
+    }
+
+    pub fn ns_per_run(&self) -> Option<f64> {
+        per(self.run_time_ns as f64, self.runs as f64)
+    }
+
+    /// Runs of the subject's programs per megabyte streamed.
+    pub fn runs_per_mb(&self) -> Option<f64> {
+        per(self.runs as f64 * 1e6, self.stream.bytes as f64)
+    }
+}
+
+/// One traced stream sample with BPF run-time statistics on for it only.
+pub fn stream_kernel(
+    setup: &Setup,
+    stream: &Stream,
+    netns: &Netns,
+    subject: Subject,
+    seconds: f64,
+) -> Result<StreamKernel> {
+    let (streamed, programs, _) =
+        with_run_time_stats(setup, subject, || stream.sample(netns, seconds))?;
+    let profile = StreamKernel {
+        stream: streamed,
+        run_time_ns: programs.iter().map(|p| p.run_time_ns).sum(),
+        runs: programs.iter().map(|p| p.run_cnt).sum(),
+        programs,
+    };
+    println!(
+        "stream kernel time {:<24} {:>6.0} ns/MB, {:>5.1} runs/MB, {:>5.0} ns/run",
+        subject.label(),
+        profile.ns_per_mb().unwrap_or(f64::NAN),
+        profile.runs_per_mb().unwrap_or(f64::NAN),
         profile.ns_per_run().unwrap_or(f64::NAN)
     );
     Ok(profile)

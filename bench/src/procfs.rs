@@ -10,6 +10,8 @@ use std::{
 use anyhow::{Context as _, Result, bail};
 use serde::Serialize;
 
+use crate::hooks::CGROUP_HOOKS;
+
 /// User plus system CPU seconds of every thread of `pid` so far.
 pub fn cpu_seconds(pid: u32) -> Result<f64> {
     let path = format!("/proc/{pid}/stat");
@@ -205,6 +207,8 @@ pub fn bpf_programs(pid: u32) -> Result<BTreeMap<u32, BpfProgram>> {
             );
         } else if let Some(tp) = info.get("tp_name") {
             attached.insert(id, (*tp).to_owned());
+        } else if let Some(at) = cgroup_link_name(&info) {
+            attached.insert(id, at);
         }
     }
     for (id, name) in attached {
@@ -213,6 +217,16 @@ pub fn bpf_programs(pid: u32) -> Result<BTreeMap<u32, BpfProgram>> {
         }
     }
     Ok(programs)
+}
+
+/// `cgroup ingress` for the fdinfo of a cgroup link attached at ingress.
+fn cgroup_link_name(info: &BTreeMap<&str, &str>) -> Option<String> {
+    if info.get("link_type") != Some(&"cgroup") {
+        return None;
+    }
+    let attach_type: u32 = info.get("attach_type")?.parse().ok()?;
+    let hook = CGROUP_HOOKS.iter().find(|h| h.attach_type == attach_type)?;
+    Some(format!("cgroup {}", hook.name))
 }
 
 /// Program types that run on kernel events (kprobe, tracepoint, perf event, raw
@@ -367,6 +381,13 @@ mod tests {
             parse_fdinfo(link).get("tp_name"),
             Some(&"inet_sock_set_state")
         );
+        let cgroup = "link_type:\tcgroup\nlink_id:\t7\nprog_id:\t821\ncgroup_id:\t1\n\
+                      attach_type:\t1\n";
+        assert_eq!(
+            cgroup_link_name(&parse_fdinfo(cgroup)).as_deref(),
+            Some("cgroup egress")
+        );
+        assert_eq!(cgroup_link_name(&parse_fdinfo(link)), None);
     }
 
     #[test]

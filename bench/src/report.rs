@@ -4,7 +4,7 @@ use std::fmt::Write as _;
 
 use crate::{
     measure::KernelProfile,
-    results::{BystanderResults, Results, SubjectResult, Target},
+    results::{BystanderResults, Results, StreamResults, SubjectResult, Target},
     stats::Spread,
     workload::Mode,
 };
@@ -36,6 +36,9 @@ pub fn render(results: &Results) -> String {
     );
     if let Some(bystander) = &results.bystander {
         render_bystander(bystander, &mut out);
+    }
+    if let Some(stream) = &results.stream {
+        render_stream(stream, &mut out);
     }
 
     if !results.churn.is_empty() {
@@ -114,12 +117,14 @@ pub fn render(results: &Results) -> String {
     }
 
     let bystanders = results.bystander.iter().flat_map(|b| &b.subjects);
+    let streams = results.stream.iter().flat_map(|s| &s.subjects);
     let failed: usize = results
         .churn
         .iter()
         .flat_map(|m| &m.subjects)
         .map(|r| r.failures.len())
         .chain(bystanders.clone().map(|r| r.failures.len()))
+        .chain(streams.clone().map(|r| r.failures.len()))
         .sum();
     if failed > 0 {
         let _ = writeln!(
@@ -133,10 +138,12 @@ pub fn render(results: &Results) -> String {
         .flat_map(|m| &m.subjects)
         .flat_map(|r| &r.pairs);
     let bystander_pairs = bystanders.flat_map(|r| &r.pairs);
+    let stream_pairs = streams.flat_map(|r| &r.pairs);
     let noisy = churn_pairs
         .clone()
         .map(|p| p.other_load_cores)
         .chain(bystander_pairs.clone().map(|p| p.other_load_cores))
+        .chain(stream_pairs.clone().map(|p| p.other_load_cores))
         .filter(|&cores| cores > NOISY_CORES)
         .count();
     let drops: u64 = results
@@ -155,6 +162,7 @@ pub fn render(results: &Results) -> String {
     let traced_by_others = churn_pairs
         .map(|p| p.other_tracers.is_empty())
         .chain(bystander_pairs.map(|p| p.other_tracers.is_empty()))
+        .chain(stream_pairs.map(|p| p.other_tracers.is_empty()))
         .filter(|&alone| !alone)
         .count();
     if traced_by_others > 0 {
@@ -210,7 +218,100 @@ pub fn render(results: &Results) -> String {
             control.median, control.p25, control.p75
         );
     }
+    if let Some(control) = stream_ratio(results, "control") {
+        let _ = writeln!(
+            out,
+            "  (stream noise floor: untraced vs untraced gives {:.3}, IQR {:.3}-{:.3})",
+            control.median, control.p25, control.p75
+        );
+    }
+    if let Some(noop) = stream_ratio(results, "noop_hooks") {
+        let _ = writeln!(
+            out,
+            "  (stream hook floor: no-op programs on the same hooks give {:.3}, IQR {:.3}-{:.3})",
+            noop.median, noop.p25, noop.p75
+        );
+    }
     out
+}
+
+/// The stream's tables: bytes/s and the ratio per subject, then the kernel
+/// time of each program that ran during its kernel-time sample.
+fn render_stream(stream: &StreamResults, out: &mut String) {
+    let _ = writeln!(
+        out,
+        "\nStream: one bulk TCP transfer over loopback, sender on cpu {}, receiver on cpu {} \
+         (MB/s = 10^6 bytes/s, medians; ratio = traced/untraced per pair; BPF ns/MB = kernel \
+         time of the subject's programs per MB, from one sample with BPF statistics on; \
+         events = what the subject emitted in its traced samples; other load = cores used by \
+         other processes, median / max)",
+        stream.sender_cpu, stream.receiver_cpu
+    );
+    let _ = writeln!(
+        out,
+        "{:<26}{:>9}{:>9}{:>8}  {:<13}  {:<11}{:>10}{:>9}{:>8}  {:<11}",
+        "subject",
+        "untraced",
+        "traced",
+        "ratio",
+        "ratio IQR",
+        "ratio range",
+        "BPF ns/MB",
+        "runs/MB",
+        "events",
+        "other load"
+    );
+    let mb = |s: Option<Spread>| s.map_or("-".into(), |s| format!("{:.0}", s.median / 1e6));
+    for r in &stream.subjects {
+        let kernel = r.kernel.as_ref();
+        let _ = writeln!(
+            out,
+            "{:<26}{:>9}{:>9}{:>8}  {:<13}  {:<11}{:>10}{:>9}{:>8}  {:<11}",
+            r.label,
+            mb(r.untraced_rate),
+            mb(r.traced_rate),
+            r.ratio.map_or("-".into(), |s| format!("{:.3}", s.median)),
+            r.ratio
+                .map_or("-".into(), |s| format!("{:.3}-{:.3}", s.p25, s.p75)),
+            r.ratio
+                .map_or("-".into(), |s| format!("{:.2}-{:.2}", s.min, s.max)),
+            opt(kernel.and_then(|k| k.ns_per_mb()), 0),
+            opt(kernel.and_then(|k| k.runs_per_mb()), 1),
+            r.events.map_or("-".into(), |e| e.to_string()),
+            r.other_load_cores
+                .map_or("-".into(), |s| format!("{:.2} / {:.2}", s.median, s.max)),
+        );
+    }
+    for r in &stream.subjects {
+        let Some(kernel) = &r.kernel else { continue };
+        let ran: Vec<_> = kernel.programs.iter().filter(|p| p.run_cnt > 0).collect();
+        if ran.is_empty() {
+            continue;
+        }
+        let _ = writeln!(
+            out,
+            "\nKernel time per program: {}, stream ({:.0} MB)",
+            r.label,
+            kernel.stream.bytes as f64 / 1e6
+        );
+        let _ = writeln!(
+            out,
+            "  {:<24}{:>12}{:>10}{:>10}{:>12}",
+            "program", "runs", "runs/MB", "ns/run", "ns/MB"
+        );
+        let mbs = (kernel.stream.bytes as f64 / 1e6).max(1e-9);
+        for p in ran {
+            let _ = writeln!(
+                out,
+                "  {:<24}{:>12}{:>10.1}{:>10.0}{:>12.0}",
+                p.name,
+                p.run_cnt,
+                p.run_cnt as f64 / mbs,
+                p.run_time_ns as f64 / p.run_cnt as f64,
+                p.run_time_ns as f64 / mbs
+            );
+        }
+    }
 }
 
 /// The churn's tables: throughput and cost per mode and subject.
@@ -353,9 +454,11 @@ fn render_ratios(results: &Results, out: &mut String) {
     // Subjects in the order they were measured, each once.
     let mut subjects: Vec<(&str, &str)> = Vec::new();
     let bystander = results.bystander.iter().flat_map(|b| &b.subjects);
+    let stream = results.stream.iter().flat_map(|s| &s.subjects);
     let churn = results.churn.iter().flat_map(|m| &m.subjects);
     for (key, label) in bystander
         .map(|r| (r.subject, r.label))
+        .chain(stream.map(|r| (r.subject, r.label)))
         .chain(churn.map(|r| (r.subject, r.label)))
     {
         if !subjects.iter().any(|&(k, _)| k == key) {
@@ -372,6 +475,9 @@ fn render_ratios(results: &Results, out: &mut String) {
         .collect();
     if results.bystander.is_some() {
         columns.push("bystander".into());
+    }
+    if results.stream.is_some() {
+        columns.push("stream".into());
     }
     let _ = writeln!(out, "\nRatios, traced/untraced (median and IQR)");
     let mut header = format!("{:<28}", "subject");
@@ -396,6 +502,9 @@ fn render_ratios(results: &Results, out: &mut String) {
         }
         if results.bystander.is_some() {
             let _ = write!(row, "{:<22}", cell(bystander_ratio(results, key)));
+        }
+        if results.stream.is_some() {
+            let _ = write!(row, "{:<22}", cell(stream_ratio(results, key)));
         }
         let _ = writeln!(out, "{}", row.trim_end());
     }
@@ -460,6 +569,16 @@ fn bystander_ratio(results: &Results, key: &str) -> Option<Spread> {
         .ratio
 }
 
+fn stream_ratio(results: &Results, key: &str) -> Option<Spread> {
+    results
+        .stream
+        .as_ref()?
+        .subjects
+        .iter()
+        .find(|r| r.subject == key)?
+        .ratio
+}
+
 /// The overhead targets, each with what this run measured.
 pub fn targets(results: &Results) -> Vec<Target> {
     let target = |what: &str, target: &str, measured: Option<String>, met: Option<bool>| Target {
@@ -497,6 +616,8 @@ pub fn targets(results: &Results) -> Vec<Target> {
         .and_then(|r| r.core_percent_per_10k_connections_per_s);
     let bystander_all = bystander_ratio(results, "tracer_all");
     let bystander_pid = bystander_ratio(results, "tracer_pid_other");
+    let stream_all = stream_ratio(results, "tracer_all");
+    let stream_pid = stream_ratio(results, "tracer_pid_other");
     let hold = results.hold.as_ref();
     let first = results
         .first_event
@@ -534,6 +655,18 @@ pub fn targets(results: &Results) -> Vec<Target> {
             ">= 0.99",
             bystander_pid.map(|s| format!("{:.3}", s.median)),
             bystander_pid.map(|s| s.median >= 0.99),
+        ),
+        target(
+            "stream, all processes traced (ratio)",
+            ">= 0.98",
+            stream_all.map(|s| format!("{:.3}", s.median)),
+            stream_all.map(|s| s.median >= 0.98),
+        ),
+        target(
+            "stream, --pid of an unrelated process (ratio)",
+            ">= 0.98",
+            stream_pid.map(|s| format!("{:.3}", s.median)),
+            stream_pid.map(|s| s.median >= 0.98),
         ),
         target(
             "dropped events at max churn, default ring buffer",
@@ -574,11 +707,11 @@ mod tests {
     use super::*;
     use crate::{
         measure::Pair,
-        results::{BystanderSubject, Machine, ModeResult},
+        results::{BystanderSubject, Machine, ModeResult, StreamSubject},
         running::Stopped,
         settings::{BenchArgs, Settings},
         subject::Subject,
-        workload::{BystanderResult, ChurnResult, Sample},
+        workload::{BystanderResult, ChurnResult, Sample, StreamResult},
     };
 
     fn pair<S: Sample>(untraced: S, traced: S) -> Pair<S> {
@@ -634,7 +767,7 @@ mod tests {
             output: None,
         };
         let mut results = Results {
-            format: 2,
+            format: 3,
             created_unix_s: 0,
             machine: Machine {
                 kernel: "6.18".into(),
@@ -648,6 +781,7 @@ mod tests {
                 subjects: churn,
             }],
             bystander: bystander.map(|subjects| BystanderResults { cpu: 1, subjects }),
+            stream: None,
             first_event: None,
             hold: None,
             targets: Vec::new(),
@@ -739,6 +873,80 @@ mod tests {
         assert!(text.contains("\nBystander: "));
         assert!(!text.contains("Throughput") && !text.contains("Cost ("));
         assert!(text.contains("subject                     bystander\n"));
+    }
+
+    /// Stream pairs at these traced rates against 2 GB/s untraced.
+    fn stream(subject: Subject, traced: &[f64]) -> StreamSubject {
+        let sample = |rate: f64| StreamResult {
+            bytes: rate as u64,
+            seconds: 1.0,
+            rate,
+        };
+        let pairs = traced
+            .iter()
+            .map(|&rate| pair(sample(2e9), sample(rate)))
+            .collect();
+        StreamSubject::new(subject, pairs, None, Vec::new())
+    }
+
+    #[test]
+    fn stream_targets_table_and_ratios() {
+        let mut measured = results(
+            Some(vec![bystander(Subject::TracerAll, &[1_000_000.0])]),
+            vec![churn(Subject::TracerAll, 30_000.0, 24_000.0)],
+        );
+        measured.stream = Some(StreamResults {
+            sender_cpu: 0,
+            receiver_cpu: 1,
+            subjects: vec![
+                stream(Subject::TracerAll, &[1.98e9, 2e9, 1.96e9]),
+                stream(Subject::TracerPid, &[1.9e9]),
+                stream(Subject::Control, &[2e9]),
+            ],
+        });
+        measured.targets = targets(&measured);
+        let all = target(&measured, "stream, all processes");
+        assert_eq!((all.measured.as_str(), all.met), ("0.990", Some(true)));
+        let pid = target(&measured, "stream, --pid");
+        assert_eq!((pid.measured.as_str(), pid.met), ("0.950", Some(false)));
+
+        let text = render(&measured);
+        let lines: Vec<&str> = text.lines().collect();
+        let row = |start: &str, after: &str| {
+            let from = lines
+                .iter()
+                .position(|l| l.starts_with(after))
+                .expect("the table is there");
+            lines[from..]
+                .iter()
+                .find(|l| l.starts_with(start))
+                .map(|l| l.trim_end().to_owned())
+                .expect("the row is there")
+        };
+        assert_eq!(
+            row("tracer, all processes", "Stream:"),
+            "tracer, all processes          2000     1980   0.990  0.985-0.995    0.98-1.00  \
+             \x20        -        -       -  0.01 / 0.01"
+        );
+        assert_eq!(
+            row("subject", "Ratios"),
+            "subject                     reset churn           bystander             stream"
+        );
+        assert_eq!(
+            row("tracer, all processes", "Ratios"),
+            "tracer, all processes       0.800 (0.800-0.800)   1.000 (1.000-1.000)   0.990 \
+             (0.985-0.995)"
+        );
+        assert_eq!(
+            row("none (control)", "Ratios"),
+            "none (control)              -                     -                     1.000 \
+             (1.000-1.000)"
+        );
+        assert!(text.contains("(stream noise floor: untraced vs untraced gives 1.000"));
+
+        let without = results(None, Vec::new());
+        let all = target(&without, "stream, all processes");
+        assert_eq!((all.measured.as_str(), all.met), ("-", None));
     }
 
     #[test]

@@ -4,12 +4,12 @@
 use serde::Serialize;
 
 use crate::{
-    measure::{FirstEvent, Hold, KernelProfile, Pair},
+    measure::{FirstEvent, Hold, KernelProfile, Pair, StreamKernel},
     settings::Settings,
     stats::{Spread, per},
     subject::Subject,
     summary::Summary,
-    workload::{BystanderResult, Mode},
+    workload::{BystanderResult, Mode, StreamResult},
 };
 
 /// Totals over the traced samples of one subject.
@@ -187,6 +187,65 @@ pub struct BystanderResults {
     pub subjects: Vec<BystanderSubject>,
 }
 
+/// The stream's pairs for one subject.
+#[derive(Debug, Clone, Serialize)]
+pub struct StreamSubject {
+    pub subject: &'static str,
+    pub label: &'static str,
+    /// Bytes per second.
+    pub untraced_rate: Option<Spread>,
+    pub traced_rate: Option<Spread>,
+    pub ratio: Option<Spread>,
+    /// Cores' worth of CPU other processes used during the pairs.
+    pub other_load_cores: Option<Spread>,
+    /// Events the subject emitted in its traced samples (tracer: submitted;
+    /// bpftrace: counted): per packet, there should be none.
+    pub events: Option<u64>,
+    /// `None` for the control, or when its sample failed.
+    pub kernel: Option<StreamKernel>,
+    pub pairs: Vec<Pair<StreamResult>>,
+    /// Why samples failed, one entry per failed pair or kernel-time sample.
+    pub failures: Vec<String>,
+}
+
+impl StreamSubject {
+    pub fn new(
+        subject: Subject,
+        pairs: Vec<Pair<StreamResult>>,
+        kernel: Option<StreamKernel>,
+        failures: Vec<String>,
+    ) -> Self {
+        let spread = |f: fn(&Pair<StreamResult>) -> f64| {
+            Spread::of(&pairs.iter().map(f).collect::<Vec<_>>())
+        };
+        let events = pairs
+            .iter()
+            .filter_map(|p| p.stopped.summary.map(|s| s.submitted).or(p.stopped.counted))
+            .reduce(|a, b| a + b);
+        Self {
+            subject: subject.key(),
+            label: subject.label(),
+            untraced_rate: spread(|p| p.untraced.rate),
+            traced_rate: spread(|p| p.traced.rate),
+            ratio: spread(|p| p.ratio),
+            other_load_cores: spread(|p| p.other_load_cores),
+            events,
+            kernel,
+            pairs,
+            failures,
+        }
+    }
+}
+
+/// The stream workload: every subject's pairs.
+#[derive(Debug, Clone, Serialize)]
+pub struct StreamResults {
+    /// The cores the sender and the receiver ran on.
+    pub sender_cpu: usize,
+    pub receiver_cpu: usize,
+    pub subjects: Vec<StreamSubject>,
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct Machine {
     pub kernel: String,
@@ -216,6 +275,8 @@ pub struct Results {
     pub churn: Vec<ModeResult>,
     /// `None` when the run left the bystander out (`--workload churn`).
     pub bystander: Option<BystanderResults>,
+    /// `None` when the run left the stream out.
+    pub stream: Option<StreamResults>,
     pub first_event: Option<FirstEvent>,
     pub hold: Option<Hold>,
     pub targets: Vec<Target>,

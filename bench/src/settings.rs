@@ -12,12 +12,12 @@ use crate::{cmd, workload::Mode};
 #[derive(Debug, Args)]
 #[command(after_long_help = WORKLOADS_HELP)]
 pub struct BenchArgs {
-    /// Untraced/traced sample pairs per subject, for the bystander and for
-    /// each close mode of the churn.
+    /// Untraced/traced sample pairs per subject, for the bystander, the
+    /// stream and each close mode of the churn.
     #[arg(long, default_value_t = 10, value_name = "N")]
     pub pairs: usize,
 
-    /// Length of each sample (churn or bystander), in seconds.
+    /// Length of each sample (churn, stream or bystander), in seconds.
     #[arg(long, default_value_t = 2.0, value_name = "S")]
     pub seconds: f64,
 
@@ -29,8 +29,8 @@ pub struct BenchArgs {
     #[arg(long, value_enum)]
     pub mode: Option<Mode>,
 
-    /// Only this workload (default: the bystander, then the churn with
-    /// start-up and memory). See below (--help) for what each measures.
+    /// Only this workload (default: the bystander, the stream, then the churn
+    /// with start-up and memory). See below (--help) for what each measures.
     #[arg(long, value_enum, value_name = "WORKLOAD")]
     pub workload: Option<Workload>,
 
@@ -52,6 +52,11 @@ Workloads (each sample of --seconds, in --pairs of untraced and traced, the subj
              processes it does not trace (syscalls/s traced / untraced). Subjects: tracer (all
              processes, --pid of another process, --syscall-errors on), bpftrace, no-op
              programs on tracer's hooks, none.
+  stream     one bulk TCP transfer over loopback in a private network namespace, sender and
+             receiver pinned to cores 0 and 1: what runs for every packet costs it, such as
+             cgroup_skb programs on the cgroup v2 root (bytes/s traced / untraced; kernel time
+             per program). Subjects: tracer (all processes, --pid of another process),
+             bpftrace, no-op programs on tracer's hooks, none.
   churn      loopback connect/accept/close in a private network namespace, client and server
              pinned to cores 0 and 1, in reset and normal close mode (connections/s traced /
              untraced; kernel time per program; tracer's CPU, wakeups and memory), then tracer's
@@ -63,6 +68,8 @@ Workloads (each sample of --seconds, in --pairs of untraced and traced, the subj
 pub enum Workload {
     /// The network-free bystander (src/bin/bystander.rs).
     Bystander,
+    /// One bulk TCP transfer over loopback (src/bin/stream.rs).
+    Stream,
     /// The loopback churn (src/bin/churn.rs), start-up and memory.
     Churn,
 }
@@ -122,9 +129,10 @@ impl Settings {
             modes: args
                 .mode
                 .map_or(vec![Mode::Reset, Mode::Normal], |m| vec![m]),
-            workloads: args
-                .workload
-                .map_or(vec![Workload::Bystander, Workload::Churn], |w| vec![w]),
+            workloads: args.workload.map_or(
+                vec![Workload::Bystander, Workload::Stream, Workload::Churn],
+                |w| vec![w],
+            ),
             bystander_cpu: cpus.saturating_sub(1),
             tracer,
             tracer_args: "--headless --interval 1s --csv /dev/null".into(),

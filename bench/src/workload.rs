@@ -1,6 +1,8 @@
 //! The workloads: the `churn` program (src/bin/churn.rs) run in a private
 //! network namespace, so TIME_WAIT sockets and the sysctls it needs stay there;
-//! and the `bystander` program (src/bin/bystander.rs), a network-free,
+//! the `stream` program (src/bin/stream.rs), one bulk TCP transfer in the same
+//! namespace, whose packets every cgroup_skb program on the cgroup v2 root
+//! sees; and the `bystander` program (src/bin/bystander.rs), a network-free,
 //! syscall-heavy process.
 //!
 //! The bystander runs on its own, pinned to one core, while the churn is idle.
@@ -196,8 +198,13 @@ impl Drop for Held {
 
 /// A measured sample of a workload.
 pub trait Sample {
-    /// What it did per second: connections, or syscalls.
+    /// What it did per second: connections, syscalls, or bytes.
     fn per_second(&self) -> f64;
+
+    /// The rate as a progress line shows it (9 characters wide and more).
+    fn shown(&self) -> String {
+        format!("{:>9.0}/s", self.per_second())
+    }
 }
 
 impl Sample for ChurnResult {
@@ -239,6 +246,46 @@ impl Bystander {
     }
 }
 
+/// One `stream` run: how many bytes went through in how long.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct StreamResult {
+    pub bytes: u64,
+    pub seconds: f64,
+    /// Bytes per second.
+    pub rate: f64,
+}
+
+impl Sample for StreamResult {
+    fn per_second(&self) -> f64 {
+        self.rate
+    }
+
+    fn shown(&self) -> String {
+        format!("{:>6.0} MB/s", self.rate / 1e6)
+    }
+}
+
+/// The `stream` binary and the cores its sender and receiver run on (the
+/// churn's client and server cores).
+#[derive(Debug, Clone)]
+pub struct Stream {
+    pub bin: PathBuf,
+    pub sender_cpu: usize,
+    pub receiver_cpu: usize,
+}
+
+impl Stream {
+    /// Streams for `seconds` (after its warm-up) in `netns` and returns the
+    /// result.
+    pub fn sample(&self, netns: &Netns, seconds: f64) -> Result<StreamResult> {
+        let mut cmd = netns.exec(&self.bin);
+        cmd.arg(format!("--seconds={seconds}"))
+            .arg(format!("--sender-cpu={}", self.sender_cpu))
+            .arg(format!("--receiver-cpu={}", self.receiver_cpu));
+        result_line(&mut cmd, parse_stream_line)
+    }
+}
+
 /// Runs `cmd` to the end and returns the first line of its output that `parse`
 /// takes.
 fn result_line<T>(cmd: &mut Command, parse: fn(&str) -> Option<T>) -> Result<T> {
@@ -271,6 +318,21 @@ pub fn parse_bystander_line(line: &str) -> Option<BystanderResult> {
     };
     Some(BystanderResult {
         syscalls: value("syscalls")?.parse().ok()?,
+        seconds: value("seconds")?.parse().ok()?,
+        rate: value("rate")?.parse().ok()?,
+    })
+}
+
+/// `stream: seconds=2.000 bytes=6234000000 rate=3117000000.0`.
+pub fn parse_stream_line(line: &str) -> Option<StreamResult> {
+    let fields = line.strip_prefix("stream: ")?;
+    let value = |key: &str| {
+        fields
+            .split_whitespace()
+            .find_map(|field| field.strip_prefix(key)?.strip_prefix('='))
+    };
+    Some(StreamResult {
+        bytes: value("bytes")?.parse().ok()?,
         seconds: value("seconds")?.parse().ok()?,
         rate: value("rate")?.parse().ok()?,
     })
@@ -337,5 +399,22 @@ mod tests {
         assert_eq!(parse_bystander_line("bystander: seconds=2.001"), None);
         assert_eq!(parse_churn_line(line), None);
         assert_eq!(parse_bystander_line("churn: mode=reset"), None);
+    }
+
+    #[test]
+    fn stream_result_line() {
+        let line = "stream: seconds=2.000 bytes=5385154681 rate=2692363469.9";
+        let result = parse_stream_line(line).expect("a result");
+        assert_eq!(
+            result,
+            StreamResult {
+                bytes: 5_385_154_681,
+                seconds: 2.0,
+                rate: 2_692_363_469.9,
+            }
+        );
+        assert_eq!(result.shown(), "  2692 MB/s");
+        assert_eq!(parse_stream_line("stream: seconds=2.000 bytes=1"), None);
+        assert_eq!(parse_bystander_line(line), None);
     }
 }

@@ -1,6 +1,6 @@
-//! `cargo xtask bench`: builds what the benchmark runs (tracer; the `churn`
-//! and `bystander` workloads and `noop-hooks`, all of the `tracer-bench`
-//! crate) and runs it (`bench/`).
+//! `cargo xtask bench`: builds what the benchmark runs (tracer; the `churn`,
+//! `stream` and `bystander` workloads and `noop-hooks`, all of the
+//! `tracer-bench` crate) and runs it (`bench/`).
 
 use std::{path::PathBuf, process::ExitCode};
 
@@ -25,6 +25,7 @@ pub fn bench(args: &BenchArgs) -> Result<ExitCode> {
         tracer,
         churn: bins.join("churn"),
         bystander: bins.join("bystander"),
+        stream: bins.join("stream"),
         noop_hooks: bins.join("noop-hooks"),
         bpftrace: tools::find_program("bpftrace"),
         dir: ws.target_dir.join("bench"),
@@ -32,7 +33,7 @@ pub fn bench(args: &BenchArgs) -> Result<ExitCode> {
     tracer_bench::bench(args, &paths)
 }
 
-/// `cargo build --release` of the `churn` and `bystander` workloads and
+/// `cargo build --release` of the `churn`, `stream` and `bystander` workloads and
 /// `noop-hooks`; returns the directory that holds them.
 fn build_workload(ws: &Workspace) -> Result<PathBuf> {
     let mut cmd = tools::cargo();
@@ -43,6 +44,8 @@ fn build_workload(ws: &Workspace) -> Result<PathBuf> {
         BENCH_PACKAGE,
         "--bin",
         "churn",
+        "--bin",
+        "stream",
         "--bin",
         "bystander",
         "--bin",

@@ -58,15 +58,16 @@ enum Task {
 
     /// Measure what tracing costs (a benchmark; needs root, takes several minutes).
     ///
-    /// A loopback connect/accept/close churn runs untraced and traced in alternating
-    /// pairs, for tracer tracing every process, tracer with --pid of an unrelated
-    /// process, a bpftrace script counting the same tracepoints per pid, programs
-    /// that only return 0 on tracer's hooks (the hooks' own cost, the floor for any
-    /// tool on them), and untraced against untraced (the noise floor). Reports
-    /// median throughput and the traced/untraced ratio with its spread, kernel time
-    /// per program, userspace CPU, peak RSS, emitted and dropped events, start-up
-    /// time, and memory with many live connections. Prints tables and writes
-    /// target/bench/results.json.
+    /// A network-free bystander, one bulk TCP transfer over loopback (the stream)
+    /// and a loopback connect/accept/close churn run untraced and traced in
+    /// alternating pairs, for tracer tracing every process, tracer with --pid of an
+    /// unrelated process, a bpftrace script counting the same tracepoints per pid,
+    /// programs that return at once on tracer's hooks (the hooks' own cost, the
+    /// floor for any tool on them), and untraced against untraced (the noise
+    /// floor). Reports median throughput and the traced/untraced ratio with its
+    /// spread, kernel time per program, userspace CPU, peak RSS, emitted and
+    /// dropped events, start-up time, and memory with many live connections.
+    /// Prints tables and writes target/bench/results.json.
     Bench(tracer_bench::BenchArgs),
 
     /// Write tracer's man pages (tracer.1 and one per subcommand).

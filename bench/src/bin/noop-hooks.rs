@@ -1,24 +1,32 @@
 //! `noop-hooks`: the cost of the hooks alone, for `cargo xtask bench`.
 //!
-//! Attaches a program that returns at once (`r0 = 0; exit`) to each hook given,
-//! prints `bench: attached`, and keeps them attached until SIGINT or SIGTERM,
-//! then exits with status 0. A hook is `raw:NAME` (a raw tracepoint) or
-//! `tracepoint:CATEGORY:NAME`. Traffic slowed by this process is slowed by
-//! the kernel's dispatch to the hooks, not by what any program does there.
+//! Attaches a program that returns at once to each hook given, prints
+//! `bench: attached`, and keeps them attached until SIGINT or SIGTERM, then
+//! exits with status 0. A hook is `raw:NAME` (a raw tracepoint),
+//! `tracepoint:CATEGORY:NAME`, or `cgroup:WHERE` (`ingress`, `egress`,
+//! `connect4`, `connect6`, `sendmsg4`, `sendmsg6`): a cgroup program on the
+//! cgroup v2 root, found in /proc/mounts, where it sees every process of the
+//! host, as tracer's are. Tracing programs return 0 (`r0 = 0; exit`); cgroup
+//! programs return 1 (`r0 = 1; exit`), which lets the packet or call through.
+//! Each cgroup program is held by a BPF link, so it is gone when this process
+//! is, however it ends. Traffic slowed by this process is slowed by the
+//! kernel's dispatch to the hooks, not by what any program does there.
 
 use std::{
     ffi::CString,
-    fs, io,
+    fs::{self, File},
+    io,
     os::fd::{FromRawFd as _, OwnedFd, RawFd},
     process::ExitCode,
 };
 
 use anyhow::{Context as _, Result, bail};
 // What it prints once every hook is attached is what the benchmark waits for.
-use tracer_bench::READY;
+use tracer_bench::{CgroupHook, READY, cgroup_v2_root_in};
 
 const BPF_PROG_LOAD: libc::c_long = 5;
 const BPF_RAW_TRACEPOINT_OPEN: libc::c_long = 17;
+const BPF_LINK_CREATE: libc::c_long = 28;
 const BPF_PROG_TYPE_TRACEPOINT: u32 = 5;
 const BPF_PROG_TYPE_RAW_TRACEPOINT: u32 = 17;
 const PERF_TYPE_TRACEPOINT: u32 = 2;
@@ -29,6 +37,9 @@ const PERF_EVENT_IOC_SET_BPF: libc::c_ulong = 0x4004_2408;
 
 /// `r0 = 0` (BPF_ALU64 | BPF_MOV | BPF_K) and `exit` (BPF_JMP | BPF_EXIT).
 const RETURN_ZERO: [u64; 2] = [0xb7, 0x95];
+/// `r0 = 1` (the immediate in the upper 32 bits) and `exit`: a cgroup
+/// program's "let it through".
+const RETURN_ONE: [u64; 2] = [0xb7 | (1 << 32), 0x95];
 
 /// The leading members of `union bpf_attr` for `BPF_PROG_LOAD`.
 #[repr(C)]
@@ -43,6 +54,19 @@ struct ProgLoad {
     kern_version: u32,
     prog_flags: u32,
     prog_name: [u8; 16],
+    prog_ifindex: u32,
+    /// Checked at load for cgroup programs; must match where they attach.
+    expected_attach_type: u32,
+}
+
+/// The leading members of `union bpf_attr` for `BPF_LINK_CREATE`.
+#[repr(C)]
+struct LinkCreate {
+    prog_fd: u32,
+    target_fd: u32,
+    attach_type: u32,
+    flags: u32,
+    _rest: [u64; 2],
 }
 
 /// `union bpf_attr` for `BPF_RAW_TRACEPOINT_OPEN`.
@@ -76,7 +100,7 @@ fn main() -> ExitCode {
 fn run() -> Result<()> {
     let hooks: Vec<String> = std::env::args().skip(1).collect();
     if hooks.is_empty() || hooks.iter().any(|h| h == "--help" || h == "-h") {
-        bail!("usage: noop-hooks raw:NAME|tracepoint:CATEGORY:NAME...");
+        bail!("usage: noop-hooks raw:NAME|tracepoint:CATEGORY:NAME|cgroup:WHERE...");
     }
     // Blocked before anything is attached, so a signal is never missed.
     let signals = stop_signals();
@@ -111,7 +135,7 @@ fn stop_signals() -> libc::sigset_t {
 /// keep it attached.
 fn attach(hook: &str) -> Result<(OwnedFd, OwnedFd)> {
     if let Some(name) = hook.strip_prefix("raw:") {
-        let prog = load(BPF_PROG_TYPE_RAW_TRACEPOINT)?;
+        let prog = load(BPF_PROG_TYPE_RAW_TRACEPOINT, 0, &RETURN_ZERO)?;
         let name = CString::new(name).context("hook name")?;
         let attr = RawTracepointOpen {
             name: name.as_ptr() as u64,
@@ -126,7 +150,7 @@ fn attach(hook: &str) -> Result<(OwnedFd, OwnedFd)> {
             bail!("expected tracepoint:CATEGORY:NAME");
         };
         let id = tracepoint_id(category, name)?;
-        let prog = load(BPF_PROG_TYPE_TRACEPOINT)?;
+        let prog = load(BPF_PROG_TYPE_TRACEPOINT, 0, &RETURN_ZERO)?;
         let attr = PerfEventAttr {
             kind: PERF_TYPE_TRACEPOINT,
             size: std::mem::size_of::<PerfEventAttr>() as u32,
@@ -157,16 +181,44 @@ fn attach(hook: &str) -> Result<(OwnedFd, OwnedFd)> {
         }
         return Ok((prog, event));
     }
-    bail!("expected raw:NAME or tracepoint:CATEGORY:NAME")
+    if let Some(at) = hook.strip_prefix("cgroup:") {
+        let Some(CgroupHook {
+            prog_type,
+            attach_type,
+            ..
+        }) = CgroupHook::named(at)
+        else {
+            bail!("expected cgroup:ingress|egress|connect4|connect6|sendmsg4|sendmsg6");
+        };
+        let mounts = fs::read_to_string("/proc/mounts").context("reading /proc/mounts")?;
+        let Some(root) = cgroup_v2_root_in(&mounts) else {
+            bail!("no cgroup v2 file system is mounted (see /proc/mounts)");
+        };
+        let dir = File::open(&root).with_context(|| format!("opening {}", root.display()))?;
+        let prog = load(prog_type, attach_type, &RETURN_ONE)?;
+        let attr = LinkCreate {
+            prog_fd: fd_u32(&prog),
+            target_fd: std::os::fd::AsRawFd::as_raw_fd(&dir) as u32,
+            attach_type,
+            flags: 0,
+            _rest: [0; 2],
+        };
+        // A link, not BPF_PROG_ATTACH: it detaches when its descriptor closes.
+        let link = bpf(BPF_LINK_CREATE, &attr)
+            .with_context(|| format!("BPF_LINK_CREATE on {}", root.display()))?;
+        return Ok((prog, link));
+    }
+    bail!("expected raw:NAME, tracepoint:CATEGORY:NAME or cgroup:WHERE")
 }
 
-/// Loads `r0 = 0; exit` as a program of `prog_type`.
-fn load(prog_type: u32) -> Result<OwnedFd> {
+/// Loads `insns` ([`RETURN_ZERO`] or [`RETURN_ONE`]) as a program of
+/// `prog_type`; cgroup programs also need `expected_attach_type`.
+fn load(prog_type: u32, expected_attach_type: u32, insns: &[u64; 2]) -> Result<OwnedFd> {
     let license = c"GPL";
     let attr = ProgLoad {
         prog_type,
-        insn_cnt: RETURN_ZERO.len() as u32,
-        insns: RETURN_ZERO.as_ptr() as u64,
+        insn_cnt: insns.len() as u32,
+        insns: insns.as_ptr() as u64,
         license: license.as_ptr() as u64,
         log_level: 0,
         log_size: 0,
@@ -174,6 +226,8 @@ fn load(prog_type: u32) -> Result<OwnedFd> {
         kern_version: 0,
         prog_flags: 0,
         prog_name: *b"noop_hook\0\0\0\0\0\0\0",
+        prog_ifindex: 0,
+        expected_attach_type,
     };
     bpf(BPF_PROG_LOAD, &attr).context("BPF_PROG_LOAD")
 }
