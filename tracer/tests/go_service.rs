@@ -605,4 +605,28 @@ fn findings_fire_where_the_go_service_goes_wrong() {
             "{e}"
         );
     }
+    // The rule dropped every SYN those clients sent, and each drop is the
+    // dialling client's: found by the packet's addresses, the first SYN's
+    // before the kernel has said which local port the connect took.
+    for p in [&short, &long] {
+        let row = csv.last_of(p.pid());
+        let syns = num(&row, "connects") + num(&row, "syn_retransmits");
+        let dropped = events
+            .iter()
+            .filter(|e| {
+                e["event"] == "drop" && e["pid"] == p.pid() && e["reason"] == "NETFILTER_DROP"
+            })
+            .count() as u64;
+        println!(
+            "{}: {syns} SYNs sent, {dropped} dropped by the rule",
+            p.name
+        );
+        assert_eq!(dropped, syns, "{}", p.name);
+        assert!(
+            finding_events(&events, p.pid())
+                .any(|e| e["finding"] == "firewall_drops" && e["remote"] == filtered.as_str()),
+            "{}: no firewall_drops for {filtered}",
+            p.name
+        );
+    }
 }

@@ -302,9 +302,19 @@ impl Aggregator {
             return None;
         }
         let tuple = Tuple::new(ev.netns, ev.saddr, ev.sport, ev.daddr, ev.dport);
+        // A connect's first state change comes before the kernel picks its
+        // local port: a dropped SYN of it is found under port 0 (the most
+        // recent such connect to that server from that address, in that
+        // namespace).
+        let connecting = Tuple::new(ev.netns, ev.saddr, 0, ev.daddr, ev.dport);
         let live = ev
             .by_tuple
-            .then(|| self.live.by_tuple(&tuple).map(|c| c.owner))
+            .then(|| {
+                self.live
+                    .by_tuple(&tuple)
+                    .or_else(|| self.live.by_tuple(&connecting))
+                    .map(|c| c.owner)
+            })
             .flatten();
         live.or_else(|| self.first_seen.get(&tuple).map(|&(_, id)| id))
     }

@@ -488,6 +488,29 @@ fn time_wait_with_the_same_addresses_in_two_namespaces_goes_to_each_client() {
     assert_eq!(find(&snapshot, other).gauges.time_wait, 1);
 }
 
+/// A firewall drops a connect's SYN before the connect's next state change
+/// tells its local port: the drop, found by the packet's addresses, is still
+/// the connecting process's, and a drop in another namespace is not.
+#[test]
+fn a_dropped_syn_of_a_connect_goes_to_the_connecting_process() {
+    let mut agg = Aggregator::new(0);
+    agg.observe(Some(CLIENT), &state(1, 0, CLOSE, SYN_SENT));
+    let syn = |netns: u32| {
+        let mut e = ev(EventKind::Drop, 0, 1);
+        e.netns = netns;
+        e.by_tuple = true;
+        e.unattributed = true;
+        e.pid = 0;
+        e
+    };
+    let ours = agg.observe(None, &syn(NETNS));
+    let theirs = agg.observe(None, &syn(NETNS + 1));
+    assert_eq!(ours.owner, Some(CLIENT));
+    assert_eq!(theirs.owner, None);
+    let snapshot = snap(&mut agg, 2);
+    assert_eq!(find(&snapshot, CLIENT).counts.drops, 1);
+}
+
 /// A client that closed and exited leaves a TIME_WAIT socket behind: it is
 /// counted once in every sample that lists it, not once more each time.
 #[test]
