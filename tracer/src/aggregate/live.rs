@@ -163,11 +163,55 @@ pub struct Live {
     /// Closed connections, oldest first, and their owners by tuple.
     closed: VecDeque<(u64, Tuple)>,
     closed_owner: HashMap<Tuple, (u64, ProcessId)>,
+    /// Connecting sockets whose local port is not known yet (a connect's
+    /// first state change comes before the kernel picks it), by their tuple
+    /// with port 0, which several may share.
+    connecting: HashMap<Tuple, Vec<u64>>,
 }
 
 impl Live {
     pub fn get(&self, sk: u64) -> Option<&Conn> {
         self.by_sk.get(&sk)
+    }
+
+    /// Learns the local port of a connecting socket from an event that
+    /// carries it (a retransmitted SYN), so its packets are found by their
+    /// addresses.
+    pub fn learn_port(&mut self, sk: u64, tuple: Tuple) {
+        if let Some(&conn) = self.by_sk.get(&sk)
+            && conn.tuple.local_port == 0
+            && tuple.local_port != 0
+        {
+            self.upsert(sk, Conn { tuple, ..conn });
+        }
+    }
+
+    /// The process whose connect a packet with these addresses (`tuple`,
+    /// port 0 for the local end) came from, when every connecting socket
+    /// that could have sent it is that process's.
+    pub fn connecting_owner(&self, tuple: &Tuple) -> Option<ProcessId> {
+        let mut owners = self
+            .connecting
+            .get(tuple)?
+            .iter()
+            .filter_map(|sk| self.by_sk.get(sk).map(|c| c.owner));
+        let first = owners.next()?;
+        owners.all(|o| o == first).then_some(first)
+    }
+
+    /// Files `sk` under (`add`) or removes it from `tuple` in the connecting
+    /// index, for a tuple with no local port.
+    fn index_connecting(&mut self, sk: u64, tuple: &Tuple, add: bool) {
+        if tuple.local_port != 0 {
+            return;
+        }
+        let sockets = self.connecting.entry(*tuple).or_default();
+        sockets.retain(|&other| other != sk);
+        if add {
+            sockets.push(sk);
+        } else if sockets.is_empty() {
+            self.connecting.remove(tuple);
+        }
     }
 
     /// Counts a retransmit on a live connection.
@@ -209,7 +253,9 @@ impl Live {
                 return;
             }
             self.unindex(sk, &old.tuple);
+            self.index_connecting(sk, &old.tuple, false);
         }
+        self.index_connecting(sk, &conn.tuple, true);
         // The newest socket with these addresses is the one found by them.
         let by_sk = &self.by_sk;
         match self.by_tuple.entry(
@@ -239,6 +285,7 @@ impl Live {
         self.closed_from.insert(sk, old_state);
         let conn = self.by_sk.remove(&sk)?;
         self.unindex(sk, &conn.tuple);
+        self.index_connecting(sk, &conn.tuple, false);
         // Only an active close leaves a TIME_WAIT socket behind.
         if matches!(old_state, FIN_WAIT1 | FIN_WAIT2 | CLOSING) {
             self.remember_closed(conn.tuple, conn.owner, now_ns);

@@ -272,8 +272,14 @@ impl Aggregator {
         });
         match ev.kind {
             EventKind::State => self.observe_state(id, remote, ev),
-            EventKind::Retransmit | EventKind::SynRetransmit | EventKind::SynAckRetransmit => {
+            EventKind::Retransmit | EventKind::SynAckRetransmit => {
                 self.live.retransmitted(ev.sk);
+            }
+            // A retransmitted SYN tells a connect's local port.
+            EventKind::SynRetransmit => {
+                self.live.retransmitted(ev.sk);
+                let tuple = Tuple::new(ev.netns, ev.saddr, ev.sport, ev.daddr, ev.dport);
+                self.live.learn_port(ev.sk, tuple);
             }
             EventKind::SyscallError => {
                 if let Some(call) = ev.syscall() {
@@ -303,17 +309,17 @@ impl Aggregator {
         }
         let tuple = Tuple::new(ev.netns, ev.saddr, ev.sport, ev.daddr, ev.dport);
         // A connect's first state change comes before the kernel picks its
-        // local port: a dropped SYN of it is found under port 0 (the most
-        // recent such connect to that server from that address, in that
-        // namespace).
+        // local port: a dropped SYN of one whose port is still unknown goes
+        // to the process connecting from that address to that server, in
+        // that namespace (none when two processes are).
         let connecting = Tuple::new(ev.netns, ev.saddr, 0, ev.daddr, ev.dport);
         let live = ev
             .by_tuple
             .then(|| {
                 self.live
                     .by_tuple(&tuple)
-                    .or_else(|| self.live.by_tuple(&connecting))
                     .map(|c| c.owner)
+                    .or_else(|| self.live.connecting_owner(&connecting))
             })
             .flatten();
         live.or_else(|| self.first_seen.get(&tuple).map(|&(_, id)| id))

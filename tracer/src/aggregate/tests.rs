@@ -496,7 +496,9 @@ fn a_dropped_syn_of_a_connect_goes_to_the_connecting_process() {
     let mut agg = Aggregator::new(0);
     agg.observe(Some(CLIENT), &state(1, 0, CLOSE, SYN_SENT));
     let syn = |netns: u32| {
+        // From the port connection 1 took.
         let mut e = ev(EventKind::Drop, 0, 1);
+        e.sport = 40_001;
         e.netns = netns;
         e.by_tuple = true;
         e.unattributed = true;
@@ -509,6 +511,19 @@ fn a_dropped_syn_of_a_connect_goes_to_the_connecting_process() {
     assert_eq!(theirs.owner, None);
     let snapshot = snap(&mut agg, 2);
     assert_eq!(find(&snapshot, CLIENT).counts.drops, 1);
+
+    // Another process connects from the same address to the same server:
+    // a first SYN's drop could be either's, until a retransmitted SYN tells
+    // which port is whose.
+    let mut other = state(2, 3, CLOSE, SYN_SENT);
+    other.pid = SERVER.pid;
+    agg.observe(Some(SERVER), &other);
+    assert_eq!(agg.observe(None, &syn(NETNS)).owner, None);
+    let mut again = ev(EventKind::SynRetransmit, 1, 4);
+    again.old_state = SYN_SENT;
+    again.new_state = SYN_SENT;
+    agg.observe(Some(CLIENT), &again);
+    assert_eq!(agg.observe(None, &syn(NETNS)).owner, Some(CLIENT));
 }
 
 /// A client that closed and exited leaves a TIME_WAIT socket behind: it is
