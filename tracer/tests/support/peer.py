@@ -23,7 +23,7 @@ driven line by line over stdin so the test controls when traffic happens.
                                COUNT, wait for EOF
   peer.py flood HOST PORT      on "go": connect, write without blocking until the
                                socket takes no more, print the bytes written, keep
-                               the connection until EOF
+                               the connection until EOF, then reset it
 """
 import errno
 import os
@@ -199,6 +199,9 @@ def flood(host, port):
                 break
     print(sent, flush=True)
     sys.stdin.read()
+    # Abort: a close would leave an orphan probing the zero window.
+    c.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    c.close()
 
 
 if __name__ == "__main__":
