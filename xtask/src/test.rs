@@ -49,7 +49,7 @@ pub struct TestArgs {
     pub vm: bool,
 
     /// Kill the VM if it has not finished after this many seconds.
-    #[arg(long, value_name = "SECS", default_value_t = 2400)]
+    #[arg(long, value_name = "SECS", default_value_t = 3300)]
     pub vm_timeout: u64,
 }
 
