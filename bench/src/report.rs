@@ -714,6 +714,21 @@ mod tests {
         workload::{BystanderResult, ChurnResult, Sample, StreamResult},
     };
 
+    /// The first line of `text` starting with `start` after the line
+    /// starting with `after` (a table's title), without trailing spaces.
+    fn row_after(text: &str, start: &str, after: &str) -> String {
+        let lines: Vec<&str> = text.lines().collect();
+        let from = lines
+            .iter()
+            .position(|l| l.starts_with(after))
+            .expect("the table is there");
+        lines[from..]
+            .iter()
+            .find(|l| l.starts_with(start))
+            .map(|l| l.trim_end().to_owned())
+            .expect("the row is there")
+    }
+
     fn pair<S: Sample>(untraced: S, traced: S) -> Pair<S> {
         Pair {
             traced_first: false,
@@ -829,18 +844,7 @@ mod tests {
             vec![churn(Subject::TracerAll, 30_000.0, 24_000.0)],
         );
         let text = render(&measured);
-        let lines: Vec<&str> = text.lines().collect();
-        let row = |start: &str, after: &str| {
-            let from = lines
-                .iter()
-                .position(|l| l.starts_with(after))
-                .expect("the table is there");
-            lines[from..]
-                .iter()
-                .find(|l| l.starts_with(start))
-                .map(|l| l.trim_end().to_owned())
-                .expect("the row is there")
-        };
+        let row = |start: &str, after: &str| row_after(&text, start, after);
         assert_eq!(
             row("tracer --syscall-errors on", "Bystander:"),
             "tracer --syscall-errors on    1,000,000    800,000   0.800  0.800-0.800    \
@@ -911,18 +915,7 @@ mod tests {
         assert_eq!((pid.measured.as_str(), pid.met), ("0.950", Some(false)));
 
         let text = render(&measured);
-        let lines: Vec<&str> = text.lines().collect();
-        let row = |start: &str, after: &str| {
-            let from = lines
-                .iter()
-                .position(|l| l.starts_with(after))
-                .expect("the table is there");
-            lines[from..]
-                .iter()
-                .find(|l| l.starts_with(start))
-                .map(|l| l.trim_end().to_owned())
-                .expect("the row is there")
-        };
+        let row = |start: &str, after: &str| row_after(&text, start, after);
         assert_eq!(
             row("tracer, all processes", "Stream:"),
             "tracer, all processes          2000     1980   0.990  0.985-0.995    0.98-1.00  \

@@ -159,15 +159,7 @@ impl GoProcess {
 impl Drop for GoProcess {
     fn drop(&mut self) {
         self.stdin.take();
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return;
-            }
-            thread::sleep(Duration::from_millis(20));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        support::end_child(&mut self.child);
     }
 }
 

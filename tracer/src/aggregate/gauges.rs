@@ -47,9 +47,18 @@ impl Aggregator {
         // Listeners by (network namespace, port): two pods' servers on one
         // port are two listeners.
         let mut listeners: HashMap<(u32, u16), ProcessId> = HashMap::default();
-        // A row's namespace, as events name it.
+        // A row's connection, in its namespace as events name it.
         let netns_known = self.netns_known;
-        let netns_of = |row: &SocketRow| if netns_known { row.netns } else { 0 };
+        let tuple_of = |row: &SocketRow| {
+            let netns = if netns_known { row.netns } else { 0 };
+            Tuple::new(
+                netns,
+                row.local,
+                row.local_port,
+                row.remote,
+                row.remote_port,
+            )
+        };
         for ps in &sample.processes {
             let p = process_of(&mut self.processes, ps);
             p.exited = false;
@@ -82,13 +91,7 @@ impl Aggregator {
                 pause(self);
                 let p = process_of(&mut self.processes, ps);
                 for row in rows.iter().filter(|r| r.state != LISTEN) {
-                    let tuple = Tuple::new(
-                        netns_of(row),
-                        row.local,
-                        row.local_port,
-                        row.remote,
-                        row.remote_port,
-                    );
+                    let tuple = tuple_of(row);
                     let conn = self.live.by_tuple(&tuple).filter(|c| c.owner == ps.id);
                     let seen = self.first_seen.get(&tuple).map_or(now, |&(t, _)| t);
                     if conn.is_none() {
@@ -172,13 +175,7 @@ impl Aggregator {
         for rows in sample.time_wait.chunks(ROWS_PER_PAUSE) {
             pause(self);
             for row in rows {
-                let tuple = Tuple::new(
-                    netns_of(row),
-                    row.local,
-                    row.local_port,
-                    row.remote,
-                    row.remote_port,
-                );
+                let tuple = tuple_of(row);
                 let owner = self
                     .live
                     .closed_owner(&tuple)
