@@ -147,8 +147,8 @@ fn ipv6_connection_is_traced_under_the_right_pids() {
 /// Two network namespaces each run a server on 127.0.0.1:18080, as two pods
 /// on one node do: one started before tracer (its listener is seeded from
 /// /proc), one after (recorded by the kernel programs). Each server is
-/// credited with exactly the connections it accepted, as the namespace's own
-/// TcpPassiveOpens counts them.
+/// credited with exactly the connections it accepted, as it counted them
+/// itself.
 #[test]
 fn servers_on_one_port_in_two_namespaces_are_told_apart() {
     if !kernel_tests_enabled() {
@@ -156,10 +156,10 @@ fn servers_on_one_port_in_two_namespaces_are_told_apart() {
     }
     const PORT: u16 = 18080;
     let (a_ns, b_ns) = (Netns::new("pod-a"), Netns::new("pod-b"));
-    let server_a = Peer::listen_in_on(&a_ns.name, HOST, PORT);
+    let mut server_a = Server::start(&a_ns, "A", HOST, "drain", PORT);
     let csv = CsvFile::new();
     let tracer = Tracer::start(&csv.args());
-    let server_b = Peer::listen_in_on(&b_ns.name, HOST, PORT);
+    let mut server_b = Server::start(&b_ns, "B", HOST, "drain", PORT);
     let port = PORT.to_string();
     let mut client_a = Peer::spawn_in(Some(&a_ns.name), &["connect", HOST, &port]);
     let mut client_b = Peer::spawn_in(Some(&b_ns.name), &["connect", HOST, &port]);
@@ -171,18 +171,32 @@ fn servers_on_one_port_in_two_namespaces_are_told_apart() {
     }
     std::thread::sleep(Duration::from_millis(500));
     let (a_after, b_after) = (a_ns.counters(), b_ns.counters());
+    let own = (server_a.accepted(), server_b.accepted());
     let (status, _events, stderr) = tracer.stop();
     assert!(status.success(), "{stderr}");
     let kernel_a = delta(&a_before, &a_after, "TcpPassiveOpens");
     let kernel_b = delta(&b_before, &b_after, "TcpPassiveOpens");
-    let accepted_a = num(&csv.last_of(server_a.pid()), "accepted");
-    let accepted_b = num(&csv.last_of(server_b.pid()), "accepted");
+    let accepted_a = num(&csv.last_of(server_a.peer.pid()), "accepted");
+    let accepted_b = num(&csv.last_of(server_b.peer.pid()), "accepted");
     println!(
-        "two namespaces, port {PORT}: server A accepted {accepted_a} (kernel {kernel_a}), \
-         server B accepted {accepted_b} (kernel {kernel_b})"
+        "two namespaces, port {PORT}: server A accepted {} (tracer {accepted_a}, kernel \
+         {kernel_a} passive opens), server B accepted {} (tracer {accepted_b}, kernel {kernel_b})",
+        own.0, own.1
     );
-    assert_eq!((kernel_a, kernel_b), (5, 3));
-    assert_eq!((accepted_a, accepted_b), (kernel_a, kernel_b));
+    assert_eq!(own, (5, 3));
+    assert_passive_opens_cover(kernel_a + kernel_b, 8);
+    assert_eq!((accepted_a, accepted_b), own);
+}
+
+/// The namespace's TcpPassiveOpens against the connections the servers
+/// accepted: it counts every handshake completed, and one handshake twice
+/// when a retransmitted SYN-ACK's second ACK races the first to complete it
+/// (seen under emulation), so the servers' own counts are the reference.
+fn assert_passive_opens_cover(kernel: u64, accepted: u64) {
+    assert!(
+        (accepted..=accepted + 2).contains(&kernel),
+        "{kernel} passive opens for {accepted} accepted connections"
+    );
 }
 
 /// A listener of the test: its process and what it says it accepted.
@@ -268,8 +282,8 @@ fn listeners_sharing_a_port_are_told_apart() {
         "shared ports (kernel: {kernel} passive opens)\n  {}",
         lines.join("\n  ")
     );
-    assert_eq!(kernel, 30);
-    assert_eq!(counted.iter().sum::<u64>(), kernel);
+    assert_eq!(counted.iter().sum::<u64>(), 30);
+    assert_passive_opens_cover(kernel, 30);
     // The exact split between the group's members is the kernel's (a hash
     // of the client's port): both must have had some for the test to tell.
     assert_eq!(&counted[..2], [5, 3]);

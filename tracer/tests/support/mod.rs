@@ -274,13 +274,6 @@ impl Peer {
         Self::listen_in_mode(netns, host, "stuck")
     }
 
-    /// A listener inside `netns` on a given port.
-    pub fn listen_in_on(netns: &str, host: &str, port: u16) -> Self {
-        let mut p = Self::spawn_in(Some(netns), &["listen", host, "drain", &port.to_string()]);
-        assert_eq!(p.line(), port.to_string(), "listener port");
-        p
-    }
-
     fn listen_in_mode(netns: &str, host: &str, mode: &str) -> (Self, u16) {
         let mut p = Self::spawn_in(Some(netns), &["listen", host, mode]);
         let port = p.line().parse().expect("listener port");
