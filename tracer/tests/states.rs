@@ -258,13 +258,7 @@ fn listeners_sharing_a_port_are_told_apart() {
     }
     std::thread::sleep(Duration::from_millis(500));
     let kernel = delta(&before, &ns.counters(), "TcpPassiveOpens");
-    servers.insert(
-        0,
-        Server {
-            peer: first.peer,
-            label: first.label,
-        },
-    );
+    servers.insert(0, first);
     let counted: Vec<u64> = servers.iter_mut().map(Server::accepted).collect();
     let (status, _events, stderr) = tracer.stop();
     assert!(status.success(), "{stderr}");
