@@ -19,8 +19,11 @@ use crate::ebpf::{
 ///
 /// Attaches eBPF programs to the kernel's TCP paths and reports, per process,
 /// connection state changes, connects and their outcomes, handshake latency,
-/// retransmits and resets — naming the process even for events the kernel
-/// handles in softirq context. Needs Linux 5.8 or newer and root, or the
+/// retransmits and resets, dropped packets by reason, errors on established
+/// connections, accept queues, DNS lookups (answers by rcode, timeouts,
+/// latency), sockets and FDs, with findings in plain words — naming the
+/// process, its network namespace and its container even for events the
+/// kernel handles in softirq context. Needs Linux 5.8 or newer and root, or the
 /// capabilities CAP_BPF, CAP_PERFMON, CAP_SYS_PTRACE and CAP_DAC_READ_SEARCH
 /// (README, "Least privilege"); once attached it drops all it no longer
 /// needs and sets no_new_privs.
