@@ -11,7 +11,9 @@
 //! Capabilities belong to threads: this is called on the main thread before
 //! any thread that lives on is started (threads started later inherit the
 //! reduced sets); the `--events` writer, started earlier, drops all of its
-//! own with [`drop_all_on_this_thread`].
+//! own with [`drop_all_on_this_thread`], and the thread that opens sock_diag
+//! sockets in other network namespaces (`proc::netns`) keeps only
+//! CAP_SYS_ADMIN and CAP_SYS_PTRACE.
 
 use std::io;
 
@@ -117,11 +119,17 @@ pub fn drop_after_load(live_view: bool) -> io::Result<()> {
     keep_only(needed_after_load(effective) | view)
 }
 
+/// Keeps only `keep` (of what it has) on the calling thread, and sets its
+/// `no_new_privs`.
+pub fn keep_on_this_thread(keep: u64) -> io::Result<()> {
+    set_no_new_privs()?;
+    keep_only(keep)
+}
+
 /// Drops every capability of the calling thread (a thread that only writes
 /// to files already open).
 pub fn drop_all_on_this_thread() -> io::Result<()> {
-    set_no_new_privs()?;
-    keep_only(0)
+    keep_on_this_thread(0)
 }
 
 fn set_no_new_privs() -> io::Result<()> {
