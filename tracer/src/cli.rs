@@ -9,6 +9,7 @@ use std::{
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use tracer_common::maps::{DEFAULT_RING_BYTES, OWNERS_CAPACITY};
 
+use crate::proc::sockets::Source;
 use crate::ebpf::{
     hooks::HookKind,
     loader::{MAX_OWNER_MAP_SIZE, MIN_OWNER_MAP_SIZE},
@@ -233,6 +234,14 @@ pub struct TraceArgs {
     /// FDs against the limit come from /proc either way.
     #[arg(long, value_enum, default_value_t = SyscallErrors::Auto, value_name = "WHEN")]
     pub syscall_errors: SyscallErrors,
+
+    /// Where each network namespace's TCP sockets are read. `sock-diag`
+    /// (netlink, as `ss` does) also gives each connection's RTT, bytes and
+    /// retransmissions and each listener's backlog; a namespace it cannot
+    /// reach is read from /proc instead, with a warning. `proc` reads only
+    /// `/proc/<pid>/net/tcp{,6}`, without those figures.
+    #[arg(long, value_enum, default_value_t = Source::SockDiag, value_name = "SOURCE")]
+    pub socket_tables: Source,
 }
 
 impl TraceArgs {

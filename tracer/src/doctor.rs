@@ -100,6 +100,7 @@ fn gather() -> Report {
         owner_map_size: tracer_common::maps::OWNERS_CAPACITY,
         hooks,
         syscall_errors: Optional::Auto,
+        socket_tables: crate::proc::sockets::Source::Proc,
     };
     let tried: Vec<(HookKind, Result<Plan, String>)> = HookKind::ALL
         .into_iter()

@@ -30,6 +30,7 @@ use crate::{
     proc::{
         self, pacing,
         sampler::{Sampler, Scope},
+        sockets::Source,
     },
     session::{Outputs, Session},
     system,
@@ -40,6 +41,11 @@ use crate::{
 pub async fn run(args: &TraceArgs) -> anyhow::Result<()> {
     let live_view = !args.headless;
     let (outputs, cgroups) = check(args, live_view)?;
+    if args.socket_tables == Source::SockDiag {
+        // Before the load (which reads the sockets already open) and before
+        // capabilities are dropped: it keeps what entering namespaces takes.
+        proc::netns::start();
+    }
     let loader::Loaded {
         ebpf: _ebpf,
         events,
@@ -71,7 +77,8 @@ pub async fn run(args: &TraceArgs) -> anyhow::Result<()> {
     let mut session = Session::new(reader, counters, clock, outputs, syscall_errors);
     session.set_netns_known(netns_known);
     // Sockets that predate tracing are counted from the first snapshot on.
-    let (sampler, first) = sample_once(Sampler::new(scope.clone()), session.alive()).await?;
+    let sampler = Sampler::new(scope.clone()).reading(args.socket_tables);
+    let (sampler, first) = sample_once(sampler, session.alive()).await?;
     session.apply(first);
     let traced = describe(&scope);
     eprintln!("tracer: tracing {traced} via {hooks}");
@@ -173,6 +180,7 @@ fn load(args: &TraceArgs, cgroups: &[PathBuf]) -> anyhow::Result<loader::Loaded>
         owner_map_size: args.owner_map_size,
         hooks: args.hooks.kind(),
         syscall_errors: args.syscall_errors.optional(),
+        socket_tables: args.socket_tables,
     })?;
     tracing::info!(
         plan = %loaded.plan,

@@ -109,6 +109,8 @@ fn row(local_port: u16, remote: IpAddr, remote_port: u16, state: u8, inode: u64)
         rx_queue: 0,
         tx_queue: 0,
         timer: 0,
+        backlog: None,
+        health: None,
     }
 }
 

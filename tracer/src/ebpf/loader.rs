@@ -93,6 +93,8 @@ pub struct Settings {
     pub hooks: Option<HookKind>,
     /// Whether syscall errors are traced, and at what cost to the host.
     pub syscall_errors: Optional,
+    /// Where the sockets that predate tracing are read from.
+    pub socket_tables: sockets::Source,
 }
 
 /// The loaded and attached programs plus the maps userspace reads.
@@ -196,7 +198,7 @@ pub fn load(settings: &Settings) -> Result<Loaded, LoadError> {
     let existing = if filtered && traced.is_empty() {
         Vec::new()
     } else {
-        sockets::sockets_of(&traced)
+        sockets::sockets_of(&traced, settings.socket_tables)
     };
     let seeded = u32::from(existing.iter().any(|(_, row)| row.state != tcp::LISTEN));
     let mut loader = EbpfLoader::new();

@@ -1,14 +1,17 @@
 //! What tracer reads from the system besides the ring buffer: processes,
-//! their descriptors, their cgroups and their TCP sockets, from /proc. The types here are
+//! their descriptors, their cgroups and their TCP sockets, from /proc and
+//! netlink sock_diag. The types here are
 //! the aggregator's input: the aggregator (and the snapshot, which carries
 //! [`ProcessId`] and [`FdUsage`] as read) import them, never the reverse.
 
 pub mod cgroup;
 pub mod cgroup_filter;
+pub mod netns;
 pub mod netstat;
 pub mod pacing;
 pub mod process;
 pub mod sampler;
+pub mod sock_diag;
 pub mod sockets;
 
 pub use self::{

@@ -14,7 +14,7 @@ use tracer_common::tcp::TIME_WAIT;
 use super::{
     cgroup::{self, Cgroup},
     process::{self, FdUsage, Fds, ProcessId},
-    sockets::{self, SocketRow},
+    sockets::{SocketRow, Source, Tables},
 };
 
 /// What /proc said at one moment.
@@ -65,6 +65,8 @@ pub struct Sampler {
     /// The cgroup of each process sampled last time: a process's cgroup is
     /// read once (runtimes move a process before it runs the program).
     cgroups: HashMap<ProcessId, Option<Arc<Cgroup>>>,
+    /// The socket tables, and the sock_diag sockets kept between samples.
+    tables: Tables,
 }
 
 impl Sampler {
@@ -72,7 +74,14 @@ impl Sampler {
         Self {
             scope,
             cgroups: HashMap::new(),
+            tables: Tables::default(),
         }
+    }
+
+    /// Reads the socket tables from `source` (sock_diag by default).
+    pub fn reading(mut self, source: Source) -> Self {
+        self.tables = Tables::new(source);
+        self
     }
 
     /// Reads everything about the processes in scope plus `known` (processes
@@ -119,7 +128,7 @@ impl Sampler {
             .iter()
             .filter(|(_, fds)| !fds.socket_inodes.is_empty())
             .map(|(id, _)| id.pid);
-        sockets::walk(holders, &wanted, |row, holder| {
+        self.tables.walk(holders, &wanted, |row, holder| {
             if row.state == TIME_WAIT {
                 time_wait.push(row);
             } else if let Some(i) = holder {

@@ -1,7 +1,9 @@
-//! The kernel's TCP socket tables (`/proc/<pid>/net/tcp{,6}`, one per network
-//! namespace), walked once per namespace and matched to the socket inodes
-//! processes hold: for each /proc sample, and for the owners seeded at load
-//! (sockets that existed before tracer started).
+//! The kernel's TCP socket tables (one per network namespace), walked once
+//! per namespace and matched to the socket inodes processes hold: for each
+//! /proc sample, and for the owners seeded at load (sockets that existed
+//! before tracer started). Read through netlink sock_diag (`sock_diag`),
+//! which adds each connection's `tcp_info`; a namespace sock_diag cannot
+//! reach is read from `/proc/<pid>/net/tcp{,6}` text instead.
 
 use std::{
     collections::{HashMap, HashSet},
@@ -10,9 +12,25 @@ use std::{
     path::Path,
 };
 
-use super::process;
+use netlink_sys::Socket;
 
-/// One row of `/proc/net/tcp{,6}`.
+use super::{
+    netns, process,
+    sock_diag::{self, Health},
+};
+
+/// Where the socket tables are read from (`--socket-tables`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum Source {
+    /// Netlink sock_diag, with each connection's RTT and bytes and each
+    /// listener's backlog; /proc text for a namespace it cannot reach.
+    #[default]
+    SockDiag,
+    /// `/proc/<pid>/net/tcp{,6}` text only.
+    Proc,
+}
+
+/// One socket of a namespace's table.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SocketRow {
     pub local: IpAddr,
@@ -33,6 +51,12 @@ pub struct SocketRow {
     /// The pending timer (`tr`): 1 retransmit, 2 keepalive, 3 TIME_WAIT,
     /// 4 zero-window probe (the peer's receive window is closed).
     pub timer: u8,
+    /// A listener's backlog (`listen()`'s argument, capped by somaxconn);
+    /// `None` for connections and where read from /proc.
+    pub backlog: Option<u32>,
+    /// A connection's `tcp_info`; `None` for listeners, TIME_WAIT and
+    /// handshakes, and where read from /proc.
+    pub health: Option<Health>,
 }
 
 /// Parses the text of `/proc/net/tcp` or `/proc/net/tcp6`; malformed rows are skipped.
@@ -65,6 +89,8 @@ fn parse_row(line: &str) -> Option<SocketRow> {
         rx_queue,
         tx_queue,
         timer,
+        backlog: None,
+        health: None,
     })
 }
 
@@ -117,39 +143,117 @@ fn for_each_row(dir: &Path, mut f: impl FnMut(SocketRow)) {
     }
 }
 
-/// The one walk of the kernel's socket tables: reads the table of each
-/// network namespace that `holders` (pids) live in, once per namespace, and
-/// calls `f` with every row and what `held` maps its inode to (`None` for a
-/// socket no one in `held` holds, such as a TIME_WAIT socket).
-pub fn walk<T: Copy>(
-    holders: impl IntoIterator<Item = u32>,
-    held: &HashMap<u64, T>,
-    mut f: impl FnMut(SocketRow, Option<T>),
-) {
-    let mut seen_netns = HashSet::new();
-    for pid in holders {
-        // A namespace that cannot be named is still read, once, as 0.
-        let netns = process::netns_inum(pid);
-        if !seen_netns.insert(netns) {
-            continue;
+/// The one walk of the kernel's socket tables, with the sock_diag sockets it
+/// keeps between walks (one per network namespace).
+#[derive(Debug, Default)]
+pub struct Tables {
+    source: Source,
+    /// Each namespace's sock_diag socket; `None` where none could be opened
+    /// (that namespace is read from /proc). Dropped with the namespace's
+    /// last holder: a socket would keep its namespace alive.
+    diag: HashMap<u32, Option<Socket>>,
+    own_netns: Option<Option<u32>>,
+    warned: bool,
+}
+
+impl Tables {
+    pub fn new(source: Source) -> Self {
+        Self {
+            source,
+            ..Self::default()
         }
-        for_each_row(Path::new(&format!("/proc/{pid}/net")), |mut row| {
-            row.netns = netns.unwrap_or(0);
+    }
+
+    /// Reads the table of each network namespace that `holders` (pids) live
+    /// in, once per namespace, and calls `f` with every row and what `held`
+    /// maps its inode to (`None` for a socket no one in `held` holds, such
+    /// as a TIME_WAIT socket).
+    pub fn walk<T: Copy>(
+        &mut self,
+        holders: impl IntoIterator<Item = u32>,
+        held: &HashMap<u64, T>,
+        mut f: impl FnMut(SocketRow, Option<T>),
+    ) {
+        let mut seen_netns = HashSet::new();
+        let mut with_holder = |row: SocketRow| {
             let holder = held.get(&row.inode).copied();
             f(row, holder);
-        });
+        };
+        for pid in holders {
+            // A namespace that cannot be named is still read, once, as 0.
+            let netns = process::netns_inum(pid);
+            if !seen_netns.insert(netns) {
+                continue;
+            }
+            let inum = netns.unwrap_or(0);
+            if let Some(socket) = netns.and_then(|inum| self.diag_socket(pid, inum)) {
+                // A dump that fails part-way may have given some rows: they
+                // are kept, and the socket is opened anew next time.
+                match sock_diag::dump(socket, inum, &mut with_holder) {
+                    Ok(()) => continue,
+                    Err(e) => {
+                        self.warn_once(&format!("cannot read network namespace {inum} through sock_diag ({e})"));
+                        self.diag.remove(&inum);
+                        continue;
+                    }
+                }
+            }
+            for_each_row(Path::new(&format!("/proc/{pid}/net")), |mut row| {
+                row.netns = inum;
+                with_holder(row);
+            });
+        }
+        self.diag
+            .retain(|inum, _| seen_netns.contains(&Some(*inum)));
+    }
+
+    /// The sock_diag socket of namespace `inum`, which `pid` lives in.
+    fn diag_socket(&mut self, pid: u32, inum: u32) -> Option<&Socket> {
+        if self.source == Source::Proc {
+            return None;
+        }
+        let own = *self
+            .own_netns
+            .get_or_insert_with(|| process::netns_inum(std::process::id()));
+        if !self.diag.contains_key(&inum) {
+            let opened = if own == Some(inum) {
+                netns::sock_diag_here()
+            } else {
+                netns::sock_diag_of(pid)
+            }
+            .and_then(sock_diag::prepare);
+            let opened = match opened {
+                Ok(socket) => Some(socket),
+                Err(e) => {
+                    self.warn_once(&format!(
+                        "cannot open sock_diag in network namespace {inum} ({e})"
+                    ));
+                    None
+                }
+            };
+            self.diag.insert(inum, opened);
+        }
+        self.diag.get(&inum)?.as_ref()
+    }
+
+    fn warn_once(&mut self, what: &str) {
+        if !std::mem::replace(&mut self.warned, true) {
+            tracing::warn!(
+                "{what}: its sockets are read from /proc/<pid>/net/tcp, without RTT, bytes or listener backlogs"
+            );
+        }
     }
 }
 
 /// Sockets of the given processes (every process when `pids` is empty), from
 /// the tables of each network namespace they live in: (holding pid, row).
-pub fn sockets_of(pids: &[u32]) -> Vec<(u32, SocketRow)> {
+pub fn sockets_of(pids: &[u32], source: Source) -> Vec<(u32, SocketRow)> {
     let owners = socket_owners(pids);
     let mut holders: Vec<u32> = owners.values().copied().collect();
     holders.sort_unstable();
     holders.dedup();
     let mut out = Vec::new();
-    walk(holders, &owners, |row, owner| {
+    Tables::new(source).walk(holders, &owners, |row, owner| {
         if let Some(pid) = owner {
             out.push((pid, row));
         }
@@ -228,7 +332,7 @@ garbage line
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let port = listener.local_addr().unwrap().port();
         let me = std::process::id();
-        let (pid, _) = sockets_of(&[me])
+        let (pid, _) = sockets_of(&[me], Source::Proc)
             .into_iter()
             .find(|(_, r)| r.local_port == port && r.state == 0x0A)
             .expect("listener in /proc/net/tcp");
