@@ -143,6 +143,7 @@ fn connection(local: &str, remote: &str, state: u8, age_s: u64, retx: u64) -> Co
         retransmits: retx,
         recv_q: 0,
         send_q: 0,
+        health: None,
     }
 }
 

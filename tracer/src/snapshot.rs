@@ -302,6 +302,15 @@ pub struct Gauges {
     /// Age of the oldest CLOSE_WAIT socket (a lower bound for sockets that
     /// were already in CLOSE_WAIT when tracing started).
     pub oldest_close_wait: Option<Duration>,
+    /// Smoothed RTT of its open connections, µs: median and 99th
+    /// percentile. `None` without `tcp_info` (sock_diag).
+    pub srtt_p50_us: Option<u32>,
+    pub srtt_p99_us: Option<u32>,
+    /// Data bytes its connections sent and received since tracing started
+    /// (closed connections as of their last sample, plus those open).
+    /// `None` without `tcp_info` (sock_diag).
+    pub bytes_sent: Option<u64>,
+    pub bytes_received: Option<u64>,
 }
 
 /// How often one syscall failed with one errno.
@@ -395,6 +404,9 @@ pub struct ConnectionSnapshot {
     pub recv_q: u32,
     /// Bytes not yet sent or acknowledged (Send-Q).
     pub send_q: u32,
+    /// Its `tcp_info` (RTT, bytes, retransmissions); `None` where the socket
+    /// table was read from /proc.
+    pub health: Option<crate::proc::sock_diag::Health>,
 }
 
 /// A recent event, kept for the live view.

@@ -12,7 +12,7 @@ use tracer_common::tcp::{
 
 use super::{
     Aggregator, EXITED_MAX,
-    live::{Conn, Tuple},
+    live::{Bytes, Conn, Tuple},
     process::ProcessAgg,
 };
 use crate::{
@@ -87,15 +87,33 @@ impl Aggregator {
             p.connections.clear();
             p.connections_total = 0;
             let mut oldest_close_wait: Option<u64> = None;
+            let mut srtts: Vec<u32> = Vec::new();
+            let mut bytes_open = Bytes::default();
             for rows in ps.sockets.chunks(ROWS_PER_PAUSE) {
                 pause(self);
                 let p = process_of(&mut self.processes, ps);
                 for row in rows.iter().filter(|r| r.state != LISTEN) {
                     let tuple = tuple_of(row);
+                    let bytes = row.health.map(|h| Bytes {
+                        sent: h.bytes_sent,
+                        received: h.bytes_received,
+                    });
+                    if let Some(h) = row.health {
+                        p.has_health = true;
+                        bytes_open += bytes.unwrap_or_default();
+                        if matches!(row.state, ESTABLISHED | CLOSE_WAIT) {
+                            srtts.push(h.srtt_us);
+                        }
+                    }
+                    if let (Some(bytes), Some(c)) = (bytes, self.live.by_tuple_mut(&tuple))
+                        && c.owner == ps.id
+                    {
+                        c.bytes = bytes;
+                    }
                     let conn = self.live.by_tuple(&tuple).filter(|c| c.owner == ps.id);
-                    let seen = self.first_seen.get(&tuple).map_or(now, |&(t, _)| t);
+                    let seen = self.first_seen.get(&tuple).map_or(now, |s| s.0);
                     if conn.is_none() {
-                        first_seen.insert(tuple, (seen, ps.id));
+                        first_seen.insert(tuple, (seen, ps.id, bytes.unwrap_or_default()));
                     }
                     let opened = conn.map_or(seen, |c| c.opened_ns);
                     let remote = conn
@@ -142,6 +160,7 @@ impl Aggregator {
                         retransmits: conn.map_or(0, |c| u64::from(c.retransmits)),
                         recv_q: row.rx_queue,
                         send_q: row.tx_queue,
+                        health: row.health,
                     });
                 }
             }
@@ -152,9 +171,21 @@ impl Aggregator {
             p.gauges.listen = p.listen_ports.len() as u64;
             p.gauges.oldest_close_wait =
                 oldest_close_wait.map(|since| Duration::from_nanos(now.saturating_sub(since)));
+            (p.gauges.srtt_p50_us, p.gauges.srtt_p99_us) = percentiles(&mut srtts);
+            p.bytes_open = bytes_open;
             keep_listed(&mut p.connections, CONNECTIONS_LISTED);
             p.connections.sort_by(listing_order);
             p.connections.shrink_to_fit();
+        }
+        // Connections that predate tracing and closed since the last sample
+        // leave their bytes with their holder.
+        for (tuple, (_, owner, bytes)) in &self.first_seen {
+            if !first_seen.contains_key(tuple)
+                && self.live.by_tuple(tuple).is_none()
+                && let Some(p) = self.processes.get_mut(owner)
+            {
+                p.bytes_closed += *bytes;
+            }
         }
         self.first_seen = first_seen;
         self.apply_listeners(sample);
@@ -199,6 +230,13 @@ impl Aggregator {
                 };
                 p.connections.clear();
                 p.connections_total = 0;
+                p.bytes_open = Bytes::default();
+            }
+            if p.has_health {
+                let mut bytes = p.bytes_closed;
+                bytes += p.bytes_open;
+                p.gauges.bytes_sent = Some(bytes.sent);
+                p.gauges.bytes_received = Some(bytes.received);
             }
         }
         self.forget_old_exited();
@@ -220,6 +258,18 @@ impl Aggregator {
             self.processes.remove(id);
         }
     }
+}
+
+/// The median and 99th percentile of `values` (reordered); `None` for none.
+fn percentiles(values: &mut [u32]) -> (Option<u32>, Option<u32>) {
+    if values.is_empty() {
+        return (None, None);
+    }
+    let mut at = |q: usize| {
+        let i = (values.len() - 1) * q / 100;
+        *values.select_nth_unstable(i).1
+    };
+    (Some(at(50)), Some(at(99)))
 }
 
 /// The numbers of a sampled process, new ones starting from zero.

@@ -28,7 +28,7 @@ impl Aggregator {
                     local: SocketAddr::new(r.local, r.local_port),
                     netns: r.netns,
                     queue: r.rx_queue,
-                    backlog: p.backlogs.get(&r.local_port).copied(),
+                    backlog: r.backlog.or_else(|| p.backlogs.get(&r.local_port).copied()),
                     overflows: p
                         .listener_overflows
                         .get(&(r.netns, r.local_port))

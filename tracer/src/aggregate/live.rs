@@ -127,6 +127,22 @@ pub struct Conn {
     pub established: bool,
     /// Accepted from a listener (keyed by its client) rather than connected.
     pub passive: bool,
+    /// Data bytes sent and received, as of the last socket-table sample.
+    pub bytes: Bytes,
+}
+
+/// Data bytes a connection sent and received (from `tcp_info`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Bytes {
+    pub sent: u64,
+    pub received: u64,
+}
+
+impl std::ops::AddAssign for Bytes {
+    fn add_assign(&mut self, other: Self) {
+        self.sent = self.sent.saturating_add(other.sent);
+        self.received = self.received.saturating_add(other.received);
+    }
 }
 
 impl Conn {
@@ -219,6 +235,14 @@ impl Live {
         if let Some(conn) = self.by_sk.get_mut(&sk) {
             conn.retransmits = conn.retransmits.saturating_add(1);
         }
+    }
+
+    pub fn by_tuple_mut(&mut self, tuple: &Tuple) -> Option<&mut Conn> {
+        let by_sk = &self.by_sk;
+        let sk = *self.by_tuple.find(hash(tuple), |sk| {
+            by_sk.get(sk).is_some_and(|c| c.tuple == *tuple)
+        })?;
+        self.by_sk.get_mut(&sk)
     }
 
     pub fn by_tuple(&self, tuple: &Tuple) -> Option<&Conn> {
@@ -342,6 +366,7 @@ mod tests {
             state,
             established: false,
             passive: false,
+            bytes: Bytes::default(),
         }
     }
 
@@ -355,9 +380,10 @@ mod tests {
         assert_eq!(v6.local().to_string(), "[::ffff:127.0.0.1]:1");
         assert_eq!(v6.remote().to_string(), "[::1]:2");
         assert_ne!(v6, Tuple::new(1, HOME, 1, HOME, 2));
-        // 88 bytes a connection, of which the namespace takes 4 (and 4 of padding).
+        // 104 bytes a connection, of which the namespace takes 4 (and 4 of
+        // padding) and its bytes sent and received 16.
         assert!(
-            std::mem::size_of::<Conn>() <= 88,
+            std::mem::size_of::<Conn>() <= 104,
             "{}",
             std::mem::size_of::<Conn>()
         );

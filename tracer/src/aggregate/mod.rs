@@ -68,8 +68,8 @@ pub struct Aggregator {
     /// Monotonic ns of tracing start.
     started_ns: u64,
     /// Sockets not learned from events (most predate tracing) → when first
-    /// seen and which process holds them.
-    first_seen: rustc_hash::FxHashMap<Tuple, (u64, ProcessId)>,
+    /// seen, which process holds them and their bytes at the last sample.
+    first_seen: rustc_hash::FxHashMap<Tuple, (u64, ProcessId, live::Bytes)>,
     /// Snapshots taken so far.
     snapshots: u64,
     /// Monotonic ns and events read at the previous snapshot.
@@ -322,7 +322,7 @@ impl Aggregator {
                     .or_else(|| self.live.connecting_owner(&connecting))
             })
             .flatten();
-        live.or_else(|| self.first_seen.get(&tuple).map(|&(_, id)| id))
+        live.or_else(|| self.first_seen.get(&tuple).map(|&(_, id, _)| id))
     }
 
     /// A drop found by the packet's addresses, turned to local→remote: the
@@ -381,6 +381,7 @@ impl Aggregator {
         if ev.new_state == CLOSE {
             if let Some(conn) = self.live.close(ev.sk, ev.old_state, ev.mono_ns) {
                 process.counts.closed += 1;
+                process.bytes_closed += conn.bytes;
                 if conn.established {
                     let ms = ev.mono_ns.saturating_sub(conn.opened_ns) / 1_000_000;
                     process.record_lifetime(ms);
@@ -431,6 +432,7 @@ impl Aggregator {
                 state: ev.new_state,
                 established: ev.new_state == ESTABLISHED,
                 passive: matches!(remote, Remote::Client(_)),
+                bytes: live::Bytes::default(),
             },
         };
         self.live.upsert(ev.sk, conn);

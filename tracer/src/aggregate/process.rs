@@ -12,7 +12,7 @@ use tracer_common::{
 
 use super::{
     latency::{COARSE, Distribution, PRECISE},
-    live::Phase,
+    live::{Bytes, Phase},
 };
 use crate::{
     event::{ConnectResult, TraceEvent},
@@ -203,6 +203,13 @@ pub struct ProcessAgg {
     pub rst_reasons: HashMap<&'static str, u64>,
     pub connections: Vec<ConnectionSnapshot>,
     pub connections_total: u64,
+    /// Bytes of its connections that have closed, as of their last sample.
+    pub bytes_closed: Bytes,
+    /// Bytes of its open connections, at the latest sample.
+    pub bytes_open: Bytes,
+    /// Whether any of its connections had `tcp_info` (read through
+    /// sock_diag): until then its bytes and RTTs are unknown, not zero.
+    pub has_health: bool,
     /// Snapshot counter value when the process was last seen alive.
     pub last_alive: u64,
     pub dns: super::dns::DnsAgg,
@@ -231,6 +238,9 @@ impl ProcessAgg {
             rst_reasons: HashMap::default(),
             connections: Vec::new(),
             connections_total: 0,
+            bytes_closed: Bytes::default(),
+            bytes_open: Bytes::default(),
+            has_health: false,
             last_alive: 0,
             dns: super::dns::DnsAgg::default(),
         }

@@ -654,6 +654,7 @@ fn only_the_connections_most_worth_listing_are_kept() {
         retransmits: if i.is_multiple_of(13) { i } else { 0 },
         recv_q: 0,
         send_q: 0,
+        health: None,
     };
     let mut all: Vec<ConnectionSnapshot> = (0..1000).map(conn).collect();
     let mut kept = Vec::new();

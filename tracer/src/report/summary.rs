@@ -236,6 +236,8 @@ fn snapshot_of(row: &Row<'_>) -> ProcessSnapshot {
         listen: v(Metric::Listen),
         oldest_close_wait: metrics::get(&row.values, Metric::CloseWaitOldestS)
             .map(std::time::Duration::from_secs),
+        // RTTs and bytes play no part in the report's findings.
+        ..Gauges::default()
     };
     let fds = metrics::get(&row.values, Metric::FdsOpen).map(|open| FdUsage {
         open,

@@ -83,6 +83,10 @@ struct Row<'a> {
     dns_timeouts: u64,
     dns_p50_us: Option<u64>,
     dns_p99_us: Option<u64>,
+    srtt_p50_us: Option<u32>,
+    srtt_p99_us: Option<u32>,
+    bytes_sent: Option<u64>,
+    bytes_received: Option<u64>,
 }
 
 impl<'a> Row<'a> {
@@ -143,6 +147,10 @@ impl<'a> Row<'a> {
             dns_timeouts: c.dns_timeouts,
             dns_p50_us: pct(&p.dns.latency_us, p.dns.latency_us.p50),
             dns_p99_us: pct(&p.dns.latency_us, p.dns.latency_us.p99),
+            srtt_p50_us: g.srtt_p50_us,
+            srtt_p99_us: g.srtt_p99_us,
+            bytes_sent: g.bytes_sent,
+            bytes_received: g.bytes_received,
         }
     }
 }

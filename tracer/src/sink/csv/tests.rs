@@ -33,7 +33,7 @@ const CONTRACT: [&str; 23] = [
 ];
 
 /// Every column, in order: the whole format as README documents it.
-const COLUMNS: [&str; 50] = [
+const COLUMNS: [&str; 54] = [
     "timestamp",
     "pid",
     "comm",
@@ -84,6 +84,10 @@ const COLUMNS: [&str; 50] = [
     "dns_timeouts",
     "dns_p50_us",
     "dns_p99_us",
+    "srtt_p50_us",
+    "srtt_p99_us",
+    "bytes_sent",
+    "bytes_received",
 ];
 
 fn process(pid: u32, comm: &str) -> ProcessSnapshot {
@@ -267,7 +271,7 @@ fn container_pod_unit_and_cgroup_end_the_row() {
     let text = rows(&snapshot(vec![p, q, process(3, "unknown")]));
     let tails: Vec<Vec<&str>> = text
         .lines()
-        .map(|line| cells(line)[COLUMNS.len() - 9..COLUMNS.len() - 5].to_vec())
+        .map(|line| cells(line)[COLUMNS.len() - 13..COLUMNS.len() - 9].to_vec())
         .collect();
     assert_eq!(
         tails,
