@@ -9,12 +9,12 @@ use std::{
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use tracer_common::maps::{DEFAULT_RING_BYTES, OWNERS_CAPACITY};
 
-use crate::proc::sockets::Source;
 use crate::ebpf::{
     hooks::HookKind,
     loader::{MAX_OWNER_MAP_SIZE, MIN_OWNER_MAP_SIZE},
     plan::Optional,
 };
+use crate::proc::sockets::Source;
 
 /// Per-process TCP connection tracer.
 ///

@@ -485,6 +485,34 @@ fn runs_with_only_the_capabilities_it_needs() {
             .unwrap_or_default()
             .to_owned()
     };
+    // Each thread's own: the one that opens sock_diag sockets in other
+    // network namespaces keeps at most CAP_SYS_ADMIN (21, not given here)
+    // and CAP_SYS_PTRACE (19); no other keeps more than the main thread.
+    let mut threads = Vec::new();
+    for task in std::fs::read_dir(format!("/proc/{}/task", tracer.id())).expect("tasks") {
+        let status =
+            std::fs::read_to_string(task.expect("task").path().join("status")).unwrap_or_default();
+        let get = |name: &str| {
+            status
+                .lines()
+                .find_map(|l| l.strip_prefix(name))
+                .map(|v| v.trim().to_owned())
+                .unwrap_or_default()
+        };
+        let caps = u64::from_str_radix(&get("CapEff:"), 16).expect("CapEff");
+        threads.push((get("Name:"), caps));
+    }
+    for (name, caps) in &threads {
+        if name == "netns-opener" {
+            assert_eq!(*caps, 1 << 19, "{threads:x?}");
+        } else {
+            assert_eq!(caps & !0x0000_0080_0008_0004, 0, "{threads:x?}");
+        }
+    }
+    assert!(
+        threads.iter().any(|(name, _)| name == "netns-opener"),
+        "{threads:x?}"
+    );
     for _ in 0..3 {
         client.connect_once().expect("connects");
     }

@@ -168,3 +168,114 @@ fn slow_reader() {
         peer_not_reading[0]
     );
 }
+
+/// Two namespaces, each with a listener and a client that sends a known
+/// number of bytes over one connection: each process's `bytes_sent` and
+/// `bytes_received` are exactly what crossed its connection (and what `ss
+/// -ti` says of it), its RTT percentiles are filled in, and the listeners,
+/// started before tracer, have the backlog they asked for. The server keeps
+/// its bytes once its client has gone and the connection closed.
+#[test]
+fn connection_health_per_namespace() {
+    if !kernel_tests_enabled() {
+        return;
+    }
+    let namespaces = [Netns::new("healtha"), Netns::new("healthb")];
+    let mut peers = Vec::new();
+    for ns in &namespaces {
+        let (server, port) = Peer::listen_in(&ns.name, HOST);
+        let client = Peer::spawn_in(
+            Some(&ns.name),
+            &["connect", HOST, &port.to_string(), "hold"],
+        );
+        peers.push((server, client, port));
+    }
+    let pids: Vec<String> = peers
+        .iter()
+        .flat_map(|(s, c, _)| [s.pid().to_string(), c.pid().to_string()])
+        .collect();
+    let csv = CsvFile::new();
+    let mut args: Vec<&str> = pids.iter().flat_map(|p| ["--pid", p.as_str()]).collect();
+    args.extend(csv.args());
+    let tracer = Tracer::start(&args);
+    // "hello" on connecting, then 16 KiB per "go": the second namespace's
+    // client sends one more.
+    let mut expected = Vec::new();
+    for (i, (_, client, _)) in peers.iter_mut().enumerate() {
+        for _ in 0..=(2 + i) {
+            client.ask("go");
+        }
+        expected.push(5 + (2 + i as u64) * 16384);
+    }
+    let bytes_of = |pid: u32| {
+        csv.rows_of(pid)
+            .last()
+            .map(|r| (r["bytes_sent"].clone(), r["bytes_received"].clone()))
+    };
+    let all_counted = || {
+        peers.iter().zip(&expected).all(|((s, c, _), &n)| {
+            bytes_of(c.pid()) == Some((n.to_string(), "0".into()))
+                && bytes_of(s.pid()) == Some(("0".into(), n.to_string()))
+        })
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while !all_counted() && std::time::Instant::now() < deadline {
+        thread::sleep(Duration::from_millis(250));
+    }
+    for ((server, client, _), (ns, &n)) in peers.iter().zip(namespaces.iter().zip(&expected)) {
+        // The namespace's one connection, both ends.
+        let ss = ns.exec(&["ss", "-tinH", "state", "established"]);
+        let client_row = csv.last_of(client.pid());
+        let server_row = csv.last_of(server.pid());
+        println!(
+            "health in {}: client sent {n}; CSV client bytes_sent {} srtt p50/p99 {}/{} us, server bytes_received {}, accept_backlog {}; ss: {}",
+            ns.name,
+            client_row["bytes_sent"],
+            client_row["srtt_p50_us"],
+            client_row["srtt_p99_us"],
+            server_row["bytes_received"],
+            server_row["accept_backlog"],
+            ss.split_whitespace()
+                .filter(|w| w.starts_with("bytes_") || w.starts_with("rtt:"))
+                .collect::<Vec<_>>()
+                .join(" ")
+        );
+        for seen in [format!("bytes_sent:{n}"), format!("bytes_received:{n}")] {
+            assert!(
+                ss.split_whitespace().any(|w| w == seen),
+                "ss does not show {seen}: {ss}"
+            );
+        }
+        assert_eq!(num(&client_row, "bytes_sent"), n, "{client_row:?}");
+        assert_eq!(num(&client_row, "bytes_received"), 0, "{client_row:?}");
+        assert_eq!(num(&server_row, "bytes_received"), n, "{server_row:?}");
+        assert_eq!(num(&server_row, "bytes_sent"), 0, "{server_row:?}");
+        let (p50, p99) = (
+            num(&client_row, "srtt_p50_us"),
+            num(&client_row, "srtt_p99_us"),
+        );
+        assert!(p50 > 0 && p50 <= p99, "{client_row:?}");
+        assert_eq!(num(&server_row, "accept_backlog"), 128, "{server_row:?}");
+    }
+    // The first client leaves: its server's connection closes, and the
+    // bytes it received stay counted.
+    let (server, client, _) = peers.remove(0);
+    let server_pid = server.pid();
+    client.finish();
+    let gone = |events: &[Value]| {
+        events
+            .iter()
+            .any(|e| e["event"] == "state" && e["pid"] == server_pid && e["new_state"] == "CLOSE")
+    };
+    assert!(
+        tracer.wait_for(Duration::from_secs(20), gone),
+        "the server's connection did not close"
+    );
+    thread::sleep(Duration::from_millis(2_500));
+    let (status, _, stderr) = tracer.stop();
+    assert!(status.success(), "{stderr}");
+    let row = csv.last_of(server_pid);
+    assert_eq!(num(&row, "established"), 0, "{row:?}");
+    assert_eq!(num(&row, "bytes_received"), expected[0], "{row:?}");
+    assert!(!stderr.contains("sock_diag"), "{stderr}");
+}

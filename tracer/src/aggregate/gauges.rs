@@ -260,13 +260,14 @@ impl Aggregator {
     }
 }
 
-/// The median and 99th percentile of `values` (reordered); `None` for none.
+/// The median and 99th percentile of `values` (reordered), by nearest
+/// rank; `None` for none.
 fn percentiles(values: &mut [u32]) -> (Option<u32>, Option<u32>) {
     if values.is_empty() {
         return (None, None);
     }
     let mut at = |q: usize| {
-        let i = (values.len() - 1) * q / 100;
+        let i = (values.len() * q).div_ceil(100).max(1) - 1;
         *values.select_nth_unstable(i).1
     };
     (Some(at(50)), Some(at(99)))

@@ -187,7 +187,11 @@ mod tests {
             .find(|r| r.local_port == local && r.remote_port == port)
             .expect("the client side");
         let health = conn.health.expect("tcp_info of an established connection");
-        assert_eq!((health.bytes_sent, health.bytes_received), (5000, 300), "{health:?}");
+        assert_eq!(
+            (health.bytes_sent, health.bytes_received),
+            (5000, 300),
+            "{health:?}"
+        );
         assert!(health.srtt_us > 0);
         assert_eq!(conn.backlog, None);
     }

@@ -192,7 +192,9 @@ impl Tables {
                 match sock_diag::dump(socket, inum, &mut with_holder) {
                     Ok(()) => continue,
                     Err(e) => {
-                        self.warn_once(&format!("cannot read network namespace {inum} through sock_diag ({e})"));
+                        self.warn_once(&format!(
+                            "cannot read network namespace {inum} through sock_diag ({e})"
+                        ));
                         self.diag.remove(&inum);
                         continue;
                     }
