@@ -8,6 +8,7 @@ use std::{
     time::{Duration, SystemTime},
 };
 
+use crate::proc::sock_diag::Health;
 use crate::snapshot::{
     ConnectionSnapshot, Counts, FdUsage, Gauges, KernelCounts, Latency, ProcessId, ProcessSnapshot,
     Rates, RecentEvent, Remote, RemoteSnapshot, Snapshot, SyscallErrors,
@@ -169,6 +170,10 @@ pub fn healthy() -> Snapshot {
         established: 42,
         time_wait: 17,
         listen: 1,
+        srtt_p50_us: Some(310),
+        srtt_p99_us: Some(2_400),
+        bytes_sent: Some(48_300_000),
+        bytes_received: Some(912_000_000),
         ..Gauges::default()
     };
     api.fds = Some(FdUsage {
@@ -203,6 +208,19 @@ pub fn healthy() -> Snapshot {
         connection("10.0.0.2:51020", "10.0.0.6:6379", 1, 754, 0),
         connection("10.0.0.2:8080", "10.0.1.20:53214", 1, 4, 0),
     ];
+    for (c, (srtt_us, bytes_sent, bytes_received)) in api.connections.iter_mut().zip([
+        (2_400, 1_200_000, 38_000_000),
+        (350, 96_000, 2_100_000),
+        (180, 4_096, 700),
+        (310, 52_000, 1_800),
+    ]) {
+        c.health = Some(Health {
+            srtt_us,
+            bytes_sent,
+            bytes_received,
+            ..Health::default()
+        });
+    }
     api.connections_total = 42;
     api.recent = vec![
         event(3, "connect", "10.0.0.5:5432", "ok 410µs"),

@@ -217,7 +217,22 @@ fn summary(p: &ProcessSnapshot) -> Vec<Line<'static>> {
             .collect();
         fds.push(format!("failed syscalls: {}", errors.join(", ")));
     }
-    let mut lines = vec![first, vec![retransmits, rsts], vec![sockets], fds];
+    let mut second = vec![retransmits, rsts];
+    if let (Some(p50), Some(p99)) = (g.srtt_p50_us, g.srtt_p99_us) {
+        second.push(format!(
+            "RTT p50 {} p99 {}",
+            human::micros(u64::from(p50)),
+            human::micros(u64::from(p99))
+        ));
+    }
+    if let (Some(sent), Some(received)) = (g.bytes_sent, g.bytes_received) {
+        second.push(format!(
+            "sent {}, received {}",
+            human::bytes(sent),
+            human::bytes(received)
+        ));
+    }
+    let mut lines = vec![first, second, vec![sockets], fds];
     if c.dns_queries > 0 {
         lines.push(dns(p));
     }
@@ -399,7 +414,10 @@ fn connections(p: &ProcessSnapshot, area: Rect, frame: &mut Frame<'_>) {
         table::number("RETX", 5, 1),
         table::number("RECV-Q", 7, 2),
         table::number("SEND-Q", 7, 2),
-        table::text("LOCAL", 21, 3),
+        table::number("RTT", 7, 3),
+        table::number("SENT", 9, 4),
+        table::number("RCVD", 9, 4),
+        table::text("LOCAL", 21, 5),
     ];
     let rows = p
         .connections
@@ -424,6 +442,12 @@ fn connections(p: &ProcessSnapshot, area: Rect, frame: &mut Frame<'_>) {
                     human::count(c.retransmits),
                     human::count(u64::from(c.recv_q)),
                     human::count(u64::from(c.send_q)),
+                    c.health
+                        .map_or_else(String::new, |h| human::micros(u64::from(h.srtt_us))),
+                    c.health
+                        .map_or_else(String::new, |h| human::bytes(h.bytes_sent)),
+                    c.health
+                        .map_or_else(String::new, |h| human::bytes(h.bytes_received)),
                     c.local.to_string(),
                 ],
                 row_style,
