@@ -20,6 +20,7 @@ use crate::{
     ebpf::{counters::CounterMaps, reader::Reader},
     event::{Clock, Comm, Record, TraceEvent, monotonic_ns},
     proc::{ProcessId, Sample, pacing::thread_cpu},
+    sink::summary::Sampling,
     snapshot::{KernelCounts, Snapshot},
 };
 
@@ -40,6 +41,8 @@ pub struct Session {
     traced_exited: bool,
     /// Failed syscalls are counted (a hook for them is attached).
     syscall_errors_counted: bool,
+    /// What reading /proc and the socket tables has cost so far.
+    sampling: Sampling,
 }
 
 impl Session {
@@ -63,6 +66,7 @@ impl Session {
             sampled_every: None,
             traced_exited: false,
             syscall_errors_counted,
+            sampling: Sampling::default(),
         }
     }
 
@@ -121,6 +125,12 @@ impl Session {
             draining += thread_cpu().saturating_sub(before);
         });
         thread_cpu().saturating_sub(start).saturating_sub(draining)
+    }
+
+    /// Counts one sample read, which took `cpu` (for the exit summary).
+    pub fn count_sample(&mut self, cpu: Duration) {
+        self.sampling.samples += 1;
+        self.sampling.cpu += cpu;
     }
 
     /// Says in every snapshot from now on how often /proc is sampled, when
@@ -208,7 +218,7 @@ impl Session {
     /// The exit summary of the last snapshot taken (stderr, `--summary-json`).
     pub fn summary(&mut self) -> anyhow::Result<()> {
         if let Some(last) = self.latest.as_deref() {
-            self.outputs.summary(last)?;
+            self.outputs.summary(last, self.sampling)?;
         }
         Ok(())
     }

@@ -78,7 +78,8 @@ pub async fn run(args: &TraceArgs) -> anyhow::Result<()> {
     session.set_netns_known(netns_known);
     // Sockets that predate tracing are counted from the first snapshot on.
     let sampler = Sampler::new(scope.clone()).reading(args.socket_tables);
-    let (sampler, first) = sample_once(sampler, session.alive()).await?;
+    let (sampler, first, read_cpu) = sample_once(sampler, session.alive()).await?;
+    session.count_sample(read_cpu);
     session.apply(first);
     let traced = describe(&scope);
     eprintln!("tracer: tracing {traced} via {hooks}");
@@ -275,6 +276,7 @@ async fn event_loop(
                 Due::Snapshot => snapshot(session, schedule)?,
                 Due::Sample => schedule.start_sample(session.alive()),
                 Due::Sampled(sample, sample_cpu) => {
+                    session.count_sample(sample_cpu);
                     let apply_cpu = session.apply(sample);
                     tracing::debug!(?apply_cpu, "/proc sample applied");
                     let cpu = sample_cpu + apply_cpu;
@@ -374,7 +376,8 @@ async fn shutdown(session: &mut Session, schedule: Schedule) -> anyhow::Result<(
         let sampler = schedule.stop().await?;
         session.drain_now();
         tracing::debug!("ring buffer drained; taking the last /proc sample");
-        let (_, last) = sample_once(sampler, session.alive()).await?;
+        let (_, last, read_cpu) = sample_once(sampler, session.alive()).await?;
+        session.count_sample(read_cpu);
         session.apply(last);
         let snapshot = session.take()?;
         session.write(&snapshot)?;

@@ -423,6 +423,8 @@ fn a_stalled_events_reader_stops_nothing() {
     let unwritten = v["events_unwritten"].as_u64().expect("events_unwritten");
     println!("stalled reader: exit {took:?} after SIGTERM, {unwritten} lines not written");
     assert!(unwritten > 0, "{text}");
+    // The first sample and the last, at least.
+    assert!(v["samples"].as_u64().is_some_and(|n| n >= 2), "{text}");
 }
 
 /// Least privilege: as an unprivileged user with only CAP_BPF, CAP_PERFMON,

@@ -22,7 +22,7 @@ use crate::{
         csv::CsvSink,
         json::{self, JsonSink},
         metrics::{Exposition, Metrics, serve},
-        summary::{SummaryError, SummaryFile},
+        summary::{Sampling, SummaryError, SummaryFile},
     },
     snapshot::Snapshot,
 };
@@ -123,7 +123,7 @@ impl Outputs {
     /// The exit summary of `last`: on stderr, and to `--summary-json`.
     /// Written without `eprintln!`, which would panic when the terminal is
     /// already gone (a hang-up).
-    pub fn summary(&mut self, last: &Snapshot) -> Result<(), SummaryError> {
+    pub fn summary(&mut self, last: &Snapshot, sampling: Sampling) -> Result<(), SummaryError> {
         let k = &last.kernel;
         let mut err = std::io::stderr();
         // What is still queued for --events gets a moment to be written.
@@ -158,7 +158,12 @@ impl Outputs {
             );
         }
         match self.summary.as_mut() {
-            Some(file) => file.write(k, self.csv.as_ref().map(|csv| csv.rows), unwritten),
+            Some(file) => file.write(
+                k,
+                self.csv.as_ref().map(|csv| csv.rows),
+                unwritten,
+                sampling,
+            ),
             None => Ok(()),
         }
     }

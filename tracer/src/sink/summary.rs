@@ -1,13 +1,15 @@
 //! `--summary-json PATH`: at exit, one JSON object with the numbers of the
 //! stderr summary line, for scripts that would otherwise parse that line.
 //! The keys are a contract (README, Usage): the kernel counts under their
-//! [`KernelCounts::named`] names, then `csv_rows`.
+//! [`KernelCounts::named`] names, then `csv_rows`, `events_unwritten`,
+//! `samples` and `sample_cpu_ms`.
 
 use std::{
     fs::File,
     io::Write as _,
     os::unix::fs::OpenOptionsExt as _,
     path::{Path, PathBuf},
+    time::Duration,
 };
 
 use serde_json::{Map, Value};
@@ -26,6 +28,15 @@ pub enum SummaryError {
         path: PathBuf,
         source: std::io::Error,
     },
+}
+
+/// What reading /proc and the socket tables cost over the whole run.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Sampling {
+    /// Samples read.
+    pub samples: u64,
+    /// CPU time they took to read (not to apply).
+    pub cpu: Duration,
 }
 
 /// The file the summary is written to at exit.
@@ -62,8 +73,9 @@ impl SummaryFile {
         kernel: &KernelCounts,
         csv_rows: Option<u64>,
         events_unwritten: Option<u64>,
+        sampling: Sampling,
     ) -> Result<(), SummaryError> {
-        let mut text = render(kernel, csv_rows, events_unwritten).to_string();
+        let mut text = render(kernel, csv_rows, events_unwritten, sampling).to_string();
         text.push('\n');
         self.file
             .write_all(text.as_bytes())
@@ -79,6 +91,7 @@ pub fn render(
     kernel: &KernelCounts,
     csv_rows: Option<u64>,
     events_unwritten: Option<u64>,
+    sampling: Sampling,
 ) -> Value {
     let mut object: Map<String, Value> = kernel
         .named()
@@ -87,6 +100,9 @@ pub fn render(
         .collect();
     object.insert("csv_rows".to_owned(), csv_rows.into());
     object.insert("events_unwritten".to_owned(), events_unwritten.into());
+    object.insert("samples".to_owned(), sampling.samples.into());
+    let cpu_ms = u64::try_from(sampling.cpu.as_millis()).unwrap_or(u64::MAX);
+    object.insert("sample_cpu_ms".to_owned(), cpu_ms.into());
     Value::Object(object)
 }
 
@@ -109,7 +125,11 @@ mod tests {
             decode_errors: 8,
             closed_port_resets: 10,
         };
-        let v = render(&kernel, Some(9), Some(11));
+        let sampling = Sampling {
+            samples: 12,
+            cpu: Duration::from_micros(13_400),
+        };
+        let v = render(&kernel, Some(9), Some(11), sampling);
         let keys: Vec<&str> = v.as_object().unwrap().keys().map(String::as_str).collect();
         assert_eq!(
             keys,
@@ -124,7 +144,9 @@ mod tests {
                 "decode_errors",
                 "closed_port_resets",
                 "csv_rows",
-                "events_unwritten"
+                "events_unwritten",
+                "samples",
+                "sample_cpu_ms"
             ]
         );
         let numbers: Vec<u64> = v
@@ -133,8 +155,8 @@ mod tests {
             .values()
             .map(|n| n.as_u64().unwrap())
             .collect();
-        assert_eq!(numbers, [1, 2, 3, 4, 5, 6, 7, 8, 10, 9, 11]);
-        assert!(render(&kernel, None, None)["csv_rows"].is_null());
+        assert_eq!(numbers, [1, 2, 3, 4, 5, 6, 7, 8, 10, 9, 11, 12, 13]);
+        assert!(render(&kernel, None, None, sampling)["csv_rows"].is_null());
     }
 
     #[test]
@@ -148,7 +170,8 @@ mod tests {
             "",
             "emptied at start"
         );
-        file.write(&KernelCounts::default(), None, None).unwrap();
+        file.write(&KernelCounts::default(), None, None, Sampling::default())
+            .unwrap();
         let text = std::fs::read_to_string(&path).unwrap();
         let v: Value = serde_json::from_str(&text).unwrap();
         assert_eq!(v["read"], 0);

@@ -180,15 +180,12 @@ impl Schedule {
 }
 
 /// Takes one sample off the event loop and waits for it (the first and the
-/// last of a trace); hands back the sampler with the sample.
-pub async fn sample_once(
-    sampler: Sampler,
-    known: Vec<ProcessId>,
-) -> anyhow::Result<(Sampler, Sample)> {
-    let (sampler, sample, _) = spawn_sample(sampler, known)
+/// last of a trace); hands back the sampler with the sample and the CPU
+/// time reading it took.
+pub async fn sample_once(sampler: Sampler, known: Vec<ProcessId>) -> anyhow::Result<Sampled> {
+    spawn_sample(sampler, known)
         .await
-        .context("the /proc sampler failed")?;
-    Ok((sampler, sample))
+        .context("the /proc sampler failed")
 }
 
 /// Starts a /proc sample on a blocking thread: reading /proc on a busy host
@@ -259,7 +256,7 @@ mod tests {
         s.start_sample(Vec::new());
         // Stopping waits for the sample under way.
         let sampler = s.stop().await.unwrap();
-        let (_, last) = sample_once(sampler, Vec::new()).await.unwrap();
+        let (_, last, _) = sample_once(sampler, Vec::new()).await.unwrap();
         assert_eq!(last.processes.len(), 1);
     }
 }
