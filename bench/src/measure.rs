@@ -268,12 +268,30 @@ pub fn first_event(
     );
     Ok(result)
 }
-/// tracer's memory with many connections open.
+/// tracer's memory with many connections open, and what reading the
+/// socket tables costs it then, from each source.
 #[derive(Debug, Clone, Serialize)]
 pub struct Hold {
     pub connections: u64,
     pub peak_rss_kib: u64,
     pub summary: Option<Summary>,
+    /// sock_diag (tracer's default), then /proc text.
+    pub tables: Vec<TableCost>,
+}
+
+/// What one source of the socket tables cost tracer, per sample.
+#[derive(Debug, Clone, Serialize)]
+pub struct TableCost {
+    /// The subject's key: `tracer_all` (sock_diag) or `tracer_proc_tables`.
+    pub subject: &'static str,
+    pub samples: u64,
+    pub sample_cpu_ms: u64,
+}
+
+impl TableCost {
+    pub fn ms_per_sample(&self) -> Option<f64> {
+        (self.samples > 0).then(|| self.sample_cpu_ms as f64 / self.samples as f64)
+    }
 }
 
 pub fn hold(setup: &Setup, churn: &Churn, netns: &Netns, connections: u64) -> Result<Hold> {
@@ -286,16 +304,46 @@ pub fn hold(setup: &Setup, churn: &Churn, netns: &Netns, connections: u64) -> Re
         anyhow::Ok((held, peak))
     })();
     let stopped = running.stop()?;
+    let tables = match &measured {
+        Ok(_) => [Subject::TracerAll, Subject::TracerProcTables]
+            .into_iter()
+            .map(|subject| table_cost(setup, subject))
+            .collect::<Result<Vec<_>>>(),
+        Err(_) => Ok(Vec::new()),
+    };
     let (held, peak_rss_kib) = measured?;
     held.release()?;
+    let tables = tables?;
     println!(
         "tracer peak RSS with {connections} connections: {:.1} MiB",
         peak_rss_kib as f64 / 1024.0
     );
+    for t in &tables {
+        println!(
+            "{}: {} samples of the socket tables, {} ms of CPU",
+            t.subject, t.samples, t.sample_cpu_ms
+        );
+    }
     Ok(Hold {
         connections,
         peak_rss_kib,
         summary: stopped.summary,
+        tables,
+    })
+}
+
+/// Starts `subject` while the connections are held, lets it sample them, and
+/// reads from its summary what the samples cost.
+fn table_cost(setup: &Setup, subject: Subject) -> Result<TableCost> {
+    let running = Running::start(subject, setup, Writes::Csv)?;
+    let waited = wait_until_idle(running.pid, Duration::from_secs(60));
+    let stopped = running.stop()?;
+    waited?;
+    let summary = stopped.summary.unwrap_or_default();
+    Ok(TableCost {
+        subject: subject.key(),
+        samples: summary.samples,
+        sample_cpu_ms: summary.sample_cpu_ms,
     })
 }
 

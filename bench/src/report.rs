@@ -3,7 +3,7 @@
 use std::fmt::Write as _;
 
 use crate::{
-    measure::KernelProfile,
+    measure::{KernelProfile, TableCost},
     results::{BystanderResults, Results, StreamResults, SubjectResult, Target},
     stats::Spread,
     workload::Mode,
@@ -114,6 +114,27 @@ pub fn render(results: &Results) -> String {
                 s.read, s.dropped
             ))
         );
+        let per_sample: Vec<String> = hold
+            .tables
+            .iter()
+            .map(|t| {
+                format!(
+                    "{} {} ({} samples)",
+                    t.subject,
+                    t.ms_per_sample()
+                        .map_or("-".to_owned(), |ms| format!("{ms:.0} ms")),
+                    t.samples
+                )
+            })
+            .collect();
+        if !per_sample.is_empty() {
+            let _ = writeln!(
+                out,
+                "Socket tables with {} live connections, CPU per sample: {}",
+                hold.connections,
+                per_sample.join(", ")
+            );
+        }
     }
 
     let bystanders = results.bystander.iter().flat_map(|b| &b.subjects);
@@ -619,6 +640,16 @@ pub fn targets(results: &Results) -> Vec<Target> {
     let stream_all = stream_ratio(results, "tracer_all");
     let stream_pid = stream_ratio(results, "tracer_pid_other");
     let hold = results.hold.as_ref();
+    // sock_diag's CPU per sample over /proc text's, at 100k connections.
+    let tables = hold.filter(|h| h.connections >= 100_000).and_then(|h| {
+        let ms = |key: &str| {
+            h.tables
+                .iter()
+                .find(|t| t.subject == key)
+                .and_then(TableCost::ms_per_sample)
+        };
+        Some((ms("tracer_all")?, ms("tracer_proc_tables")?))
+    });
     let first = results
         .first_event
         .as_ref()
@@ -692,6 +723,12 @@ pub fn targets(results: &Results) -> Vec<Target> {
             }),
             hold.filter(|h| h.connections >= 100_000)
                 .map(|h| h.peak_rss_kib <= 64 * 1024),
+        ),
+        target(
+            "socket tables at 100k connections, CPU per sample: sock_diag / proc (ratio)",
+            "<= 1",
+            tables.map(|(diag, proc)| format!("{diag:.0} / {proc:.0} ms")),
+            tables.map(|(diag, proc)| diag <= proc),
         ),
         target(
             "first data after start, worst trial (s)",

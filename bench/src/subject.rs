@@ -23,6 +23,9 @@ pub enum Subject {
     /// `tracer --syscall-errors on`, every process: failed syscalls counted
     /// even where only the `syscalls:*` tracepoints can count them.
     TracerSyscallErrors,
+    /// `tracer --socket-tables proc`, every process: the socket tables read
+    /// from /proc text rather than sock_diag.
+    TracerProcTables,
     /// `bpftrace` counting the tracer's tracepoints per pid.
     Bpftrace,
     /// `noop-hooks` on tracer's hooks: the hooks' own cost.
@@ -38,6 +41,7 @@ impl Subject {
             Self::TracerAll => "tracer_all",
             Self::TracerPid => "tracer_pid_other",
             Self::TracerSyscallErrors => "tracer_syscall_errors_on",
+            Self::TracerProcTables => "tracer_proc_tables",
             Self::Bpftrace => "bpftrace_count",
             Self::NoopHooks => "noop_hooks",
             Self::Control => "control",
@@ -50,6 +54,7 @@ impl Subject {
             Self::TracerAll => "tracer, all processes",
             Self::TracerPid => "tracer --pid <other>",
             Self::TracerSyscallErrors => "tracer --syscall-errors on",
+            Self::TracerProcTables => "tracer --socket-tables proc",
             Self::Bpftrace => "bpftrace count per pid",
             Self::NoopHooks => "same hooks, no-op progs",
             Self::Control => "none (control)",
@@ -59,14 +64,17 @@ impl Subject {
     pub fn is_tracer(self) -> bool {
         matches!(
             self,
-            Self::TracerAll | Self::TracerPid | Self::TracerSyscallErrors
+            Self::TracerAll | Self::TracerPid | Self::TracerSyscallErrors | Self::TracerProcTables
         )
     }
 
     /// The command that starts it.
     pub fn command(self, setup: &Setup, writes: Writes) -> Result<Command> {
         Ok(match self {
-            Self::TracerAll | Self::TracerPid | Self::TracerSyscallErrors => {
+            Self::TracerAll
+            | Self::TracerPid
+            | Self::TracerSyscallErrors
+            | Self::TracerProcTables => {
                 let mut cmd = Command::new(&setup.tracer);
                 cmd.args(["--headless", "--interval", "1s"]);
                 cmd.args(match writes {
@@ -79,6 +87,9 @@ impl Subject {
                 }
                 if self == Self::TracerSyscallErrors {
                     cmd.args(["--syscall-errors", "on"]);
+                }
+                if self == Self::TracerProcTables {
+                    cmd.args(["--socket-tables", "proc"]);
                 }
                 cmd
             }
@@ -102,9 +113,10 @@ impl Subject {
     /// Whether a line it printed (on stderr or stdout) says its programs are attached.
     pub fn is_ready(self, stderr: bool, text: &str) -> bool {
         match self {
-            Self::TracerAll | Self::TracerPid | Self::TracerSyscallErrors => {
-                stderr && text.starts_with(TRACER_ATTACHED)
-            }
+            Self::TracerAll
+            | Self::TracerPid
+            | Self::TracerSyscallErrors
+            | Self::TracerProcTables => stderr && text.starts_with(TRACER_ATTACHED),
             Self::Bpftrace | Self::NoopHooks => !stderr && text == READY,
             Self::Control => false,
         }

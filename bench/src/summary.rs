@@ -24,6 +24,12 @@ pub struct Summary {
     pub unattributed: u64,
     #[serde(rename(deserialize = "decode_errors"))]
     pub undecodable: u64,
+    /// Samples of /proc and the socket tables read, and the CPU time that
+    /// took in all.
+    #[serde(default)]
+    pub samples: u64,
+    #[serde(default)]
+    pub sample_cpu_ms: u64,
 }
 
 impl Summary {
@@ -66,6 +72,8 @@ impl Summary {
         self.filtered += other.filtered;
         self.unattributed += other.unattributed;
         self.undecodable += other.undecodable;
+        self.samples += other.samples;
+        self.sample_cpu_ms += other.sample_cpu_ms;
     }
 }
 
@@ -75,7 +83,7 @@ mod tests {
 
     const SAMPLE: &str = r#"{"read": 241320, "submitted": 241322, "dropped": 2, "filtered": 5,
         "unattributed": 767, "owners": 12, "owners_evicted": 3, "decode_errors": 1,
-        "csv_rows": 40}"#;
+        "csv_rows": 40, "samples": 7, "sample_cpu_ms": 910}"#;
 
     #[test]
     fn summary_object() {
@@ -88,6 +96,8 @@ mod tests {
                 filtered: 5,
                 unattributed: 767,
                 undecodable: 1,
+                samples: 7,
+                sample_cpu_ms: 910,
             }
         );
         let no_csv = SAMPLE.replace("\"csv_rows\": 40", "\"csv_rows\": null");
@@ -117,6 +127,8 @@ mod tests {
                 "dropped",
                 "filtered",
                 "read",
+                "sample_cpu_ms",
+                "samples",
                 "submitted",
                 "unattributed",
                 "undecodable"
