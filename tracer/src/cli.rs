@@ -236,8 +236,8 @@ pub struct TraceArgs {
     pub syscall_errors: SyscallErrors,
 
     /// Where each network namespace's TCP sockets are read. `sock-diag`
-    /// (netlink, as `ss` does) also gives each connection's RTT, bytes and
-    /// retransmissions and each listener's backlog; a namespace it cannot
+    /// (netlink, as `ss` does) also gives each connection's RTT and bytes
+    /// sent and received and each listener's backlog; a namespace it cannot
     /// reach is read from /proc instead, with a warning. `proc` reads only
     /// `/proc/<pid>/net/tcp{,6}`, without those figures.
     #[arg(long, value_enum, default_value_t = Source::SockDiag, value_name = "SOURCE")]

@@ -404,7 +404,7 @@ pub struct ConnectionSnapshot {
     pub recv_q: u32,
     /// Bytes not yet sent or acknowledged (Send-Q).
     pub send_q: u32,
-    /// Its `tcp_info` (RTT, bytes, retransmissions); `None` where the socket
+    /// Its `tcp_info` (RTT, bytes); `None` where the socket
     /// table was read from /proc.
     pub health: Option<crate::proc::sock_diag::Health>,
 }

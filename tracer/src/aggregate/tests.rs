@@ -868,3 +868,52 @@ fn each_remote_keeps_a_bounded_spaced_history_of_its_open_connections() {
     let s = snap(&mut agg, 300_000);
     assert!(find(&s, CLIENT).remotes[0].churn.open_history.is_empty());
 }
+
+#[test]
+fn bytes_and_rtts_come_from_tcp_info_and_outlive_their_connections() {
+    use crate::proc::sock_diag::Health;
+    let with = |mut r: SocketRow, srtt_us: u32, sent: u64, received: u64| {
+        r.health = Some(Health {
+            srtt_us,
+            bytes_sent: sent,
+            bytes_received: received,
+            ..Health::default()
+        });
+        r
+    };
+    let mut agg = Aggregator::new(0);
+    // Without tcp_info (socket tables from /proc): unknown, not zero.
+    agg.apply(&sample(
+        500,
+        vec![(SERVER, vec![row(8080, PEER, 50_000, ESTABLISHED, 1)])],
+    ));
+    let g = find(&snap(&mut agg, 500), SERVER).gauges;
+    assert_eq!((g.bytes_sent, g.srtt_p50_us), (None, None));
+
+    let rows = vec![
+        with(row(8080, PEER, 50_000, ESTABLISHED, 1), 100, 1_000, 10),
+        with(row(8080, PEER, 50_001, ESTABLISHED, 2), 300, 2_000, 20),
+        with(row(8080, PEER, 50_002, CLOSE_WAIT, 3), 200, 4_000, 40),
+    ];
+    agg.apply(&sample(1_000, vec![(SERVER, rows.clone())]));
+    let first = snap(&mut agg, 1_000);
+    let p = find(&first, SERVER);
+    let g = p.gauges;
+    assert_eq!((g.srtt_p50_us, g.srtt_p99_us), (Some(200), Some(300)));
+    assert_eq!((g.bytes_sent, g.bytes_received), (Some(7_000), Some(70)));
+    assert!(p.connections.iter().all(|c| c.health.is_some()));
+
+    // Two close; one sends more. The closed keep what they had moved.
+    let mut rows = vec![rows[0].clone()];
+    rows[0].health.as_mut().unwrap().bytes_sent = 1_500;
+    agg.apply(&sample(2_000, vec![(SERVER, rows)]));
+    let g = find(&snap(&mut agg, 2_000), SERVER).gauges;
+    assert_eq!((g.bytes_sent, g.bytes_received), (Some(7_500), Some(70)));
+    assert_eq!((g.srtt_p50_us, g.srtt_p99_us), (Some(100), Some(100)));
+
+    // The process exits: its bytes stay with its row.
+    agg.apply(&sample(3_000, vec![]));
+    let g = find(&snap(&mut agg, 3_000), SERVER).gauges;
+    assert_eq!((g.bytes_sent, g.bytes_received), (Some(7_500), Some(70)));
+    assert_eq!(g.srtt_p50_us, None);
+}

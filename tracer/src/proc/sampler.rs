@@ -132,6 +132,12 @@ impl Sampler {
             if row.state == TIME_WAIT {
                 time_wait.push(row);
             } else if let Some(i) = holder {
+                // Room for each of its sockets at once: a busy server's
+                // hundred thousand rows, grown by doubling, would leave up
+                // to half of them as slack at the peak.
+                if rows[i].capacity() == 0 {
+                    rows[i].reserve_exact(found[i].1.socket_inodes.len());
+                }
                 rows[i].push(row);
             }
         });

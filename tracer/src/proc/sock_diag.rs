@@ -1,8 +1,7 @@
 //! One network namespace's TCP sockets through netlink sock_diag
 //! (`INET_DIAG_INFO`): the rows `/proc/net/tcp{,6}` would give, plus each
-//! connection's `tcp_info` (smoothed RTT, bytes, retransmissions, time
-//! limited by the peer's window or the send buffer) and each listener's
-//! backlog.
+//! connection's `tcp_info` (smoothed RTT, bytes sent and received) and each
+//! listener's backlog.
 
 use std::io;
 
@@ -19,23 +18,16 @@ use netlink_sys::{Socket, SocketAddr};
 use super::sockets::SocketRow;
 
 /// What `tcp_info` says of one connection (a full socket: not TIME_WAIT,
-/// not a handshake still in the listener's queue).
+/// not a handshake still in the listener's queue). Only what tracer shows
+/// is kept: a sample of a busy host holds one per connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Health {
     /// Smoothed round-trip time, µs.
     pub srtt_us: u32,
-    /// Segments retransmitted over the connection's life.
-    pub retransmits: u32,
-    /// Segments the kernel currently believes lost.
-    pub lost: u32,
     /// Data bytes sent, each counted once (retransmissions left out).
     pub bytes_sent: u64,
     /// Data bytes received.
     pub bytes_received: u64,
-    /// Time the sender was limited by the peer's receive window, µs.
-    pub rwnd_limited_us: u64,
-    /// Time the sender was limited by its own send buffer, µs.
-    pub sndbuf_limited_us: u64,
 }
 
 /// A sock_diag socket bound and connected to the kernel, ready to dump.
@@ -126,12 +118,8 @@ fn row_of(r: &InetResponse, netns: u32) -> SocketRow {
     let health = r.nlas.iter().find_map(|nla| match nla {
         Nla::TcpInfo(i) if !listening => Some(Health {
             srtt_us: i.rtt,
-            retransmits: i.total_retrans,
-            lost: i.lost,
             bytes_sent: i.bytes_sent.saturating_sub(i.bytes_retrans),
             bytes_received: i.bytes_received,
-            rwnd_limited_us: i.rwnd_limited,
-            sndbuf_limited_us: i.sndbuf_limited,
         }),
         _ => None,
     });

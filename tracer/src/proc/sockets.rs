@@ -187,16 +187,23 @@ impl Tables {
             }
             let inum = netns.unwrap_or(0);
             if let Some(socket) = netns.and_then(|inum| self.diag_socket(pid, inum)) {
-                // A dump that fails part-way may have given some rows: they
-                // are kept, and the socket is opened anew next time.
-                match sock_diag::dump(socket, inum, &mut with_holder) {
+                let mut given = 0usize;
+                let dumped = sock_diag::dump(socket, inum, |row| {
+                    given += 1;
+                    with_holder(row);
+                });
+                match dumped {
                     Ok(()) => continue,
                     Err(e) => {
                         self.warn_once(&format!(
                             "cannot read network namespace {inum} through sock_diag ({e})"
                         ));
-                        self.diag.remove(&inum);
-                        continue;
+                        // The namespace is read from /proc from now on. Rows
+                        // given before the failure are kept, not read twice.
+                        self.diag.insert(inum, None);
+                        if given > 0 {
+                            continue;
+                        }
                     }
                 }
             }
