@@ -15,8 +15,8 @@ use aya::{
 };
 
 use self::report::{
-    Attached, ChosenPlan, HookPlan, Kernel, Loads, ProgramKind, Report, SockOffsets, Tracefs,
-    Tracepoint,
+    Attached, ChosenPlan, HookPlan, Kernel, Loads, ProgramKind, Report, SockDiag, SockOffsets,
+    Tracefs, Tracepoint,
 };
 use crate::{
     ebpf::{
@@ -27,6 +27,7 @@ use crate::{
         loader::{self, Filters, Settings},
         plan::{Optional, Plan},
     },
+    proc::{netns, sock_diag},
     system,
 };
 
@@ -78,6 +79,14 @@ fn gather() -> Report {
     };
     let btf_path = system::has_btf().then(|| "/sys/kernel/btf/vmlinux".to_owned());
     let lockdown = system::lockdown();
+    let sock_diag = netns::sock_diag_here()
+        .and_then(sock_diag::prepare)
+        .and_then(|socket| {
+            let mut sockets = 0;
+            sock_diag::dump(&socket, 0, |_| sockets += 1)?;
+            Ok(SockDiag { sockets })
+        })
+        .map_err(|e| e.to_string());
 
     let mut tracepoints = Vec::new();
     for hook in hooks::tracepoints() {
@@ -170,6 +179,7 @@ fn gather() -> Report {
         tracefs,
         btf: btf_path,
         lockdown,
+        sock_diag,
         tracepoints,
         program_kinds,
         hook_plans,

@@ -42,6 +42,15 @@ pub fn render_text(report: &Report) -> String {
         "  lockdown      {}",
         report.lockdown.as_deref().unwrap_or("not reported")
     ));
+    line(match &report.sock_diag {
+        Ok(d) => format!(
+            "  sock_diag     yes ({} TCP sockets here): RTT, bytes and backlogs",
+            d.sockets
+        ),
+        Err(e) => format!(
+            "  sock_diag     no: {e}; sockets are read from /proc, without RTT, bytes or backlogs"
+        ),
+    });
 
     line("tracepoints".into());
     for tp in &report.tracepoints {
@@ -113,7 +122,7 @@ mod tests {
 
     use super::*;
     use crate::doctor::report::{
-        Attached, ChosenPlan, HookPlan, Kernel, Loads, ProgramKind, SockOffsets, Tracefs,
+        Attached, ChosenPlan, HookPlan, Kernel, Loads, ProgramKind, SockDiag, SockOffsets, Tracefs,
         Tracepoint,
     };
 
@@ -131,6 +140,7 @@ mod tests {
             }),
             btf: Some("/sys/kernel/btf/vmlinux".into()),
             lockdown: Some("integrity".into()),
+            sock_diag: Ok(SockDiag { sockets: 12 }),
             tracepoints: vec![
                 Tracepoint {
                     name: "sock:inet_sock_set_state".into(),
@@ -189,6 +199,7 @@ tracer doctor
   tracefs       mounted at /sys/kernel/tracing
   BTF           /sys/kernel/btf/vmlinux
   lockdown      integrity
+  sock_diag     yes (12 TCP sockets here): RTT, bytes and backlogs
 tracepoints
   sock:inet_sock_set_state         ok
   tcp:tcp_retransmit_skb           ok
@@ -261,6 +272,7 @@ missing: nothing — tracer can run here
                 "tracefs": {"ok": true, "path": "/sys/kernel/tracing", "mounted_now": false},
                 "btf": "/sys/kernel/btf/vmlinux",
                 "lockdown": "integrity",
+                "sock_diag": {"ok": true, "sockets": 12},
                 "tracepoints": [
                     {"name": "sock:inet_sock_set_state", "ok": true},
                     {"name": "tcp:tcp_retransmit_skb", "ok": true},

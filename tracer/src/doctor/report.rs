@@ -20,6 +20,10 @@ pub struct Report {
     pub btf: Option<String>,
     /// Kernel lockdown mode (`none`, `integrity`, `confidentiality`), if reported.
     pub lockdown: Option<String>,
+    /// Whether this namespace's TCP sockets can be read through sock_diag
+    /// (else /proc text, without RTTs or bytes).
+    #[serde(serialize_with = "outcome")]
+    pub sock_diag: Result<SockDiag, String>,
     /// Each tracepoint tracer reads, and whether its format has the fields it needs.
     pub tracepoints: Vec<Tracepoint>,
     /// Each program kind, loaded and attached here, then detached.
@@ -48,6 +52,12 @@ pub struct Kernel {
     pub release: String,
     /// Older than 5.8, which brought the BPF ring buffer.
     pub too_old: bool,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct SockDiag {
+    /// TCP sockets it listed in this network namespace.
+    pub sockets: usize,
 }
 
 #[derive(Debug, Clone, Serialize)]
