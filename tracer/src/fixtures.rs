@@ -218,7 +218,6 @@ pub fn healthy() -> Snapshot {
             srtt_us,
             bytes_sent,
             bytes_received,
-            ..Health::default()
         });
     }
     api.connections_total = 42;

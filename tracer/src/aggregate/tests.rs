@@ -877,7 +877,6 @@ fn bytes_and_rtts_come_from_tcp_info_and_outlive_their_connections() {
             srtt_us,
             bytes_sent: sent,
             bytes_received: received,
-            ..Health::default()
         });
         r
     };
